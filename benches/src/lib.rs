@@ -1,0 +1,2 @@
+//! Shared helpers of lbfwd's benchmarks: synthetic configs and packets.
+#![deny(unsafe_code)]

@@ -1,0 +1,5 @@
+//! The subcommands of `lbfwd`, one module each.
+
+pub mod check;
+pub mod replay;
+pub mod run;

@@ -1,0 +1,124 @@
+//! A frame in a buffer with headroom: the unit every stage works on in place.
+//!
+//! Backends hand the pipeline a [`Frame`] whose bytes start `HEADROOM` (or
+//! more) bytes into the buffer, so encapsulation can prepend outer headers
+//! without copying the packet.
+
+/// Headroom every backend leaves in front of a received frame. Enough for the
+/// largest encapsulation lbfwd emits (outer Ethernet 14 + IPv6 40 + UDP 8 +
+/// VXLAN 8 + inner Ethernet 14 = 84 bytes) with room to spare.
+pub const HEADROOM: usize = 128;
+
+/// A frame at `buf[head..head + len]`; the bytes before `head` are headroom.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    buf: &'a mut [u8],
+    head: usize,
+    len: usize,
+}
+
+impl<'a> Frame<'a> {
+    /// Wraps `buf` with the frame at `head..head + len`.
+    ///
+    /// # Panics
+    /// If `head + len` exceeds the buffer (a backend bug, never packet data).
+    pub fn new(buf: &'a mut [u8], head: usize, len: usize) -> Self {
+        assert!(head + len <= buf.len(), "frame outside its buffer");
+        Frame { buf, head, len }
+    }
+
+    /// The frame's bytes.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.head..self.head + self.len]
+    }
+
+    /// The frame's bytes, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.head..self.head + self.len]
+    }
+
+    /// Offset of the first byte of the frame in the buffer.
+    #[inline]
+    pub fn head(&self) -> usize {
+        self.head
+    }
+
+    /// Length of the frame.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the frame holds no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes free in front of the frame.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        self.head
+    }
+
+    /// Bytes free behind the frame.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        self.buf.len() - self.head - self.len
+    }
+
+    /// Moves the start of the frame by `delta` bytes: negative grows the frame
+    /// into the headroom (prepend), positive drops bytes from its front.
+    /// Returns false, changing nothing, when that leaves the buffer.
+    #[inline]
+    pub fn adjust_head(&mut self, delta: isize) -> bool {
+        let new_head = self.head as isize + delta;
+        let new_len = self.len as isize - delta;
+        if new_head < 0 || new_len < 0 {
+            return false;
+        }
+        self.head = new_head as usize;
+        self.len = new_len as usize;
+        true
+    }
+
+    /// Sets the frame's length (truncate, or extend into the tailroom).
+    /// Returns false, changing nothing, when that leaves the buffer.
+    #[inline]
+    pub fn set_len(&mut self, len: usize) -> bool {
+        if self.head + len > self.buf.len() {
+            return false;
+        }
+        self.len = len;
+        true
+    }
+
+    /// The whole buffer and the frame's position, for stages that write
+    /// headers in front of the frame before moving its head.
+    #[inline]
+    pub fn raw_mut(&mut self) -> (&mut [u8], usize, usize) {
+        (self.buf, self.head, self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepend_and_trim_stay_inside_the_buffer() {
+        let mut storage = [0u8; 64];
+        let mut frame = Frame::new(&mut storage, 16, 32);
+        assert!(frame.adjust_head(-16));
+        assert_eq!((frame.head(), frame.len()), (0, 48));
+        assert!(!frame.adjust_head(-1));
+        assert!(frame.adjust_head(8));
+        assert_eq!((frame.head(), frame.len(), frame.headroom()), (8, 40, 8));
+        assert!(frame.set_len(56));
+        assert!(!frame.set_len(57));
+        assert_eq!(frame.tailroom(), 0);
+        assert!(!frame.adjust_head(57));
+    }
+}

@@ -1,0 +1,32 @@
+# Sourced by scripts: installs the Debian packages lbfwd's build, tests and
+# demo need, once per machine.
+
+# Cargo features the scripts build with (the system libraries below back them).
+LBFWD_FEATURES="${LBFWD_FEATURES:-}"
+
+LBFWD_DEBS=(
+  build-essential pkg-config clang llvm
+  iproute2 iputils-ping ethtool tcpdump socat curl ncat netsniff-ng
+  tshark python3 python3-scapy
+  libbpf-dev libxdp-dev
+  dpdk libdpdk-dev
+)
+
+install_deps() {
+  local missing=()
+  for p in "${LBFWD_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # tshark asks whether non-root users may capture; answer no.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+    exit 1
+  fi
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of lbfwd on a fresh Debian 12 machine, as root.
+# Installs what the tests need, then: formatting, lints, unit/integration and
+# end-to-end tests (network namespaces), and a build of the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+. scripts/lib/deps.sh
+install_deps
+
+export CARGO_TERM_COLOR=never
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --features "$LBFWD_FEATURES" -- -D warnings
+echo "== cargo test"
+cargo test --workspace --features "$LBFWD_FEATURES" -- --test-threads=1
+echo "== cargo bench --no-run"
+cargo bench --workspace --no-run --features "$LBFWD_FEATURES"
+echo "== all tests passed"
