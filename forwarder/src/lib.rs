@@ -3,5 +3,14 @@
 //! pinned poll-mode worker loop.
 #![deny(unsafe_code)]
 
+pub mod conntrack;
+pub mod counters;
+pub mod flow;
+pub mod frag;
 pub mod frame;
 pub mod io;
+pub mod maglev;
+pub mod pipeline;
+pub mod tables;
+pub mod wire;
+pub mod worker;

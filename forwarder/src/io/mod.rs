@@ -65,3 +65,11 @@ pub enum IoError {
     #[error("{0}")]
     Setup(String),
 }
+
+pub mod af_packet;
+#[cfg(feature = "af_xdp")]
+pub mod af_xdp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod memory;
+pub mod pcap;

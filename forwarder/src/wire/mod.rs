@@ -1,0 +1,1 @@
+//! Typed zero-copy views over packet headers (being written).
