@@ -9,7 +9,7 @@ LBFWD_DEBS=(
   iproute2 iputils-ping ethtool tcpdump socat curl ncat netsniff-ng
   tshark python3 python3-scapy
   libbpf-dev libxdp-dev
-  dpdk libdpdk-dev
+  dpdk dpdk-dev libdpdk-dev
 )
 
 install_deps() {
