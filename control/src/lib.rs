@@ -2,3 +2,5 @@
 //! API (JSON lines), the server the daemon embeds (generic over a handler the
 //! daemon implements), and the client `lbctl` uses.
 #![deny(unsafe_code)]
+
+pub mod protocol;
