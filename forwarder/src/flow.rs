@@ -1,1 +1,613 @@
-//! (being written)
+//! Flow keys and the flow hash.
+//!
+//! A [`FlowKey`] names one flow: source and destination address, IP protocol,
+//! source and destination port, and the network (VNI) the load balancer
+//! serves. It is small, `Copy` and of fixed size, so the per-worker flow
+//! table can store it inline.
+//!
+//! # The flow hash
+//!
+//! [`FlowKey::flow_hash`] is **XXH64 with seed 0** (the xxHash 64-bit
+//! algorithm as specified in `doc/xxhash_spec.md` of the xxHash project,
+//! <https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md>) over the
+//! 41-byte canonical encoding of the key ([`FlowKey::to_bytes`]):
+//!
+//! | bytes  | field                                                      |
+//! |--------|------------------------------------------------------------|
+//! | 0..16  | source address, IPv6; IPv4 as `::ffff:a.b.c.d` (RFC 4291)   |
+//! | 16..32 | destination address, same form                             |
+//! | 32..34 | source port, big-endian (0 for a 3-tuple key)              |
+//! | 34..36 | destination port, big-endian (0 for a 3-tuple key)         |
+//! | 36..40 | network (the VNI), big-endian                              |
+//! | 40     | IP protocol number                                         |
+//!
+//! Its output depends on nothing but these bytes: no per-process random
+//! seed, no host byte order. Two lbfwd instances (or an external tool that
+//! implements XXH64) compute the same hash for the same flow, so with the same
+//! Maglev table they pick the same target. The reference `xxhsum -H1` over the
+//! 41 bytes gives the same value.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number (IPv6 next header) of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// The seed of the flow hash (XXH64). Fixed by this specification; changing
+/// it changes every target choice and breaks agreement between instances.
+pub const FLOW_HASH_SEED: u64 = 0;
+
+/// Length of [`FlowKey::to_bytes`], the canonical encoding that is hashed.
+pub const FLOW_KEY_BYTES: usize = 41;
+
+/// One flow: the 5-tuple (or 3-tuple) plus the network.
+///
+/// Addresses are 16 bytes; IPv4 addresses are stored IPv4-mapped
+/// (`::ffff:a.b.c.d`). A 3-tuple key (fragments, ICMP errors whose embedded
+/// header carries no ports) has both ports zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct FlowKey {
+    /// Source address (IPv4-mapped for IPv4).
+    pub src: [u8; 16],
+    /// Destination address (IPv4-mapped for IPv4).
+    pub dst: [u8; 16],
+    /// The network the flow belongs to: the load balancer's VNI. Use the VNI
+    /// (not a process-local index) so that every instance hashes alike.
+    pub network: u32,
+    /// Source port (TCP, UDP, SCTP); 0 in a 3-tuple key.
+    pub src_port: u16,
+    /// Destination port (TCP, UDP, SCTP); 0 in a 3-tuple key.
+    pub dst_port: u16,
+    /// IP protocol number (IPv4 `protocol`, IPv6 upper-layer next header).
+    pub proto: u8,
+}
+
+/// Maps an IPv4 address to its IPv4-mapped IPv6 form, as 16 bytes.
+#[inline]
+pub const fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
+}
+
+/// The 16-byte form of an address: IPv6 as is, IPv4 IPv4-mapped.
+#[inline]
+pub fn addr_bytes(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => v4_mapped(a.octets()),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// The address that 16 bytes of a key stand for: IPv4 when IPv4-mapped.
+#[inline]
+pub fn bytes_addr(b: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(b);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+impl FlowKey {
+    /// A 5-tuple key from 16-byte addresses (IPv4 already IPv4-mapped).
+    #[inline]
+    pub const fn new(
+        src: [u8; 16],
+        dst: [u8; 16],
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+        network: u32,
+    ) -> Self {
+        FlowKey {
+            src,
+            dst,
+            network,
+            src_port,
+            dst_port,
+            proto,
+        }
+    }
+
+    /// A 5-tuple key of an IPv4 packet (addresses in wire order).
+    #[inline]
+    pub const fn v4(
+        src: [u8; 4],
+        dst: [u8; 4],
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+        network: u32,
+    ) -> Self {
+        Self::new(
+            v4_mapped(src),
+            v4_mapped(dst),
+            proto,
+            src_port,
+            dst_port,
+            network,
+        )
+    }
+
+    /// A 5-tuple key of an IPv6 packet (addresses in wire order).
+    #[inline]
+    pub const fn v6(
+        src: [u8; 16],
+        dst: [u8; 16],
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+        network: u32,
+    ) -> Self {
+        Self::new(src, dst, proto, src_port, dst_port, network)
+    }
+
+    /// A 3-tuple key (ports zero) of an IPv4 packet: for fragments and for
+    /// ICMP errors whose embedded header carries no ports.
+    #[inline]
+    pub const fn v4_three(src: [u8; 4], dst: [u8; 4], proto: u8, network: u32) -> Self {
+        Self::v4(src, dst, proto, 0, 0, network)
+    }
+
+    /// A 3-tuple key (ports zero) of an IPv6 packet.
+    #[inline]
+    pub const fn v6_three(src: [u8; 16], dst: [u8; 16], proto: u8, network: u32) -> Self {
+        Self::v6(src, dst, proto, 0, 0, network)
+    }
+
+    /// A 5-tuple key from standard-library addresses (off the fast path:
+    /// tests, tools, the control plane).
+    pub fn from_ip(
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        src_port: u16,
+        dst_port: u16,
+        network: u32,
+    ) -> Self {
+        Self::new(
+            addr_bytes(src),
+            addr_bytes(dst),
+            proto,
+            src_port,
+            dst_port,
+            network,
+        )
+    }
+
+    /// The same flow with the ports cleared: the 3-tuple key.
+    #[inline]
+    pub const fn three_tuple(&self) -> Self {
+        Self::new(self.src, self.dst, self.proto, 0, 0, self.network)
+    }
+
+    /// The key of the opposite direction: addresses and ports swapped.
+    ///
+    /// An ICMP error addressed to a VIP embeds a packet that a target sent
+    /// *from* the VIP to the client (direct server return). The embedded
+    /// header's key, reversed, is the key of the client's original flow, so
+    /// `embedded.reversed().flow_hash()` picks the flow's target.
+    #[inline]
+    pub const fn reversed(&self) -> Self {
+        Self::new(
+            self.dst,
+            self.src,
+            self.proto,
+            self.dst_port,
+            self.src_port,
+            self.network,
+        )
+    }
+
+    /// Whether both addresses are IPv4 (IPv4-mapped).
+    #[inline]
+    pub fn is_ipv4(&self) -> bool {
+        is_v4_mapped(&self.src) && is_v4_mapped(&self.dst)
+    }
+
+    /// The source address.
+    pub fn src_ip(&self) -> IpAddr {
+        bytes_addr(self.src)
+    }
+
+    /// The destination address.
+    pub fn dst_ip(&self) -> IpAddr {
+        bytes_addr(self.dst)
+    }
+
+    /// The canonical 41-byte encoding that [`flow_hash`](Self::flow_hash)
+    /// hashes (layout in the module documentation).
+    #[inline(always)]
+    pub fn to_bytes(&self) -> [u8; FLOW_KEY_BYTES] {
+        let mut b = [0u8; FLOW_KEY_BYTES];
+        b[0..16].copy_from_slice(&self.src);
+        b[16..32].copy_from_slice(&self.dst);
+        b[32..34].copy_from_slice(&self.src_port.to_be_bytes());
+        b[34..36].copy_from_slice(&self.dst_port.to_be_bytes());
+        b[36..40].copy_from_slice(&self.network.to_be_bytes());
+        b[40] = self.proto;
+        b
+    }
+
+    /// The flow hash: XXH64, seed [`FLOW_HASH_SEED`], over
+    /// [`to_bytes`](Self::to_bytes). Fixed by specification; see the module
+    /// documentation.
+    #[inline]
+    pub fn flow_hash(&self) -> u64 {
+        // The generic XXH64 below, unrolled for the fixed 41-byte input: one
+        // 32-byte stripe, one 8-byte lane, one trailing byte. A unit test
+        // checks it against `xxh64(&self.to_bytes(), FLOW_HASH_SEED)`.
+        let lane = |b: &[u8; 16], i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        let seed = FLOW_HASH_SEED;
+        let v1 = round(seed.wrapping_add(P1).wrapping_add(P2), lane(&self.src, 0));
+        let v2 = round(seed.wrapping_add(P2), lane(&self.src, 8));
+        let v3 = round(seed, lane(&self.dst, 0));
+        let v4 = round(seed.wrapping_sub(P1), lane(&self.dst, 8));
+        let mut acc = converge(v1, v2, v3, v4);
+        acc = acc.wrapping_add(FLOW_KEY_BYTES as u64);
+        let p = self.src_port.to_be_bytes();
+        let d = self.dst_port.to_be_bytes();
+        let n = self.network.to_be_bytes();
+        let tail = u64::from_le_bytes([p[0], p[1], d[0], d[1], n[0], n[1], n[2], n[3]]);
+        acc = lane8(acc, tail);
+        acc = byte1(acc, self.proto);
+        avalanche(acc)
+    }
+}
+
+#[inline]
+fn is_v4_mapped(a: &[u8; 16]) -> bool {
+    a[..10].iter().all(|&b| b == 0) && a[10] == 0xff && a[11] == 0xff
+}
+
+// XXH64 primes (xxhash_spec.md, "XXH64 Algorithm Description").
+const P1: u64 = 0x9E37_79B1_85EB_CA87;
+const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const P3: u64 = 0x1656_67B1_9E37_79F9;
+const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+const P5: u64 = 0x27D4_EB2F_1656_67C5;
+
+#[inline(always)]
+fn round(acc: u64, lane: u64) -> u64 {
+    acc.wrapping_add(lane.wrapping_mul(P2))
+        .rotate_left(31)
+        .wrapping_mul(P1)
+}
+
+#[inline(always)]
+fn merge(acc: u64, v: u64) -> u64 {
+    (acc ^ round(0, v)).wrapping_mul(P1).wrapping_add(P4)
+}
+
+#[inline(always)]
+fn converge(v1: u64, v2: u64, v3: u64, v4: u64) -> u64 {
+    let mut acc = v1
+        .rotate_left(1)
+        .wrapping_add(v2.rotate_left(7))
+        .wrapping_add(v3.rotate_left(12))
+        .wrapping_add(v4.rotate_left(18));
+    acc = merge(acc, v1);
+    acc = merge(acc, v2);
+    acc = merge(acc, v3);
+    merge(acc, v4)
+}
+
+#[inline(always)]
+fn lane8(acc: u64, lane: u64) -> u64 {
+    (acc ^ round(0, lane))
+        .rotate_left(27)
+        .wrapping_mul(P1)
+        .wrapping_add(P4)
+}
+
+#[inline(always)]
+fn lane4(acc: u64, lane: u32) -> u64 {
+    (acc ^ u64::from(lane).wrapping_mul(P1))
+        .rotate_left(23)
+        .wrapping_mul(P2)
+        .wrapping_add(P3)
+}
+
+#[inline(always)]
+fn byte1(acc: u64, b: u8) -> u64 {
+    (acc ^ u64::from(b).wrapping_mul(P5))
+        .rotate_left(11)
+        .wrapping_mul(P1)
+}
+
+#[inline(always)]
+fn avalanche(mut acc: u64) -> u64 {
+    acc ^= acc >> 33;
+    acc = acc.wrapping_mul(P2);
+    acc ^= acc >> 29;
+    acc = acc.wrapping_mul(P3);
+    acc ^= acc >> 32;
+    acc
+}
+
+#[inline(always)]
+fn read_u64(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn read_u32(b: &[u8]) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(w)
+}
+
+/// XXH64 of `data` with `seed`, as specified in the xxHash project's
+/// `doc/xxhash_spec.md` (lanes little-endian on every host). Equal to
+/// `xxhsum -H1` for seed 0.
+///
+/// Used for the flow hash (through the unrolled [`FlowKey::flow_hash`]), for
+/// the Maglev permutations and for the fragment tracker.
+pub fn xxh64(data: &[u8], seed: u64) -> u64 {
+    let len = data.len();
+    let mut rest = data;
+    let mut acc = if len >= 32 {
+        let mut v1 = seed.wrapping_add(P1).wrapping_add(P2);
+        let mut v2 = seed.wrapping_add(P2);
+        let mut v3 = seed;
+        let mut v4 = seed.wrapping_sub(P1);
+        while rest.len() >= 32 {
+            v1 = round(v1, read_u64(&rest[0..]));
+            v2 = round(v2, read_u64(&rest[8..]));
+            v3 = round(v3, read_u64(&rest[16..]));
+            v4 = round(v4, read_u64(&rest[24..]));
+            rest = &rest[32..];
+        }
+        converge(v1, v2, v3, v4)
+    } else {
+        seed.wrapping_add(P5)
+    };
+    acc = acc.wrapping_add(len as u64);
+    while rest.len() >= 8 {
+        acc = lane8(acc, read_u64(rest));
+        rest = &rest[8..];
+    }
+    if rest.len() >= 4 {
+        acc = lane4(acc, read_u32(rest));
+        rest = &rest[4..];
+    }
+    for &b in rest {
+        acc = byte1(acc, b);
+    }
+    avalanche(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Reference values: `xxhsum -H1` (xxHash 0.8.1) for seed 0, the Python
+    /// `xxhash` package (bindings of the reference C library) for the others.
+    #[test]
+    fn xxh64_matches_reference_vectors() {
+        let seq101: Vec<u8> = (0u8..101).collect();
+        let x100 = [b'x'; 100];
+        let cases: &[(&str, &[u8], u64, u64)] = &[
+            ("empty, seed 0", b"", 0, 0xef46_db37_51d8_e999),
+            ("one byte", b"a", 0, 0xd24e_c4f1_a98c_6e5b),
+            ("three bytes", b"abc", 0, 0x44bc_2cf5_ad77_0999),
+            (
+                "39 bytes: stripe, lanes, word, bytes",
+                b"Nobody inspects the spammish repetition",
+                0,
+                0xfbce_a83c_8a37_8bf1,
+            ),
+            ("100 bytes, three stripes", &x100, 0, 0x92f0_de5a_88a3_c094),
+            ("empty, seed 1", b"", 1, 0xd5af_ba13_36a3_be4b),
+            ("abc, seed 1", b"abc", 1, 0xbea9_ca81_9932_8908),
+            (
+                "abc, seed PRIME64_1",
+                b"abc",
+                0x9E37_79B1_85EB_CA87,
+                0xa7cb_2aac_405e_36c7,
+            ),
+            ("0..101, seed 0", &seq101, 0, 0xe990_3849_5f85_381e),
+            ("0..101, seed 7", &seq101, 7, 0xe878_e979_1dbc_64fa),
+        ];
+        for (what, data, seed, want) in cases {
+            assert_eq!(xxh64(data, *seed), *want, "{what}");
+        }
+    }
+
+    /// A golden flow hash, computed with the reference `xxhsum -H1` over the
+    /// 41 canonical bytes (printf '\0...' | xxhsum -H1), so that a change of
+    /// the encoding or the hash is caught.
+    #[test]
+    fn flow_hash_golden_value() {
+        let key = FlowKey::v4(
+            [192, 0, 2, 1],
+            [198, 51, 100, 10],
+            IPPROTO_TCP,
+            40000,
+            443,
+            100,
+        );
+        let bytes = key.to_bytes();
+        let want_bytes: [u8; 41] = [
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1, //
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 10, //
+            0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 100, 6,
+        ];
+        assert_eq!(bytes, want_bytes);
+        assert_eq!(key.flow_hash(), GOLDEN_V4_TCP);
+    }
+
+    const GOLDEN_V4_TCP: u64 = 0xebd4_a0e6_338c_01f8;
+
+    /// The unrolled flow hash equals the generic XXH64 of the canonical bytes
+    /// for many keys (every field varied).
+    #[test]
+    fn flow_hash_equals_generic_xxh64() {
+        let mut s = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for _ in 0..10_000 {
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src[..8].copy_from_slice(&next().to_le_bytes());
+            src[8..].copy_from_slice(&next().to_le_bytes());
+            dst[..8].copy_from_slice(&next().to_le_bytes());
+            dst[8..].copy_from_slice(&next().to_le_bytes());
+            let r = next();
+            let key = FlowKey::new(
+                src,
+                dst,
+                r as u8,
+                (r >> 8) as u16,
+                (r >> 24) as u16,
+                (r >> 40) as u32,
+            );
+            assert_eq!(key.flow_hash(), xxh64(&key.to_bytes(), FLOW_HASH_SEED));
+        }
+    }
+
+    #[test]
+    fn every_field_changes_the_hash() {
+        let base = FlowKey::v6(
+            [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            IPPROTO_UDP,
+            5353,
+            53,
+            7,
+        );
+        let h = base.flow_hash();
+        let variants: [(&str, FlowKey); 7] = [
+            (
+                "src",
+                FlowKey {
+                    src: [1; 16],
+                    ..base
+                },
+            ),
+            (
+                "dst",
+                FlowKey {
+                    dst: [1; 16],
+                    ..base
+                },
+            ),
+            (
+                "proto",
+                FlowKey {
+                    proto: IPPROTO_TCP,
+                    ..base
+                },
+            ),
+            (
+                "src_port",
+                FlowKey {
+                    src_port: 5354,
+                    ..base
+                },
+            ),
+            (
+                "dst_port",
+                FlowKey {
+                    dst_port: 54,
+                    ..base
+                },
+            ),
+            ("network", FlowKey { network: 8, ..base }),
+            (
+                "ports swapped",
+                FlowKey {
+                    src_port: 53,
+                    dst_port: 5353,
+                    ..base
+                },
+            ),
+        ];
+        for (what, k) in variants {
+            assert_ne!(k.flow_hash(), h, "changing {what} must change the hash");
+        }
+    }
+
+    #[test]
+    fn constructors_and_accessors() {
+        let k = FlowKey::v4([10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, 1000, 53, 42);
+        assert!(k.is_ipv4());
+        assert_eq!(k.src_ip(), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(k.dst_ip(), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(
+            k,
+            FlowKey::from_ip(
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                IPPROTO_UDP,
+                1000,
+                53,
+                42
+            )
+        );
+        let t = k.three_tuple();
+        assert_eq!((t.src_port, t.dst_port), (0, 0));
+        assert_eq!(
+            t,
+            FlowKey::v4_three([10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, 42)
+        );
+        let v6 = FlowKey::from_ip(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+            IPPROTO_TCP,
+            1,
+            2,
+            0,
+        );
+        assert!(!v6.is_ipv4());
+        assert_eq!(v6.src_ip(), "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            v6.three_tuple(),
+            FlowKey::v6_three(v6.src, v6.dst, IPPROTO_TCP, 0)
+        );
+    }
+
+    /// The key of an embedded reply header (VIP -> client), reversed, is the
+    /// client's flow key and therefore hashes like it.
+    #[test]
+    fn reversed_embedded_header_matches_original_flow() {
+        let client = [203, 0, 113, 7];
+        let vip = [198, 51, 100, 10];
+        let flow = FlowKey::v4(client, vip, IPPROTO_TCP, 51000, 80, 9);
+        let embedded = FlowKey::v4(vip, client, IPPROTO_TCP, 80, 51000, 9);
+        assert_eq!(embedded.reversed(), flow);
+        assert_eq!(embedded.reversed().flow_hash(), flow.flow_hash());
+        assert_eq!(flow.reversed().reversed(), flow);
+    }
+
+    #[test]
+    fn key_is_small() {
+        assert!(std::mem::size_of::<FlowKey>() <= 44);
+    }
+}
