@@ -1,1 +1,1 @@
-//! (being written)
+//! The `af_packet` backend (being written).
