@@ -1,0 +1,1 @@
+//! In-place builders for the ICMP answers lbfwd sends (being written).
