@@ -1,1 +1,868 @@
-//! (being written)
+//! The per-worker flow table.
+//!
+//! Each worker owns one [`FlowTable`]: it remembers which target each flow
+//! went to, so that an existing flow keeps its target while that target stays
+//! in the routing. It never locks (one owner), never allocates after
+//! [`FlowTable::new`], and never reads the clock: the caller passes the time
+//! (nanoseconds of any monotonic clock, read once per burst).
+//!
+//! # Layout
+//!
+//! Bucketized open addressing: `capacity / WAYS` buckets of [`WAYS`] slots.
+//! The low bits of the flow hash pick the bucket, its top 16 bits are a tag.
+//! Each bucket's metadata (tags, timeout classes, last-seen times) is one
+//! 64-byte cache line; keys and values sit in a parallel array and are only
+//! read when a tag matches. A lookup touches one metadata line and, on a tag
+//! match, one or two slot lines.
+//!
+//! # Time and expiry
+//!
+//! Times are kept in coarse ticks of 2²⁰ ns (≈ 1.05 ms) as `u32`. An entry
+//! whose idle time (now − last seen) exceeds the timeout of its protocol
+//! ([`FlowTimeouts`]) is expired: a lookup counts it as a miss and frees it,
+//! an insert reuses its slot. The `u32` tick counter wraps every ≈ 52 days;
+//! ages are computed with wrapping arithmetic, which is exact as long as
+//! every entry is looked at within 2³¹ ticks (≈ 26 days) — call
+//! [`FlowTable::sweep`] with a small budget between bursts, which also frees
+//! expired entries in buckets no packet touches.
+//!
+//! # When full
+//!
+//! Inserting into a full bucket reuses an expired slot if there is one,
+//! otherwise evicts the slot seen least recently (LRU within the bucket):
+//! "when full, the oldest go first". Every eviction and expiry is counted.
+
+use std::time::Duration;
+
+use crate::flow::{FlowKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
+
+/// Slots per bucket.
+pub const WAYS: usize = 8;
+/// One tick is 2^`TICK_SHIFT` nanoseconds (≈ 1.05 ms).
+pub const TICK_SHIFT: u32 = 20;
+/// Smallest capacity (one bucket).
+pub const MIN_CAPACITY: usize = WAYS;
+/// Largest capacity (2²⁸ entries).
+pub const MAX_CAPACITY: usize = 1 << 28;
+/// Shortest accepted idle timeout.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(2);
+/// Longest accepted idle timeout (2³⁰ ticks, ≈ 13 days), so that ages stay
+/// far from the tick counter's wrap.
+pub const MAX_TIMEOUT: Duration = Duration::from_nanos(1 << (30 + TICK_SHIFT));
+
+/// The protocol classes that have their own idle timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeoutClass {
+    /// TCP.
+    Tcp = 0,
+    /// UDP.
+    Udp = 1,
+    /// SCTP.
+    Sctp = 2,
+    /// Any other protocol (ICMP errors, …).
+    Other = 3,
+}
+
+impl TimeoutClass {
+    /// The class of an IP protocol number.
+    #[inline]
+    pub const fn of(proto: u8) -> Self {
+        match proto {
+            IPPROTO_TCP => TimeoutClass::Tcp,
+            IPPROTO_UDP => TimeoutClass::Udp,
+            IPPROTO_SCTP => TimeoutClass::Sctp,
+            _ => TimeoutClass::Other,
+        }
+    }
+
+    /// Its name, for messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TimeoutClass::Tcp => "tcp",
+            TimeoutClass::Udp => "udp",
+            TimeoutClass::Sctp => "sctp",
+            TimeoutClass::Other => "other",
+        }
+    }
+}
+
+/// Idle timeouts per protocol class.
+///
+/// Expiring a flow only matters when the routing changed while it was idle:
+/// while the target set stays the same, Maglev picks the same target again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    /// TCP flows (default 300 s). lbfwd sees only the client's direction
+    /// (direct server return), so it cannot follow FIN/RST: idle time only.
+    pub tcp: Duration,
+    /// UDP flows (default 60 s).
+    pub udp: Duration,
+    /// SCTP associations (default 300 s).
+    pub sctp: Duration,
+    /// Other protocols (default 60 s).
+    pub other: Duration,
+}
+
+impl Default for FlowTimeouts {
+    fn default() -> Self {
+        FlowTimeouts {
+            tcp: Duration::from_secs(300),
+            udp: Duration::from_secs(60),
+            sctp: Duration::from_secs(300),
+            other: Duration::from_secs(60),
+        }
+    }
+}
+
+impl FlowTimeouts {
+    /// The timeout of a class.
+    pub const fn get(&self, class: TimeoutClass) -> Duration {
+        match class {
+            TimeoutClass::Tcp => self.tcp,
+            TimeoutClass::Udp => self.udp,
+            TimeoutClass::Sctp => self.sctp,
+            TimeoutClass::Other => self.other,
+        }
+    }
+}
+
+/// Why a flow table could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlowTableError {
+    /// The capacity is not a power of two.
+    #[error("flow table capacity {capacity} is not a power of two")]
+    CapacityNotPowerOfTwo {
+        /// The capacity asked for.
+        capacity: usize,
+    },
+    /// The capacity is outside `MIN_CAPACITY..=MAX_CAPACITY`.
+    #[error("flow table capacity {capacity} is out of range: it must be a power of two between {min} and {max}")]
+    CapacityOutOfRange {
+        /// The capacity asked for.
+        capacity: usize,
+        /// Smallest accepted capacity.
+        min: usize,
+        /// Largest accepted capacity.
+        max: usize,
+    },
+    /// An idle timeout is outside `MIN_TIMEOUT..=MAX_TIMEOUT`.
+    #[error(
+        "{class} flow timeout {timeout:?} is out of range: it must be between {min:?} and {max:?}"
+    )]
+    TimeoutOutOfRange {
+        /// The protocol class (`tcp`, `udp`, `sctp`, `other`).
+        class: &'static str,
+        /// The timeout given.
+        timeout: Duration,
+        /// Shortest accepted timeout.
+        min: Duration,
+        /// Longest accepted timeout.
+        max: Duration,
+    },
+}
+
+/// What [`FlowTable::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// A new entry in a free (or expired) slot.
+    New,
+    /// The flow was there and live; its value was replaced.
+    Updated,
+    /// The bucket was full of live flows; the least recently seen was
+    /// evicted to make room.
+    Evicted,
+}
+
+/// Counters of one flow table (plain per-worker memory).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTableStats {
+    /// Lookups that found a live flow.
+    pub hits: u64,
+    /// Lookups that found nothing (or an expired flow).
+    pub misses: u64,
+    /// Inserts of new flows (including into expired or evicted slots).
+    pub inserts: u64,
+    /// Inserts that replaced the value of a live flow.
+    pub updates: u64,
+    /// Live flows evicted from a full bucket.
+    pub evictions: u64,
+    /// Expired flows freed (by lookup, insert, remove or sweep).
+    pub expirations: u64,
+    /// Flows removed by [`FlowTable::remove`] or [`FlowTable::retain`].
+    pub removals: u64,
+}
+
+/// Per-bucket metadata: one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Meta {
+    /// Top 16 bits of each slot's flow hash.
+    tags: [u16; WAYS],
+    /// 0: free; otherwise 1 + the slot's [`TimeoutClass`].
+    class: [u8; WAYS],
+    /// Tick of the last lookup hit or insert.
+    last: [u32; WAYS],
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot<V> {
+    key: FlowKey,
+    value: V,
+}
+
+/// A fixed-capacity flow table from [`FlowKey`] to `V` (module docs).
+pub struct FlowTable<V> {
+    meta: Box<[Meta]>,
+    slots: Box<[Slot<V>]>,
+    mask: u64,
+    /// Idle timeouts in ticks, by [`TimeoutClass`].
+    timeouts: [u32; 4],
+    config: FlowTimeouts,
+    len: usize,
+    sweep_next: usize,
+    stats: FlowTableStats,
+}
+
+/// The tick of a nanosecond time (wraps by design, see the module docs).
+#[inline(always)]
+fn tick(now_ns: u64) -> u32 {
+    (now_ns >> TICK_SHIFT) as u32
+}
+
+#[inline(always)]
+fn tag_of(hash: u64) -> u16 {
+    (hash >> 48) as u16
+}
+
+impl<V: Copy + Default> FlowTable<V> {
+    /// A table of `capacity` entries (a power of two, at least [`WAYS`]).
+    /// Allocates all its memory now; nothing later.
+    pub fn new(capacity: usize, timeouts: FlowTimeouts) -> Result<Self, FlowTableError> {
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            return Err(FlowTableError::CapacityOutOfRange {
+                capacity,
+                min: MIN_CAPACITY,
+                max: MAX_CAPACITY,
+            });
+        }
+        if !capacity.is_power_of_two() {
+            return Err(FlowTableError::CapacityNotPowerOfTwo { capacity });
+        }
+        let mut ticks = [0u32; 4];
+        for class in [
+            TimeoutClass::Tcp,
+            TimeoutClass::Udp,
+            TimeoutClass::Sctp,
+            TimeoutClass::Other,
+        ] {
+            let timeout = timeouts.get(class);
+            if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+                return Err(FlowTableError::TimeoutOutOfRange {
+                    class: class.name(),
+                    timeout,
+                    min: MIN_TIMEOUT,
+                    max: MAX_TIMEOUT,
+                });
+            }
+            // <= 2^30 by the range check above.
+            ticks[class as usize] = timeout.as_nanos().div_ceil(1 << TICK_SHIFT) as u32;
+        }
+        let buckets = capacity / WAYS;
+        Ok(FlowTable {
+            meta: vec![Meta::default(); buckets].into_boxed_slice(),
+            slots: vec![Slot::default(); capacity].into_boxed_slice(),
+            mask: (buckets - 1) as u64,
+            timeouts: ticks,
+            config: timeouts,
+            len: 0,
+            sweep_next: 0,
+            stats: FlowTableStats::default(),
+        })
+    }
+
+    /// The live value of `key` (whose flow hash is `hash`), refreshing its
+    /// last-seen time to `now` (ns). An expired entry is freed and counts as
+    /// a miss.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey, hash: u64, now: u64) -> Option<&mut V> {
+        let b = (hash & self.mask) as usize;
+        let tag = tag_of(hash);
+        let now = tick(now);
+        let meta = &mut self.meta[b];
+        for i in 0..WAYS {
+            let class = meta.class[i];
+            if class == 0 || meta.tags[i] != tag {
+                continue;
+            }
+            let s = b * WAYS + i;
+            if self.slots[s].key != *key {
+                continue;
+            }
+            // Keys are unique in a bucket (insert guarantees it): done.
+            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1)] {
+                meta.class[i] = 0;
+                self.len -= 1;
+                self.stats.expirations += 1;
+                self.stats.misses += 1;
+                return None;
+            }
+            meta.last[i] = now;
+            self.stats.hits += 1;
+            return Some(&mut self.slots[s].value);
+        }
+        self.stats.misses += 1;
+        None
+    }
+
+    /// Stores `value` for `key` (flow hash `hash`), seen at `now` (ns). A
+    /// live entry of the same flow is updated in place; otherwise the flow
+    /// takes a free slot of its bucket, else an expired one, else the least
+    /// recently seen one is evicted.
+    #[inline]
+    pub fn insert(&mut self, key: FlowKey, hash: u64, value: V, now: u64) -> Insert {
+        let b = (hash & self.mask) as usize;
+        let tag = tag_of(hash);
+        let now = tick(now);
+        let class = TimeoutClass::of(key.proto) as u8 + 1;
+        let base = b * WAYS;
+        let meta = &mut self.meta[b];
+        let mut free: Option<usize> = None;
+        let mut expired: Option<usize> = None;
+        let mut oldest = 0usize;
+        let mut oldest_age = 0u32;
+        for i in 0..WAYS {
+            let c = meta.class[i];
+            if c == 0 {
+                free = free.or(Some(i));
+                continue;
+            }
+            let age = now.wrapping_sub(meta.last[i]);
+            let is_expired = age > self.timeouts[usize::from(c - 1)];
+            if meta.tags[i] == tag && self.slots[base + i].key == key {
+                self.slots[base + i].value = value;
+                meta.last[i] = now;
+                meta.class[i] = class;
+                if is_expired {
+                    self.stats.expirations += 1;
+                    self.stats.inserts += 1;
+                    return Insert::New;
+                }
+                self.stats.updates += 1;
+                return Insert::Updated;
+            }
+            if is_expired && expired.is_none() {
+                expired = Some(i);
+            }
+            if age >= oldest_age {
+                oldest_age = age;
+                oldest = i;
+            }
+        }
+        let (i, outcome) = match (free, expired) {
+            (Some(i), _) => {
+                self.len += 1;
+                (i, Insert::New)
+            }
+            (None, Some(i)) => {
+                self.stats.expirations += 1;
+                (i, Insert::New)
+            }
+            (None, None) => {
+                self.stats.evictions += 1;
+                (oldest, Insert::Evicted)
+            }
+        };
+        meta.tags[i] = tag;
+        meta.class[i] = class;
+        meta.last[i] = now;
+        self.slots[base + i] = Slot { key, value };
+        self.stats.inserts += 1;
+        outcome
+    }
+
+    /// Removes `key` (flow hash `hash`); its value if it was live.
+    pub fn remove(&mut self, key: &FlowKey, hash: u64, now: u64) -> Option<V> {
+        let b = (hash & self.mask) as usize;
+        let tag = tag_of(hash);
+        let now = tick(now);
+        let meta = &mut self.meta[b];
+        for i in 0..WAYS {
+            let class = meta.class[i];
+            if class == 0 || meta.tags[i] != tag || self.slots[b * WAYS + i].key != *key {
+                continue;
+            }
+            meta.class[i] = 0;
+            self.len -= 1;
+            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1)] {
+                self.stats.expirations += 1;
+                return None;
+            }
+            self.stats.removals += 1;
+            return Some(self.slots[b * WAYS + i].value);
+        }
+        None
+    }
+
+    /// Frees the expired entries of the next `buckets` buckets (round robin
+    /// over the table) and returns how many it freed. Call it between bursts
+    /// with a small budget; a full pass over the table every few seconds
+    /// keeps `len` close to the number of live flows.
+    pub fn sweep(&mut self, now: u64, buckets: usize) -> usize {
+        let now = tick(now);
+        let n = self.meta.len();
+        let mut freed = 0;
+        for _ in 0..buckets.min(n) {
+            let meta = &mut self.meta[self.sweep_next];
+            for i in 0..WAYS {
+                let class = meta.class[i];
+                if class != 0
+                    && now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1)]
+                {
+                    meta.class[i] = 0;
+                    freed += 1;
+                }
+            }
+            self.sweep_next = (self.sweep_next + 1) & (n - 1);
+        }
+        self.len -= freed;
+        self.stats.expirations += freed as u64;
+        freed
+    }
+
+    /// Keeps only the entries for which `keep` returns true (off the fast
+    /// path, e.g. when a load balancer is deleted). Returns how many it
+    /// removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&FlowKey, &mut V) -> bool) -> usize {
+        let mut removed = 0;
+        for (b, meta) in self.meta.iter_mut().enumerate() {
+            for i in 0..WAYS {
+                if meta.class[i] != 0 {
+                    let slot = &mut self.slots[b * WAYS + i];
+                    if !keep(&slot.key, &mut slot.value) {
+                        meta.class[i] = 0;
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        self.len -= removed;
+        self.stats.removals += removed as u64;
+        removed
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        for meta in self.meta.iter_mut() {
+            meta.class = [0; WAYS];
+        }
+        self.len = 0;
+    }
+
+    /// The live entries at `now` (ns): key, value and idle time. Off the
+    /// fast path (walks the whole table).
+    pub fn iter(&self, now: u64) -> impl Iterator<Item = (&FlowKey, &V, Duration)> + '_ {
+        let now = tick(now);
+        self.meta.iter().enumerate().flat_map(move |(b, meta)| {
+            (0..WAYS).filter_map(move |i| {
+                let class = meta.class[i];
+                let age = now.wrapping_sub(meta.last[i]);
+                if class == 0 || age > self.timeouts[usize::from(class - 1)] {
+                    return None;
+                }
+                let slot = &self.slots[b * WAYS + i];
+                let idle = Duration::from_nanos(u64::from(age) << TICK_SHIFT);
+                Some((&slot.key, &slot.value, idle))
+            })
+        })
+    }
+}
+
+impl<V> FlowTable<V> {
+    /// Entries held, including expired ones not freed yet.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The fixed capacity.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The idle timeouts the table was created with.
+    pub fn timeouts(&self) -> &FlowTimeouts {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &FlowTableStats {
+        &self.stats
+    }
+
+    /// Bytes of memory the table holds (all allocated at creation).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val::<[Meta]>(&self.meta)
+            + std::mem::size_of_val::<[Slot<V>]>(&self.slots)
+    }
+}
+
+impl<V> std::fmt::Debug for FlowTable<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("capacity", &self.slots.len())
+            .field("len", &self.len)
+            .field("timeouts", &self.config)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::IPPROTO_ICMP;
+    use std::collections::HashMap;
+
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000 * MS;
+
+    fn key(i: u32, proto: u8) -> FlowKey {
+        FlowKey::v4(
+            [10, 0, (i >> 8) as u8, i as u8],
+            [192, 0, 2, 1],
+            proto,
+            (i >> 16) as u16 + 1024,
+            80,
+            1,
+        )
+    }
+
+    fn timeouts() -> FlowTimeouts {
+        FlowTimeouts {
+            tcp: Duration::from_secs(10),
+            udp: Duration::from_secs(2),
+            sctp: Duration::from_secs(5),
+            other: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn layout() {
+        assert_eq!(std::mem::size_of::<Meta>(), 64);
+        assert_eq!(std::mem::align_of::<Meta>(), 64);
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let t = FlowTimeouts::default();
+        let range = |capacity| FlowTableError::CapacityOutOfRange {
+            capacity,
+            min: MIN_CAPACITY,
+            max: MAX_CAPACITY,
+        };
+        let cases: Vec<(&str, usize, FlowTimeouts, FlowTableError)> = vec![
+            ("capacity zero", 0, t, range(0)),
+            ("capacity below one bucket", 4, t, range(4)),
+            (
+                "capacity too large",
+                MAX_CAPACITY * 2,
+                t,
+                range(MAX_CAPACITY * 2),
+            ),
+            (
+                "capacity not a power of two",
+                1000,
+                t,
+                FlowTableError::CapacityNotPowerOfTwo { capacity: 1000 },
+            ),
+            (
+                "zero udp timeout",
+                64,
+                FlowTimeouts {
+                    udp: Duration::ZERO,
+                    ..t
+                },
+                FlowTableError::TimeoutOutOfRange {
+                    class: "udp",
+                    timeout: Duration::ZERO,
+                    min: MIN_TIMEOUT,
+                    max: MAX_TIMEOUT,
+                },
+            ),
+            (
+                "huge tcp timeout",
+                64,
+                FlowTimeouts {
+                    tcp: Duration::from_secs(30 * 86400),
+                    ..t
+                },
+                FlowTableError::TimeoutOutOfRange {
+                    class: "tcp",
+                    timeout: Duration::from_secs(30 * 86400),
+                    min: MIN_TIMEOUT,
+                    max: MAX_TIMEOUT,
+                },
+            ),
+        ];
+        for (what, cap, t, want) in cases {
+            assert_eq!(FlowTable::<u32>::new(cap, t).unwrap_err(), want, "{what}");
+        }
+        let msg = FlowTableError::CapacityNotPowerOfTwo { capacity: 1000 }.to_string();
+        assert!(
+            msg.contains("1000") && msg.contains("power of two"),
+            "{msg}"
+        );
+        let ok = FlowTable::<u32>::new(8, t).unwrap();
+        assert_eq!(ok.capacity(), 8);
+    }
+
+    #[test]
+    fn insert_lookup_update_remove() {
+        let mut t = FlowTable::<u32>::new(1024, timeouts()).unwrap();
+        let k = key(1, IPPROTO_TCP);
+        let h = k.flow_hash();
+        assert_eq!(t.lookup(&k, h, 0), None);
+        assert_eq!(t.insert(k, h, 7, 0), Insert::New);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(&k, h, MS).copied(), Some(7));
+        *t.lookup(&k, h, MS).unwrap() = 8;
+        assert_eq!(t.lookup(&k, h, MS).copied(), Some(8));
+        assert_eq!(t.insert(k, h, 9, 2 * MS), Insert::Updated);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(&k, h, 3 * MS).copied(), Some(9));
+        // A different key with the same hash (and so the same tag) is a
+        // different flow.
+        let other = key(2, IPPROTO_TCP);
+        assert_eq!(t.lookup(&other, h, 3 * MS), None);
+        assert_eq!(t.insert(other, h, 10, 3 * MS), Insert::New);
+        assert_eq!(t.lookup(&k, h, 3 * MS).copied(), Some(9));
+        assert_eq!(t.lookup(&other, h, 3 * MS).copied(), Some(10));
+        assert_eq!(t.remove(&k, h, 4 * MS), Some(9));
+        assert_eq!(t.remove(&k, h, 4 * MS), None);
+        assert_eq!(t.lookup(&k, h, 4 * MS), None);
+        assert_eq!(t.lookup(&other, h, 4 * MS).copied(), Some(10));
+        assert_eq!(t.len(), 1);
+        let s = *t.stats();
+        assert_eq!((s.hits, s.inserts, s.updates, s.removals), (7, 2, 1, 1));
+        assert_eq!(s.misses, 3);
+    }
+
+    /// Each protocol expires after its own idle timeout; a hit refreshes.
+    #[test]
+    fn per_protocol_idle_timeouts() {
+        let cases: &[(&str, u8, u64)] = &[
+            ("tcp", IPPROTO_TCP, 10 * S),
+            ("udp", IPPROTO_UDP, 2 * S),
+            ("sctp", IPPROTO_SCTP, 5 * S),
+            ("icmp (other)", IPPROTO_ICMP, S),
+        ];
+        for &(what, proto, timeout) in cases {
+            let mut t = FlowTable::<u32>::new(64, timeouts()).unwrap();
+            let k = key(5, proto);
+            let h = k.flow_hash();
+            let t0 = 100 * S;
+            t.insert(k, h, 1, t0);
+            // Still live just below the timeout (tick granularity ~1 ms),
+            // which also refreshes it.
+            assert_eq!(
+                t.lookup(&k, h, t0 + timeout - 2 * MS).copied(),
+                Some(1),
+                "{what}"
+            );
+            let t1 = t0 + timeout - 2 * MS;
+            assert_eq!(
+                t.lookup(&k, h, t1 + timeout - 2 * MS).copied(),
+                Some(1),
+                "{what} refreshed"
+            );
+            let t2 = t1 + timeout - 2 * MS;
+            assert_eq!(
+                t.lookup(&k, h, t2 + timeout + 3 * MS),
+                None,
+                "{what} expired"
+            );
+            assert_eq!(t.len(), 0, "{what}");
+            assert_eq!(t.stats().expirations, 1, "{what}");
+        }
+    }
+
+    /// A full bucket evicts its least recently seen flow; expired flows are
+    /// reused first, without an eviction.
+    #[test]
+    fn full_bucket_evicts_the_oldest() {
+        let mut t = FlowTable::<u32>::new(64, timeouts()).unwrap();
+        let h = 0x1234_0000_0000_0003u64; // every key in bucket 3
+        for i in 0..WAYS as u32 {
+            assert_eq!(
+                t.insert(key(i, IPPROTO_TCP), h, i, u64::from(i) * S),
+                Insert::New
+            );
+        }
+        // Touch the oldest (0): now 1 is the least recently seen.
+        assert!(t.lookup(&key(0, IPPROTO_TCP), h, 8 * S).is_some());
+        assert_eq!(
+            t.insert(key(100, IPPROTO_TCP), h, 100, 9 * S),
+            Insert::Evicted
+        );
+        assert_eq!(t.lookup(&key(1, IPPROTO_TCP), h, 9 * S), None);
+        for i in [0, 2, 3, 4, 5, 6, 7, 100] {
+            assert!(
+                t.lookup(&key(i, IPPROTO_TCP), h, 9 * S).is_some(),
+                "flow {i} kept"
+            );
+        }
+        assert_eq!(t.len(), WAYS);
+        assert_eq!(t.stats().evictions, 1);
+        // Replace one flow by a UDP flow, let it expire, insert again: the
+        // expired slot is reused and nothing live is evicted.
+        t.remove(&key(100, IPPROTO_TCP), h, 9 * S);
+        t.insert(key(200, IPPROTO_UDP), h, 200, 9 * S);
+        // At 11.5 s the UDP flow (2 s timeout) is expired, the TCP flows
+        // (10 s) are not.
+        let t3 = 11 * S + 500 * MS;
+        assert_eq!(t.insert(key(201, IPPROTO_TCP), h, 201, t3), Insert::New);
+        assert_eq!(t.stats().evictions, 1);
+        assert_eq!(t.stats().expirations, 1);
+        assert_eq!(t.lookup(&key(200, IPPROTO_UDP), h, t3), None);
+        assert_eq!(t.lookup(&key(201, IPPROTO_TCP), h, t3).copied(), Some(201));
+        // Other buckets are unaffected.
+        assert_eq!(t.insert(key(300, IPPROTO_TCP), h ^ 1, 300, t3), Insert::New);
+    }
+
+    #[test]
+    fn sweep_frees_expired_entries_everywhere() {
+        let mut t = FlowTable::<u32>::new(1024, timeouts()).unwrap();
+        for i in 0..300 {
+            let proto = if i % 3 == 0 { IPPROTO_UDP } else { IPPROTO_TCP };
+            let k = key(i, proto);
+            t.insert(k, k.flow_hash(), i, 0);
+        }
+        assert_eq!(t.len(), 300);
+        // At 5 s the UDP flows (2 s) are expired, TCP (10 s) are not.
+        let mut freed = 0;
+        for _ in 0..16 {
+            freed += t.sweep(5 * S, 8);
+        }
+        assert_eq!(freed, 100);
+        assert_eq!(t.len(), 200);
+        assert_eq!(t.iter(5 * S).count(), 200);
+        assert!(t
+            .iter(5 * S)
+            .all(|(k, _, idle)| k.proto == IPPROTO_TCP && idle >= Duration::from_millis(4990)));
+        assert_eq!(t.sweep(5 * S, usize::MAX), 0);
+        assert_eq!(t.sweep(11 * S, usize::MAX), 200);
+        assert!(t.is_empty());
+    }
+
+    /// Ages stay right when the u32 tick counter wraps.
+    #[test]
+    fn tick_wrap() {
+        let mut t = FlowTable::<u32>::new(64, timeouts()).unwrap();
+        let k = key(9, IPPROTO_TCP);
+        let h = k.flow_hash();
+        let t0 = ((1u64 << 32) - 100) << TICK_SHIFT; // 100 ticks before the wrap
+        t.insert(k, h, 1, t0);
+        assert_eq!(t.lookup(&k, h, t0 + 5 * S).copied(), Some(1));
+        assert_eq!(t.lookup(&k, h, t0 + 16 * S), None);
+    }
+
+    #[test]
+    fn retain_and_clear() {
+        let mut t = FlowTable::<u32>::new(256, timeouts()).unwrap();
+        for i in 0..100 {
+            let k = key(i, IPPROTO_TCP);
+            t.insert(k, k.flow_hash(), i, 0);
+        }
+        assert_eq!(t.retain(|_, v| *v % 2 == 0), 50);
+        assert_eq!(t.len(), 50);
+        let k = key(3, IPPROTO_TCP);
+        assert_eq!(t.lookup(&k, k.flow_hash(), 0), None);
+        let k = key(4, IPPROTO_TCP);
+        assert_eq!(t.lookup(&k, k.flow_hash(), 0).copied(), Some(4));
+        t.clear();
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(&k, k.flow_hash(), 0), None);
+    }
+
+    /// Random operations on a small table against a `HashMap` model: a hit
+    /// always returns the value last stored for that key; a live flow is
+    /// only ever missing after an eviction; `len` never exceeds capacity.
+    #[test]
+    fn random_operations_match_a_model() {
+        // (capacity, whether evictions must happen): a roomy table (400 keys
+        // in 512 buckets) must never lose a live flow; a tiny one is stressed.
+        for (capacity, evicting) in [(4096usize, false), (64, true)] {
+            model_run(capacity, evicting);
+        }
+    }
+
+    fn model_run(capacity: usize, evicting: bool) {
+        let mut t = FlowTable::<u64>::new(capacity, timeouts()).unwrap();
+        let mut model: HashMap<FlowKey, (u64, u64)> = HashMap::new(); // value, last seen
+        let mut s = 0x5eed_u64;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        // Tick rounding: a flow lives at least its timeout and at most its
+        // timeout plus two ticks.
+        let slack = 2 << TICK_SHIFT;
+        let mut now = 0u64;
+        for step in 0..200_000u64 {
+            now += rnd() % (50 * MS);
+            let r = rnd();
+            let proto = [IPPROTO_TCP, IPPROTO_UDP][(r >> 8) as usize % 2];
+            let k = key((r % 200) as u32, proto);
+            let h = k.flow_hash();
+            let timeout = timeouts().get(TimeoutClass::of(proto)).as_nanos() as u64;
+            match (r >> 16) % 4 {
+                0 | 1 => {
+                    let got = t.lookup(&k, h, now).copied();
+                    match (got, model.get(&k)) {
+                        (Some(v), Some(&(mv, last))) => {
+                            assert_eq!(v, mv, "step {step}");
+                            assert!(now - last <= timeout + slack, "step {step}: stale hit");
+                            model.insert(k, (mv, now));
+                        }
+                        (Some(v), None) => panic!("step {step}: hit {v} for a key never stored"),
+                        (None, Some(&(_, last))) => {
+                            assert!(
+                                now - last > timeout || evicting,
+                                "step {step}: live flow missing"
+                            );
+                            model.remove(&k);
+                        }
+                        (None, None) => {}
+                    }
+                }
+                2 => {
+                    t.insert(k, h, step, now);
+                    model.insert(k, (step, now));
+                }
+                _ => {
+                    if let Some(v) = t.remove(&k, h, now) {
+                        assert_eq!(Some(v), model.get(&k).map(|e| e.0), "step {step}");
+                    }
+                    model.remove(&k);
+                }
+            }
+            assert!(t.len() <= t.capacity());
+        }
+        let s = t.stats();
+        assert_eq!(s.evictions > 0, evicting, "capacity {capacity}: {s:?}");
+        assert!(s.expirations > 0 && s.hits > 0 && s.misses > 0, "{s:?}");
+    }
+
+    #[test]
+    fn memory_is_what_the_capacity_says() {
+        let t = FlowTable::<u64>::new(1 << 10, FlowTimeouts::default()).unwrap();
+        let per_slot = std::mem::size_of::<FlowKey>() + 8;
+        assert!(t.memory_bytes() >= (1 << 10) * per_slot + 128 * 64);
+    }
+}
