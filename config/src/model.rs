@@ -5,13 +5,90 @@
 //! carry no references back into the input; every address is parsed, every
 //! destination is complete.
 
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 /// A MAC address, six bytes, in transmission order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+///
+/// Written and read as six pairs of hex digits separated by colons
+/// (`02:00:00:00:03:11`); `FromStr` also accepts `-` as separator.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct MacAddr(pub [u8; 6]);
 
+/// Why a MAC address did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid MAC address {0:?}: expected six hex pairs like 02:00:00:00:03:11")]
+pub struct MacParseError(pub String);
+
+impl MacAddr {
+    /// The octets in transmission order.
+    pub const fn octets(self) -> [u8; 6] {
+        self.0
+    }
+
+    /// Whether this is a unicast address (group bit clear) other than all zeros.
+    pub fn is_unicast(self) -> bool {
+        self.0[0] & 1 == 0 && self.0 != [0; 6]
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MacAddr({self})")
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = MacParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || MacParseError(s.to_string());
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for byte in out.iter_mut() {
+            let part = parts.next().ok_or_else(err)?;
+            if part.len() != 2 {
+                return Err(err());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| err())?;
+        }
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A transport protocol a load balancer can allow.
+///
+/// Serialized as `TCP`, `UDP`, `SCTP`; parsing ignores case (IEP-3 writes
+/// `tcp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
     /// TCP, IP protocol 6.
@@ -31,10 +108,59 @@ impl Protocol {
             Protocol::Sctp => 132,
         }
     }
+
+    /// Every protocol, in `ip_number` order.
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+    /// The upper-case name, as Ironcore writes it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a protocol name did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?}: expected TCP, UDP or SCTP")]
+pub struct ProtocolParseError(pub String);
+
+impl FromStr for Protocol {
+    type Err = ProtocolParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "TCP" => Ok(Protocol::Tcp),
+            "UDP" => Ok(Protocol::Udp),
+            "SCTP" => Ok(Protocol::Sctp),
+            _ => Err(ProtocolParseError(s.to_string())),
+        }
+    }
+}
+
+impl Serialize for Protocol {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// An allowed inclusive port range of one protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct PortRange {
     /// The protocol the range applies to.
     pub protocol: Protocol,
@@ -44,8 +170,25 @@ pub struct PortRange {
     pub last: u16,
 }
 
-/// The load balancer type, as in Ironcore.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+impl PortRange {
+    /// Whether `port` of `protocol` is inside this range.
+    pub const fn contains(&self, protocol: Protocol, port: u16) -> bool {
+        self.protocol as u8 == protocol as u8 && port >= self.first && port <= self.last
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}/{}", self.protocol, self.first)
+        } else {
+            write!(f, "{}/{}-{}", self.protocol, self.first, self.last)
+        }
+    }
+}
+
+/// The load balancer type, as in Ironcore (`Public`, `Internal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LoadBalancerType {
     /// Public addresses, allocated from pools.
     Public,
@@ -53,8 +196,10 @@ pub enum LoadBalancerType {
     Internal,
 }
 
-/// What lbfwd does with ICMP/ICMPv6 echo requests addressed to a VIP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+/// What lbfwd does with ICMP/ICMPv6 echo requests addressed to a VIP
+/// (`drop`, `reply`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IcmpEcho {
     /// Drop them (the default, as IEP-3 asks).
     #[default]
@@ -64,7 +209,8 @@ pub enum IcmpEcho {
 }
 
 /// The outer encapsulation lbfwd emits toward a target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Encap {
     /// IP-in-IP (4in4, 6in6, 4in6, 6in4), chosen by the families involved.
     IpIp,
@@ -81,7 +227,7 @@ pub enum Encap {
 }
 
 /// One address of a load balancer and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct AssignedIp {
     /// The VIP.
     pub addr: IpAddr,
@@ -91,7 +237,7 @@ pub struct AssignedIp {
 }
 
 /// One target of a load balancer, complete.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Destination {
     /// The network interface's name.
     pub name: String,
@@ -106,7 +252,7 @@ pub struct Destination {
 }
 
 /// A load balancer with everything resolved.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResolvedLoadBalancer {
     /// Unique name.
     pub name: String,
@@ -130,8 +276,18 @@ pub struct ResolvedLoadBalancer {
 }
 
 /// The whole resolved state: what the dataplane tables are built from.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
 pub struct Resolved {
     /// Every load balancer, sorted by name.
     pub load_balancers: Vec<ResolvedLoadBalancer>,
+}
+
+impl Resolved {
+    /// The load balancer with this name.
+    pub fn get(&self, name: &str) -> Option<&ResolvedLoadBalancer> {
+        self.load_balancers
+            .binary_search_by(|lb| lb.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.load_balancers[i])
+    }
 }

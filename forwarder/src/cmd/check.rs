@@ -1,13 +1,173 @@
-//! `lbfwd check`.
+//! `lbfwd check`: validate a config file (and Ironcore manifests) and print
+//! the derived state, or every error with its location.
 
+use lbfwd_config::{Config, Resolution};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Output format of `lbfwd check`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object: `{ "load_balancers": [...] }`.
+    Json,
+}
 
 /// Arguments of `lbfwd check`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The lbfwd TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE.toml")]
+    pub config: PathBuf,
+    /// Ironcore manifests (multi-document YAML) applied on top of the
+    /// file's desired state; repeatable.
+    #[arg(short = 'f', long = "file", value_name = "MANIFEST.yaml")]
+    pub manifests: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
 
-/// Runs `lbfwd check`.
-pub fn main(_args: Args) -> ExitCode {
-    eprintln!("lbfwd check: not implemented yet");
-    ExitCode::FAILURE
+/// Runs `lbfwd check`: exit 0 and the derived state when everything is
+/// valid; exit 1 and every error (one per line, with location) otherwise.
+pub fn main(args: Args) -> ExitCode {
+    let config = match Config::load_with_manifests(&args.config, &args.manifests) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "lbfwd check: {} error{} found",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let resolution = match config.resolve() {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &resolution.warnings {
+        eprintln!("warning: {w}");
+    }
+    match args.output {
+        Output::Json => match serde_json::to_string_pretty(&json(&resolution)) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("lbfwd check: cannot write JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Output::Text => print!("{}", text(&config, &resolution)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// The `-o json` document.
+pub fn json(r: &Resolution) -> serde_json::Value {
+    use serde_json::json;
+    let lbs: Vec<_> = r
+        .resolved
+        .load_balancers
+        .iter()
+        .map(|lb| {
+            json!({
+                "name": lb.name,
+                "type": lb.lb_type,
+                "network": lb.network,
+                "vni": lb.vni,
+                "ips": lb.ips.iter().map(|ip| json!({"ip": ip.addr, "pool": ip.pool})).collect::<Vec<_>>(),
+                "ports": lb.ports.iter().map(|p| json!({
+                    "protocol": p.protocol,
+                    "port": p.first,
+                    "end_port": p.last,
+                })).collect::<Vec<_>>(),
+                "icmp_echo": lb.icmp_echo,
+                "maglev_table_size": lb.maglev_table_size,
+                "routing": {
+                    "destinations": lb.destinations.iter().map(|d| json!({
+                        "name": d.name,
+                        "uid": d.uid,
+                        "underlay": d.underlay,
+                        "mac": d.mac,
+                        "weight": d.weight,
+                    })).collect::<Vec<_>>(),
+                },
+            })
+        })
+        .collect();
+    json!({ "load_balancers": lbs })
+}
+
+/// The text report.
+pub fn text(config: &Config, r: &Resolution) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let source = config
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "{source}: OK: {} load balancer(s), backend {}, encap {:?}, {} worker(s)",
+        r.resolved.load_balancers.len(),
+        config.settings.dataplane.backend,
+        config.settings.underlay.encap,
+        config.settings.dataplane.workers.len()
+    );
+    for lb in &r.resolved.load_balancers {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "load balancer {} ({:?}, network {} vni {})",
+            lb.name, lb.lb_type, lb.network, lb.vni
+        );
+        for ip in &lb.ips {
+            match &ip.pool {
+                Some(p) => {
+                    let _ = writeln!(s, "  ip         {} (pool {p})", ip.addr);
+                }
+                None => {
+                    let _ = writeln!(s, "  ip         {} (explicit, no pool)", ip.addr);
+                }
+            }
+        }
+        let ports: Vec<String> = lb.ports.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(s, "  ports      {}", ports.join(", "));
+        let _ = writeln!(
+            s,
+            "  icmp echo  {:?}, maglev table {}",
+            lb.icmp_echo, lb.maglev_table_size
+        );
+        if lb.destinations.is_empty() {
+            let _ = writeln!(s, "  destinations: none");
+        } else {
+            let _ = writeln!(s, "  destinations:");
+        }
+        for d in &lb.destinations {
+            let uid = if d.uid.is_empty() {
+                "-"
+            } else {
+                d.uid.as_str()
+            };
+            let mac = d.mac.map(|m| m.to_string()).unwrap_or_else(|| "-".into());
+            let drain = if d.weight == 0 { " (draining)" } else { "" };
+            let _ = writeln!(
+                s,
+                "    {:<24} uid {:<36} underlay {:<16} mac {} weight {}{drain}",
+                d.name, uid, d.underlay, mac, d.weight
+            );
+        }
+    }
+    s
 }
