@@ -34,6 +34,9 @@ pub mod tcp;
 pub mod udp;
 pub mod vxlan;
 
+#[cfg(test)]
+mod fixtures;
+
 pub use ethernet::EtherType;
 pub use ip::{IpProtocol, IpVersion};
 pub use parse::{parse_frame, Embedded, Fragment, IcmpInfo, IcmpKind, L4Info, Parsed, ParsedFrame};
