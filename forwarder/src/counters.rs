@@ -176,6 +176,8 @@ pub struct WorkerCounters {
     pub too_big_sent: Counter,
     /// ICMP errors forwarded to a flow's target.
     pub icmp_errors_forwarded: Counter,
+    /// Fragments held until their first fragment arrives.
+    pub fragments_held: Counter,
     /// Flows (re)picked through Maglev.
     pub flow_picks: Counter,
     /// Flows whose target left the routing and were re-picked.
@@ -204,6 +206,7 @@ impl WorkerCounters {
             icmp_echo_replies: Counter::default(),
             too_big_sent: Counter::default(),
             icmp_errors_forwarded: Counter::default(),
+            fragments_held: Counter::default(),
             flow_picks: Counter::default(),
             flow_repicks: Counter::default(),
             lb_drops: (0..MAX_LB_SLOTS).map(|_| Counter::default()).collect(),
@@ -215,7 +218,7 @@ impl WorkerCounters {
 
     /// Counts a drop.
     #[inline(always)]
-    pub fn drop(&self, reason: DropReason) {
+    pub fn dropped(&self, reason: DropReason) {
         self.drops[reason as usize].inc();
     }
 
@@ -362,8 +365,8 @@ mod tests {
     #[test]
     fn counters_add_and_drop_reasons_are_complete() {
         let c = WorkerCounters::new();
-        c.drop(DropReason::PortNotAllowed);
-        c.drop(DropReason::PortNotAllowed);
+        c.dropped(DropReason::PortNotAllowed);
+        c.dropped(DropReason::PortNotAllowed);
         c.rx.count(64);
         assert_eq!(c.drops_total(), 2);
         assert_eq!(c.rx.snapshot(), (1, 64));

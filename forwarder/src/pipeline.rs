@@ -1,1 +1,805 @@
-//! (being written)
+//! The per-packet pipeline: parse, VIP match, filter, fragments, flow table,
+//! Maglev pick, encapsulate (or answer with ICMP). One path for the live
+//! workers and for `lbfwd replay`.
+//!
+//! Stages, in order (each may end the packet with a [`Verdict`]):
+//!
+//! 1. Parse ([`crate::wire::parse_frame`]). Not IP: host path. Malformed:
+//!    dropped.
+//! 2. VIP match on the destination address. Not a VIP: host path.
+//! 3. Filter: TCP/UDP/SCTP by the load balancer's port ranges. ICMP echo
+//!    requests are dropped unless the load balancer answers them; ICMP errors
+//!    whose quoted packet is a reply of one of its flows follow that flow;
+//!    any other protocol is dropped.
+//! 4. Fragments: the first fragment is filtered and picked like any packet of
+//!    its flow (it carries the ports); later fragments follow its verdict
+//!    through a bounded tracker; fragments arriving before their first are
+//!    held (copied) and released right after it, or dropped with it.
+//! 5. Flow table: a live flow keeps its target while that target stays in
+//!    the routing (draining included); a flow whose target left is re-picked.
+//! 6. Maglev pick on a miss, with the flow hash of the 5-tuple and the VNI.
+//! 7. Encapsulate in place (IP-in-IP, GUE or VXLAN) toward the target; the
+//!    inner IP packet is not touched.
+//! 8. Too big for the underlay MTU: answer the client with ICMP frag-needed /
+//!    packet-too-big (rate-limited) instead.
+//!
+//! Nothing here allocates, locks, logs or makes a system call per packet.
+
+use crate::conntrack::{FlowTable, FlowTableError, FlowTimeouts};
+use crate::counters::{DropReason, WorkerCounters};
+use crate::flow::{FlowKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::frag::{FragConfig, FragDrop, FragError, FragInfo, FragKey, FragTracker, Later};
+use crate::frame::{Frame, HEADROOM};
+use crate::io::Disposition;
+use crate::tables::{LbTable, TableReader, Tables, Target, Underlay, UnderlayParams};
+use crate::wire::ethernet::EthernetRepr;
+use crate::wire::icmp_reply::frame_echo_reply;
+use crate::wire::icmp_reply::frame_too_big;
+use crate::wire::ipv4::Ipv4Repr;
+use crate::wire::ipv6::{flow_label_from_hash, Ipv6Repr, DEFAULT_HOP_LIMIT};
+use crate::wire::udp::{emit_udp_ipv4, emit_udp_ipv6};
+use crate::wire::vxlan::VxlanRepr;
+use crate::wire::{
+    EtherType, IcmpInfo, IcmpKind, IpProtocol, IpVersion, L4Info, Parsed, ParsedFrame, WireError,
+};
+use crate::worker::Processor;
+use lbfwd_config::model::Encap;
+use std::sync::Arc;
+
+/// What happened to one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the frame as it now stands (encapsulated, or lbfwd's answer).
+    Tx,
+    /// Hand it to the host's own stack.
+    Host,
+    /// A copy was kept (a fragment waiting for its first fragment); the
+    /// buffer may be freed.
+    Held,
+    /// Dropped, for this reason.
+    Drop(DropReason),
+}
+
+impl Verdict {
+    /// What the I/O backend does with the buffer.
+    #[inline]
+    pub fn disposition(self) -> Disposition {
+        match self {
+            Verdict::Tx => Disposition::Tx,
+            Verdict::Host => Disposition::Host,
+            Verdict::Held | Verdict::Drop(_) => Disposition::Drop,
+        }
+    }
+}
+
+/// Sizes and limits of one worker's pipeline state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Flow-table capacity (a power of two).
+    pub flow_capacity: usize,
+    /// Idle timeouts per protocol.
+    pub timeouts: FlowTimeouts,
+    /// Fragment tracker sizes and timeout.
+    pub frag: FragConfig,
+    /// ICMP too-big answers per second (0: never answer, only count).
+    pub too_big_rate: u32,
+}
+
+impl PipelineConfig {
+    /// The pipeline settings of a validated `[flow]` section.
+    pub fn from_settings(flow: &lbfwd_config::settings::Flow) -> Self {
+        let entries = flow
+            .fragment_capacity
+            .next_power_of_two()
+            .max(crate::frag::WAYS);
+        PipelineConfig {
+            flow_capacity: flow.capacity,
+            timeouts: FlowTimeouts {
+                tcp: flow.tcp_timeout,
+                udp: flow.udp_timeout,
+                sctp: flow.sctp_timeout,
+                other: flow.other_timeout,
+            },
+            frag: FragConfig {
+                entries,
+                timeout: flow.fragment_timeout,
+                ..FragConfig::default()
+            },
+            too_big_rate: flow.icmp_too_big_rate,
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            flow_capacity: 1 << 16,
+            timeouts: FlowTimeouts::default(),
+            frag: FragConfig::default(),
+            too_big_rate: 100,
+        }
+    }
+}
+
+/// Errors of creating a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The flow table could not be created.
+    #[error("flow table: {0}")]
+    FlowTable(#[from] FlowTableError),
+    /// The fragment tracker could not be created.
+    #[error("fragment tracker: {0}")]
+    Frag(#[from] FragError),
+}
+
+/// What a flow remembers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct FlowValue {
+    /// The target's stable slot.
+    slot: u32,
+}
+
+/// What a fragmented datagram remembers once its first fragment passed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct FragValue {
+    /// The target's stable slot.
+    slot: u32,
+    /// The flow hash of the first fragment (outer UDP source port, flow
+    /// label).
+    hash: u64,
+}
+
+/// A datagram whose held fragments wait to be sent after its first one.
+#[derive(Clone, Copy, Debug)]
+struct Release {
+    key: FragKey,
+    value: FragValue,
+}
+
+/// Most datagrams whose held fragments wait for [`Processor::drain_extra`].
+const MAX_PENDING_RELEASES: usize = 64;
+
+/// Bytes of the scratch buffer released fragments are encapsulated in.
+const SCRATCH_LEN: usize = HEADROOM + 9216;
+
+/// A token bucket for the ICMP too-big answers.
+#[derive(Debug)]
+struct RateLimit {
+    per_second: u64,
+    tokens: u64,
+    last_ns: u64,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        RateLimit {
+            per_second: u64::from(per_second),
+            tokens: u64::from(per_second),
+            last_ns: 0,
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, now_ns: u64) -> bool {
+        if self.per_second == 0 {
+            return false;
+        }
+        let elapsed = now_ns.saturating_sub(self.last_ns);
+        let refill = elapsed.saturating_mul(self.per_second) / 1_000_000_000;
+        if refill > 0 {
+            self.tokens = (self.tokens + refill).min(self.per_second);
+            self.last_ns = now_ns;
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One worker's pipeline: its table reader, flow table, fragment tracker and
+/// counters.
+#[derive(Debug)]
+pub struct Pipeline {
+    reader: TableReader,
+    state: State,
+}
+
+/// The per-worker state the stages work on (everything but the tables).
+#[derive(Debug)]
+struct State {
+    flows: FlowTable<FlowValue>,
+    frags: FragTracker<FragValue>,
+    counters: Arc<WorkerCounters>,
+    now: u64,
+    too_big: RateLimit,
+    pending: [Option<Release>; MAX_PENDING_RELEASES],
+    pending_len: usize,
+    scratch: Box<[u8]>,
+}
+
+impl Pipeline {
+    /// A pipeline reading tables through `reader` and counting into
+    /// `counters`.
+    pub fn new(
+        reader: TableReader,
+        counters: Arc<WorkerCounters>,
+        config: &PipelineConfig,
+    ) -> Result<Self, PipelineError> {
+        Ok(Pipeline {
+            reader,
+            state: State {
+                flows: FlowTable::new(config.flow_capacity, config.timeouts)?,
+                frags: FragTracker::new(config.frag)?,
+                counters,
+                now: 0,
+                too_big: RateLimit::new(config.too_big_rate),
+                pending: [None; MAX_PENDING_RELEASES],
+                pending_len: 0,
+                scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+            },
+        })
+    }
+
+    /// Starts a burst at `now_ns`: picks up a new table version and expires a
+    /// few idle flows and fragment entries.
+    pub fn begin(&mut self, now_ns: u64) {
+        self.reader.refresh();
+        self.state.now = now_ns;
+        self.state.flows.sweep(now_ns, 4);
+        self.state.frags.sweep(now_ns, 4);
+    }
+
+    /// Runs one frame through every stage, in place, counts the verdict and
+    /// returns it.
+    #[inline]
+    pub fn run(&mut self, frame: &mut Frame<'_>) -> Verdict {
+        let tables = self.reader.tables();
+        self.state.counters.rx.count(frame.len());
+        let verdict = self.state.process(tables, frame);
+        let c = &self.state.counters;
+        match verdict {
+            Verdict::Tx => c.tx.count(frame.len()),
+            Verdict::Host => c.host.count(frame.len()),
+            Verdict::Drop(reason) => c.dropped(reason),
+            Verdict::Held => c.fragments_held.inc(),
+        }
+        verdict
+    }
+
+    /// Encapsulates the fragments released since the last call (held copies
+    /// whose first fragment has now been accepted) and hands each finished
+    /// frame to `emit`, in arrival order. Returns how many were emitted.
+    pub fn release_held(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) -> usize {
+        let tables = self.reader.tables();
+        self.state.release_held(tables, emit)
+    }
+
+    /// The version of the tables in use.
+    pub fn tables(&self) -> &Tables {
+        self.reader.tables()
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.state.counters
+    }
+
+    /// Live flows in this worker's flow table.
+    pub fn flows(&self) -> usize {
+        self.state.flows.len()
+    }
+}
+
+impl Processor for Pipeline {
+    fn begin_burst(&mut self, now_ns: u64) {
+        self.begin(now_ns);
+    }
+
+    #[inline]
+    fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
+        self.run(frame).disposition()
+    }
+
+    fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
+        self.release_held(emit);
+    }
+}
+
+/// The drop reason of a parse error.
+#[inline]
+fn malformed(e: WireError) -> DropReason {
+    match e {
+        WireError::BadIpv4Checksum => DropReason::BadChecksum,
+        _ => DropReason::Malformed,
+    }
+}
+
+/// The fast-path key of a 16-byte parsed address.
+#[inline(always)]
+fn key_of(addr: &[u8; 16]) -> u128 {
+    u128::from_be_bytes(*addr)
+}
+
+impl State {
+    #[inline]
+    fn process(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
+        let p = match crate::wire::parse_frame(frame.data()) {
+            Ok(ParsedFrame::Ip(p)) => p,
+            Ok(ParsedFrame::NotIp(_)) => return Verdict::Host,
+            Err(e) => return Verdict::Drop(malformed(e)),
+        };
+        let Some((lb_idx, lb)) = t.lb_for(key_of(&p.dst)) else {
+            self.counters.host_not_vip.inc();
+            return Verdict::Host;
+        };
+        // Ethernet padding is not part of the packet.
+        if frame.len() > p.ip_end() {
+            frame.set_len(p.ip_end());
+        }
+        let proto = u8::from(p.protocol);
+        if let L4Info::Icmp(info) = p.l4 {
+            return self.icmp(t, lb_idx, lb, &p, info, frame);
+        }
+        if !matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
+            return self.filtered(lb, DropReason::ProtocolNotAllowed);
+        }
+        let mut frag_key = None;
+        if let Some(f) = p.frag {
+            let key = FragKey {
+                src: p.src,
+                dst: p.dst,
+                network: lb.vni,
+                id: f.id,
+                proto,
+            };
+            let info = FragInfo {
+                offset: u32::from(f.offset),
+                len: (p.ip_end() - p.l4_offset as usize) as u32,
+                more: f.more,
+            };
+            if !f.is_first() {
+                return match self
+                    .frags
+                    .later_fragment(&key, info, frame.data(), self.now)
+                {
+                    Later::Forward(v) => match t.target_in(lb_idx, v.slot) {
+                        Some(i) => self.encap(t, lb, &lb.targets[i as usize], v.hash, frame, &p),
+                        None => Verdict::Drop(DropReason::NoTarget),
+                    },
+                    Later::Held => Verdict::Held,
+                    Later::Drop(FragDrop::FirstRejected) => {
+                        Verdict::Drop(DropReason::FragmentRejected)
+                    }
+                    Later::Drop(_) => Verdict::Drop(DropReason::FragmentOverflow),
+                };
+            }
+            frag_key = Some((key, info));
+        }
+        let ports = match p.l4 {
+            L4Info::Ports(ports) => ports,
+            _ => {
+                // A first fragment too short for its transport header.
+                if let Some((key, info)) = frag_key {
+                    self.frags.first_fragment(&key, info, None, self.now);
+                }
+                return Verdict::Drop(DropReason::Malformed);
+            }
+        };
+        if lb.filter.allows(proto, ports.dst) != Some(true) {
+            if let Some((key, info)) = frag_key {
+                self.frags.first_fragment(&key, info, None, self.now);
+            }
+            return self.filtered(lb, DropReason::PortNotAllowed);
+        }
+        let flow = FlowKey::new(p.src, p.dst, proto, ports.src, ports.dst, lb.vni);
+        let hash = flow.flow_hash();
+        let Some(target) = self.pick(t, lb_idx, lb, &flow, hash) else {
+            if let Some((key, info)) = frag_key {
+                self.frags.first_fragment(&key, info, None, self.now);
+            }
+            return Verdict::Drop(DropReason::NoTarget);
+        };
+        if let Some((key, info)) = frag_key {
+            let value = FragValue {
+                slot: lb.targets[target as usize].slot,
+                hash,
+            };
+            let held = self.frags.first_fragment(&key, info, Some(value), self.now);
+            if held > 0 {
+                if self.pending_len < MAX_PENDING_RELEASES {
+                    self.pending[self.pending_len] = Some(Release { key, value });
+                    self.pending_len += 1;
+                } else {
+                    // They stay held and time out; counted by the tracker.
+                    self.counters.dropped(DropReason::FragmentOverflow);
+                }
+            }
+        }
+        self.encap(t, lb, &lb.targets[target as usize], hash, frame, &p)
+    }
+
+    /// Counts a filter drop against the load balancer.
+    #[inline]
+    fn filtered(&self, lb: &LbTable, reason: DropReason) -> Verdict {
+        self.counters.lb_drops[lb.slot as usize].inc();
+        Verdict::Drop(reason)
+    }
+
+    /// The target index of a flow: its remembered target if that is still
+    /// in the routing, else a Maglev pick (remembered).
+    #[inline]
+    fn pick(
+        &mut self,
+        t: &Tables,
+        lb_idx: u32,
+        lb: &LbTable,
+        flow: &FlowKey,
+        hash: u64,
+    ) -> Option<u32> {
+        if let Some(v) = self.flows.lookup(flow, hash, self.now) {
+            if let Some(i) = t.target_in(lb_idx, v.slot) {
+                return Some(i);
+            }
+            // Its target left the routing: re-pick this flow only.
+            let i = lb.maglev.pick(hash)?;
+            v.slot = lb.targets[i as usize].slot;
+            self.counters.flow_repicks.inc();
+            return Some(i);
+        }
+        let i = lb.maglev.pick(hash)?;
+        self.flows.insert(
+            *flow,
+            hash,
+            FlowValue {
+                slot: lb.targets[i as usize].slot,
+            },
+            self.now,
+        );
+        self.counters.flow_picks.inc();
+        Some(i)
+    }
+
+    /// ICMP and ICMPv6 addressed to a VIP.
+    fn icmp(
+        &mut self,
+        t: &Tables,
+        lb_idx: u32,
+        lb: &LbTable,
+        p: &Parsed,
+        info: IcmpInfo,
+        frame: &mut Frame<'_>,
+    ) -> Verdict {
+        match info.kind {
+            IcmpKind::EchoRequest { .. } => {
+                if !lb.icmp_echo_reply {
+                    return self.filtered(lb, DropReason::IcmpEcho);
+                }
+                match frame_echo_reply(frame, p) {
+                    Ok(()) => {
+                        self.counters.icmp_echo_replies.inc();
+                        Verdict::Tx
+                    }
+                    Err(_) => Verdict::Drop(DropReason::Malformed),
+                }
+            }
+            kind if kind.is_error() => {
+                // The quoted packet is one a target sent from the VIP to the
+                // client; reversed, it is the flow as lbfwd saw it.
+                let Some(quoted) = info.embedded else {
+                    return self.filtered(lb, DropReason::IcmpNoFlow);
+                };
+                if t.lb_for(key_of(&quoted.src)).map(|(i, _)| i) != Some(lb_idx) {
+                    return self.filtered(lb, DropReason::IcmpNoFlow);
+                }
+                let flow_dir = quoted.reversed();
+                let proto = u8::from(flow_dir.protocol);
+                let (sport, dport) = match flow_dir.ports {
+                    Some(ports) => {
+                        if lb.filter.allows(proto, ports.dst) != Some(true) {
+                            return self.filtered(lb, DropReason::IcmpNoFlow);
+                        }
+                        (ports.src, ports.dst)
+                    }
+                    None if lb.filter.allows_protocol(proto) => (0, 0),
+                    None => return self.filtered(lb, DropReason::IcmpNoFlow),
+                };
+                let flow = FlowKey::new(flow_dir.src, flow_dir.dst, proto, sport, dport, lb.vni);
+                let hash = flow.flow_hash();
+                let remembered = self
+                    .flows
+                    .lookup(&flow, hash, self.now)
+                    .and_then(|v| t.target_in(lb_idx, v.slot));
+                let Some(target) = remembered.or_else(|| lb.maglev.pick(hash)) else {
+                    return Verdict::Drop(DropReason::NoTarget);
+                };
+                let verdict = self.encap(t, lb, &lb.targets[target as usize], hash, frame, p);
+                if verdict == Verdict::Tx {
+                    self.counters.icmp_errors_forwarded.inc();
+                }
+                verdict
+            }
+            _ => self.filtered(lb, DropReason::IcmpOther),
+        }
+    }
+
+    /// Encapsulates the packet toward `target`, or answers "too big".
+    #[inline]
+    fn encap(
+        &mut self,
+        t: &Tables,
+        lb: &LbTable,
+        target: &Target,
+        hash: u64,
+        frame: &mut Frame<'_>,
+        p: &Parsed,
+    ) -> Verdict {
+        match encapsulate(&t.underlay, lb.vni, target, hash, frame, p) {
+            Ok(()) => {
+                self.counters.targets[target.slot as usize].count(frame.len());
+                Verdict::Tx
+            }
+            Err(Encapsulation::TooBig { inner_mtu }) => self.too_big(frame, p, inner_mtu),
+            Err(Encapsulation::Drop(reason)) => Verdict::Drop(reason),
+        }
+    }
+
+    /// Answers a packet that does not fit the underlay with ICMP
+    /// frag-needed / packet-too-big from the VIP, rate-limited.
+    fn too_big(&mut self, frame: &mut Frame<'_>, p: &Parsed, inner_mtu: u32) -> Verdict {
+        // IPv4 without DF may be fragmented on the way, but lbfwd does not
+        // fragment outer packets; ICMP errors are never answered with ICMP.
+        let is_icmp_error = matches!(p.l4, L4Info::Icmp(i) if i.kind.is_error());
+        if (p.version == IpVersion::V4 && !p.df) || is_icmp_error {
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        if !self.too_big.take(self.now) {
+            return Verdict::Drop(DropReason::TooBigRateLimited);
+        }
+        let mtu = match p.version {
+            IpVersion::V4 => inner_mtu.max(68),
+            IpVersion::V6 => inner_mtu.max(1280),
+        };
+        let vip = p.dst;
+        match frame_too_big(frame, p, &vip, mtu) {
+            Ok(()) => {
+                self.counters.too_big_sent.inc();
+                Verdict::Tx
+            }
+            Err(_) => Verdict::Drop(DropReason::TooBig),
+        }
+    }
+
+    /// Encapsulates the held fragments released by accepted first
+    /// fragments and emits them.
+    fn release_held(&mut self, t: &Tables, emit: &mut dyn FnMut(&[u8]) -> bool) -> usize {
+        let mut sent = 0;
+        for i in 0..self.pending_len {
+            let Some(release) = self.pending[i].take() else {
+                continue;
+            };
+            let State {
+                frags,
+                scratch,
+                counters,
+                ..
+            } = self;
+            frags.take_held(&release.key, |held| {
+                let verdict = encapsulate_copy(t, scratch, held, &release, emit);
+                match verdict {
+                    Ok(len) => {
+                        counters.tx.count(len);
+                        sent += 1;
+                    }
+                    Err(reason) => counters.dropped(reason),
+                }
+            });
+        }
+        self.pending_len = 0;
+        sent
+    }
+}
+
+/// Encapsulates a copy of a held fragment toward its datagram's target and
+/// emits it; returns the length emitted.
+fn encapsulate_copy(
+    t: &Tables,
+    scratch: &mut [u8],
+    held: &[u8],
+    release: &Release,
+    emit: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<usize, DropReason> {
+    if HEADROOM + held.len() > scratch.len() {
+        return Err(DropReason::FragmentOverflow);
+    }
+    scratch[HEADROOM..HEADROOM + held.len()].copy_from_slice(held);
+    let mut frame = Frame::new(scratch, HEADROOM, held.len());
+    let p = match crate::wire::parse_frame(frame.data()) {
+        Ok(ParsedFrame::Ip(p)) => p,
+        _ => return Err(DropReason::Malformed),
+    };
+    let Some((lb_idx, lb)) = t.lb_for(key_of(&p.dst)) else {
+        return Err(DropReason::NoTarget);
+    };
+    let Some(i) = t.target_in(lb_idx, release.value.slot) else {
+        return Err(DropReason::NoTarget);
+    };
+    let target = &lb.targets[i as usize];
+    if frame.len() > p.ip_end() {
+        frame.set_len(p.ip_end());
+    }
+    match encapsulate(
+        &t.underlay,
+        lb.vni,
+        target,
+        release.value.hash,
+        &mut frame,
+        &p,
+    ) {
+        Ok(()) => {}
+        Err(Encapsulation::TooBig { .. }) => return Err(DropReason::TooBig),
+        Err(Encapsulation::Drop(reason)) => return Err(reason),
+    }
+    if emit(frame.data()) {
+        Ok(frame.len())
+    } else {
+        Err(DropReason::FragmentOverflow)
+    }
+}
+
+/// Why a packet was not encapsulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encapsulation {
+    /// The result would exceed the underlay MTU; the inner packet may be at
+    /// most `inner_mtu` bytes.
+    TooBig {
+        /// Largest inner IP packet that fits.
+        inner_mtu: u32,
+    },
+    /// It cannot be sent, for this reason.
+    Drop(DropReason),
+}
+
+/// Bytes of the headers an encapsulation puts in front of the inner IP
+/// packet, outer Ethernet not included: (outer IP, UDP, tunnel header,
+/// inner Ethernet).
+#[inline]
+pub fn encap_overhead(encap: Encap, underlay: Underlay) -> usize {
+    let outer_ip = match underlay {
+        Underlay::V4(_) => 20,
+        Underlay::V6(_) => 40,
+    };
+    outer_ip
+        + match encap {
+            Encap::IpIp => 0,
+            Encap::Gue { .. } => 8,
+            Encap::Vxlan { .. } => 8 + 8 + 14,
+        }
+}
+
+/// The outer UDP source port of a flow: in the dynamic range, from the flow
+/// hash, so the target's RSS spreads flows (RFC 7348 section 5).
+#[inline]
+pub fn udp_source_port(hash: u64) -> u16 {
+    0xC000 | ((hash >> 48) as u16 & 0x3FFF)
+}
+
+/// Encapsulates the IP packet of `frame` (summarised by `p`, Ethernet
+/// padding already trimmed) toward `target`, in place: the outer headers are
+/// written in front of the inner IP header, over the old Ethernet header and
+/// into the headroom; the inner packet is not touched.
+#[inline]
+pub fn encapsulate(
+    u: &UnderlayParams,
+    vni: u32,
+    target: &Target,
+    hash: u64,
+    frame: &mut Frame<'_>,
+    p: &Parsed,
+) -> Result<(), Encapsulation> {
+    let l3 = p.l3_offset as usize;
+    let inner_len = p.ip_len as usize;
+    let overhead = encap_overhead(u.encap, target.underlay);
+    if overhead + inner_len > usize::from(u.mtu) {
+        return Err(Encapsulation::TooBig {
+            inner_mtu: u32::from(u.mtu).saturating_sub(overhead as u32),
+        });
+    }
+    let inner_ethertype = match p.version {
+        IpVersion::V4 => EtherType::Ipv4,
+        IpVersion::V6 => EtherType::Ipv6,
+    };
+    let outer_len = 14 + overhead;
+    // Check everything before the first write: a refusal leaves the frame
+    // as it was.
+    match target.underlay {
+        Underlay::V4(_) if u.source_ipv4.is_none() => {
+            return Err(Encapsulation::Drop(DropReason::NoUnderlaySource))
+        }
+        Underlay::V6(_) if u.source_ipv6.is_none() => {
+            return Err(Encapsulation::Drop(DropReason::NoUnderlaySource))
+        }
+        _ => {}
+    }
+    if !frame.adjust_head(l3 as isize - outer_len as isize) {
+        return Err(Encapsulation::Drop(DropReason::NoHeadroom));
+    }
+    let data = frame.data_mut();
+    let tos = match p.version {
+        IpVersion::V4 => data[outer_len + 1],
+        IpVersion::V6 => (data[outer_len] << 4) | (data[outer_len + 1] >> 4),
+    };
+    let (outer_ethertype, ip_hdr) = match target.underlay {
+        Underlay::V4(_) => (EtherType::Ipv4, 20),
+        Underlay::V6(_) => (EtherType::Ipv6, 40),
+    };
+    let (proto, udp_port) = match (u.encap, p.version) {
+        (Encap::IpIp, IpVersion::V4) => (IpProtocol::Ipv4, 0),
+        (Encap::IpIp, IpVersion::V6) => (IpProtocol::Ipv6, 0),
+        (Encap::Gue { port }, _) | (Encap::Vxlan { port }, _) => (IpProtocol::Udp, port),
+    };
+    let bad = |_| Encapsulation::Drop(DropReason::NoHeadroom);
+    EthernetRepr {
+        dst: u.next_hop_mac,
+        src: u.source_mac,
+        ethertype: outer_ethertype,
+    }
+    .emit(&mut data[..14])
+    .map_err(bad)?;
+    let payload_len = data.len() - 14 - ip_hdr;
+    let src_port = udp_source_port(hash);
+    if let Encap::Vxlan { .. } = u.encap {
+        VxlanRepr { vni }
+            .emit(&mut data[14 + ip_hdr + 8..14 + ip_hdr + 16])
+            .map_err(bad)?;
+        EthernetRepr {
+            dst: target.mac,
+            src: u.source_mac,
+            ethertype: inner_ethertype,
+        }
+        .emit(&mut data[14 + ip_hdr + 16..14 + ip_hdr + 30])
+        .map_err(bad)?;
+    }
+    match target.underlay {
+        Underlay::V4(dst) => {
+            let src = u.source_ipv4.map(|a| a.octets()).unwrap_or_default();
+            Ipv4Repr {
+                src,
+                dst,
+                protocol: proto,
+                payload_len,
+                ttl: crate::wire::ipv4::DEFAULT_TTL,
+                dont_frag: true,
+                ident: 0,
+                tos,
+            }
+            .emit(&mut data[14..34])
+            .map_err(bad)?;
+            if proto == IpProtocol::Udp {
+                // The UDP checksum is optional over IPv4 (RFC 768, RFC 7348
+                // section 5): zero, so the inner packet is never read twice.
+                emit_udp_ipv4(&mut data[34..], src_port, udp_port, src, dst, false).map_err(bad)?;
+            }
+        }
+        Underlay::V6(dst) => {
+            let src = u.source_ipv6.map(|a| a.octets()).unwrap_or_default();
+            Ipv6Repr {
+                src,
+                dst,
+                next_header: proto,
+                payload_len,
+                hop_limit: DEFAULT_HOP_LIMIT,
+                traffic_class: tos,
+                flow_label: flow_label_from_hash(hash as u32),
+            }
+            .emit(&mut data[14..54])
+            .map_err(bad)?;
+            if proto == IpProtocol::Udp {
+                emit_udp_ipv6(&mut data[54..], src_port, udp_port, &src, &dst).map_err(bad)?;
+            }
+        }
+    }
+    Ok(())
+}

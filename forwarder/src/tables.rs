@@ -1,1 +1,584 @@
-//! (being written)
+//! The dataplane's tables: the immutable set every worker reads (VIP map,
+//! filters, one Maglev table per load balancer, encapsulation settings),
+//! built off the fast path from the resolved model, and published with one
+//! atomic pointer swap.
+//!
+//! Freeing an old version never happens on a worker either: the publisher
+//! keeps every replaced version until each worker has reported that it moved
+//! past it, then drops it on the control thread.
+
+use crate::counters::{SlotError, SlotRegistry, MAX_TARGET_SLOTS};
+use crate::maglev::MaglevTable;
+use arc_swap::ArcSwap;
+use lbfwd_config::model::{Encap, IcmpEcho, Protocol, Resolved};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// An address as the fast path compares it: IPv4 as IPv4-mapped IPv6.
+pub type AddrKey = u128;
+
+/// The fast-path key of an address.
+#[inline(always)]
+pub fn addr_key(addr: IpAddr) -> AddrKey {
+    match addr {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(v6) => v6.to_bits(),
+    }
+}
+
+/// Where encapsulated packets go and what they look like; the appliance
+/// settings of `[underlay]` with the runtime's MAC filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnderlayParams {
+    /// Encapsulation kind and UDP port.
+    pub encap: Encap,
+    /// Outer IPv4 source, when the appliance has one.
+    pub source_ipv4: Option<Ipv4Addr>,
+    /// Outer IPv6 source, when the appliance has one.
+    pub source_ipv6: Option<Ipv6Addr>,
+    /// Outer Ethernet source (the egress interface's MAC).
+    pub source_mac: [u8; 6],
+    /// Outer Ethernet destination (the next hop's MAC).
+    pub next_hop_mac: [u8; 6],
+    /// Largest outer IP packet the underlay carries.
+    pub mtu: u16,
+}
+
+/// A target's underlay address, in the form the encapsulation writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Underlay {
+    /// IPv4 underlay.
+    V4([u8; 4]),
+    /// IPv6 underlay.
+    V6([u8; 16]),
+}
+
+impl From<IpAddr> for Underlay {
+    fn from(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(a) => Underlay::V4(a.octets()),
+            IpAddr::V6(a) => Underlay::V6(a.octets()),
+        }
+    }
+}
+
+/// One destination of a load balancer, as the fast path needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Destination name (for counters and logs).
+    pub name: String,
+    /// Destination uid.
+    pub uid: String,
+    /// Where to send.
+    pub underlay: Underlay,
+    /// Inner destination MAC (VXLAN).
+    pub mac: [u8; 6],
+    /// Maglev weight (0 = draining).
+    pub weight: u32,
+    /// Stable counter slot; also the identity flows remember.
+    pub slot: u32,
+}
+
+/// The allow list of one load balancer: inclusive port ranges per protocol.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortFilter {
+    tcp: Vec<(u16, u16)>,
+    udp: Vec<(u16, u16)>,
+    sctp: Vec<(u16, u16)>,
+}
+
+impl PortFilter {
+    /// A filter allowing exactly these ranges.
+    pub fn new(ranges: &[lbfwd_config::model::PortRange]) -> Self {
+        let mut f = PortFilter::default();
+        for r in ranges {
+            let list = match r.protocol {
+                Protocol::Tcp => &mut f.tcp,
+                Protocol::Udp => &mut f.udp,
+                Protocol::Sctp => &mut f.sctp,
+            };
+            list.push((r.first, r.last));
+        }
+        for list in [&mut f.tcp, &mut f.udp, &mut f.sctp] {
+            list.sort_unstable();
+        }
+        f
+    }
+
+    /// Whether `port` of IP protocol `proto` may pass. `None` for protocols
+    /// that are not TCP, UDP or SCTP.
+    #[inline]
+    pub fn allows(&self, proto: u8, port: u16) -> Option<bool> {
+        let list = match proto {
+            6 => &self.tcp,
+            17 => &self.udp,
+            132 => &self.sctp,
+            _ => return None,
+        };
+        Some(list.iter().any(|&(lo, hi)| lo <= port && port <= hi))
+    }
+
+    /// Whether any port of this protocol is allowed.
+    pub fn allows_protocol(&self, proto: u8) -> bool {
+        match proto {
+            6 => !self.tcp.is_empty(),
+            17 => !self.udp.is_empty(),
+            132 => !self.sctp.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// One load balancer's tables.
+#[derive(Debug)]
+pub struct LbTable {
+    /// Load balancer name.
+    pub name: String,
+    /// Stable counter slot.
+    pub slot: u32,
+    /// The network's VNI (VXLAN header; part of the flow hash).
+    pub vni: u32,
+    /// Port allow list.
+    pub filter: PortFilter,
+    /// Whether lbfwd answers ICMP echo requests itself.
+    pub icmp_echo_reply: bool,
+    /// Maglev table over `targets` (indexes into it).
+    pub maglev: MaglevTable,
+    /// Destinations, in the resolved (deterministic) order.
+    pub targets: Vec<Target>,
+}
+
+/// Open-addressing map from VIP to load-balancer index; power-of-two
+/// capacity, linear probing, at most half full.
+#[derive(Debug, Clone)]
+pub struct VipMap {
+    keys: Box<[AddrKey]>,
+    values: Box<[u32]>,
+    mask: usize,
+}
+
+const VIP_EMPTY: u32 = u32::MAX;
+
+impl VipMap {
+    fn new(entries: &[(AddrKey, u32)]) -> Self {
+        let cap = (entries.len() * 2).next_power_of_two().max(16);
+        let mut map = VipMap {
+            keys: vec![0; cap].into_boxed_slice(),
+            values: vec![VIP_EMPTY; cap].into_boxed_slice(),
+            mask: cap - 1,
+        };
+        for &(k, v) in entries {
+            let mut i = Self::slot(k) & map.mask;
+            while map.values[i] != VIP_EMPTY {
+                i = (i + 1) & map.mask;
+            }
+            map.keys[i] = k;
+            map.values[i] = v;
+        }
+        map
+    }
+
+    #[inline(always)]
+    fn slot(k: AddrKey) -> usize {
+        let folded = (k as u64) ^ ((k >> 64) as u64).rotate_left(29);
+        (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+    }
+
+    /// The load-balancer index of a VIP.
+    #[inline]
+    pub fn get(&self, k: AddrKey) -> Option<u32> {
+        let mut i = Self::slot(k) & self.mask;
+        loop {
+            let v = self.values[i];
+            if v == VIP_EMPTY {
+                return None;
+            }
+            if self.keys[i] == k {
+                return Some(v);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// Marks an unused entry of [`Tables::target_by_slot`].
+pub const NO_TARGET: u64 = u64::MAX;
+
+/// One immutable version of everything the workers read.
+#[derive(Debug)]
+pub struct Tables {
+    /// Version number; increases with every publication.
+    pub version: u64,
+    /// Encapsulation settings.
+    pub underlay: UnderlayParams,
+    /// Load balancers, in resolved order.
+    pub lbs: Vec<LbTable>,
+    /// VIP -> index into `lbs`.
+    pub vips: VipMap,
+    /// Target slot -> `(lb index << 32) | target index`, or [`NO_TARGET`]:
+    /// tells a flow whether its target is still in the routing.
+    pub target_by_slot: Box<[u64]>,
+}
+
+impl Tables {
+    /// The load balancer owning `addr`, if it is a VIP.
+    #[inline]
+    pub fn lb_for(&self, addr: AddrKey) -> Option<(u32, &LbTable)> {
+        let i = self.vips.get(addr)?;
+        Some((i, &self.lbs[i as usize]))
+    }
+
+    /// Where the target in counter slot `slot` sits now, if it is still in
+    /// the routing of load balancer `lb`.
+    #[inline]
+    pub fn target_in(&self, lb: u32, slot: u32) -> Option<u32> {
+        let packed = *self.target_by_slot.get(slot as usize)?;
+        if packed != NO_TARGET && (packed >> 32) as u32 == lb {
+            Some(packed as u32)
+        } else {
+            None
+        }
+    }
+
+    /// An empty version (no VIPs): everything goes to the host path.
+    pub fn empty(underlay: UnderlayParams) -> Self {
+        Tables {
+            version: 0,
+            underlay,
+            lbs: Vec::new(),
+            vips: VipMap::new(&[]),
+            target_by_slot: vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+/// Errors of building tables.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Too many load balancers or targets for the counter slots.
+    #[error(transparent)]
+    Slots(#[from] SlotError),
+    /// A Maglev table could not be built.
+    #[error("load balancer {lb}: {message}")]
+    Maglev {
+        /// The load balancer.
+        lb: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The key a target is known by in counters and flows.
+fn target_key(d: &lbfwd_config::model::Destination) -> String {
+    if d.uid.is_empty() {
+        d.name.clone()
+    } else {
+        format!("{}/{}", d.name, d.uid)
+    }
+}
+
+/// Builds table versions; keeps the slot registry across builds.
+#[derive(Debug, Default)]
+pub struct TableBuilder {
+    slots: SlotRegistry,
+}
+
+impl TableBuilder {
+    /// A builder with no slots given out.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the tables for `resolved`. Returns the tables and the counter
+    /// slots released by this build (reset them before reuse).
+    pub fn build(
+        &mut self,
+        resolved: &Resolved,
+        underlay: &UnderlayParams,
+        version: u64,
+    ) -> Result<(Tables, Vec<u32>), BuildError> {
+        let assignment = self.slots.assign(
+            resolved.load_balancers.iter().map(|lb| lb.name.as_str()),
+            resolved
+                .load_balancers
+                .iter()
+                .flat_map(|lb| {
+                    lb.destinations
+                        .iter()
+                        .map(move |d| (lb.name.as_str(), target_key(d)))
+                })
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(l, t)| (*l, t.as_str())),
+        )?;
+        let mut lbs = Vec::with_capacity(resolved.load_balancers.len());
+        let mut vips = Vec::new();
+        let mut target_by_slot = vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice();
+        for (lb_index, lb) in resolved.load_balancers.iter().enumerate() {
+            let targets: Vec<Target> = lb
+                .destinations
+                .iter()
+                .map(|d| Target {
+                    name: d.name.clone(),
+                    uid: d.uid.clone(),
+                    underlay: d.underlay.into(),
+                    mac: d.mac.map(|m| m.0).unwrap_or_default(),
+                    weight: d.weight,
+                    slot: assignment.targets[&(lb.name.clone(), target_key(d))],
+                })
+                .collect();
+            for (t_index, t) in targets.iter().enumerate() {
+                target_by_slot[t.slot as usize] = ((lb_index as u64) << 32) | t_index as u64;
+            }
+            let maglev = MaglevTable::from_destinations(&lb.destinations, lb.maglev_table_size)
+                .map_err(|e| BuildError::Maglev {
+                    lb: lb.name.clone(),
+                    message: e.to_string(),
+                })?;
+            for ip in &lb.ips {
+                vips.push((addr_key(ip.addr), lb_index as u32));
+            }
+            lbs.push(LbTable {
+                name: lb.name.clone(),
+                slot: assignment.lbs[&lb.name],
+                vni: lb.vni,
+                filter: PortFilter::new(&lb.ports),
+                icmp_echo_reply: lb.icmp_echo == IcmpEcho::Reply,
+                maglev,
+                targets,
+            });
+        }
+        let mut released = assignment.released_targets;
+        released.extend(assignment.released_lbs.iter().map(|s| s | LB_SLOT_FLAG));
+        Ok((
+            Tables {
+                version,
+                underlay: underlay.clone(),
+                lbs,
+                vips: VipMap::new(&vips),
+                target_by_slot,
+            },
+            released,
+        ))
+    }
+}
+
+/// Set on a released slot number that names a load-balancer slot (not a
+/// target slot) in [`TableBuilder::build`]'s output.
+pub const LB_SLOT_FLAG: u32 = 1 << 31;
+
+/// Holds the current table version and the versions workers may still use.
+#[derive(Debug)]
+pub struct Publisher {
+    current: ArcSwap<Tables>,
+    /// Last version each worker reported using.
+    seen: Box<[AtomicU64]>,
+    retired: Mutex<Vec<Arc<Tables>>>,
+}
+
+impl Publisher {
+    /// A publisher for `workers` workers, starting with `initial`.
+    pub fn new(initial: Tables, workers: usize) -> Arc<Self> {
+        let version = initial.version;
+        Arc::new(Publisher {
+            current: ArcSwap::from_pointee(initial),
+            seen: (0..workers).map(|_| AtomicU64::new(version)).collect(),
+            retired: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The version now published.
+    pub fn current(&self) -> Arc<Tables> {
+        self.current.load_full()
+    }
+
+    /// Publishes `tables` (one pointer swap) and frees old versions no
+    /// worker uses any more.
+    pub fn publish(&self, tables: Tables) {
+        let old = self.current.swap(Arc::new(tables));
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(old);
+        self.reclaim();
+    }
+
+    /// Frees retired versions that every worker has moved past. Call it from
+    /// the control thread now and then (publish does).
+    pub fn reclaim(&self) -> usize {
+        let oldest_in_use = self
+            .seen
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX);
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let before = retired.len();
+        retired.retain(|t| t.version >= oldest_in_use || Arc::strong_count(t) > 1);
+        before - retired.len()
+    }
+
+    /// Number of versions waiting to be freed.
+    pub fn retired_len(&self) -> usize {
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// A reader for worker `worker` (0-based, < the count given to `new`).
+    pub fn reader(self: &Arc<Self>, worker: usize) -> TableReader {
+        assert!(worker < self.seen.len(), "worker index out of range");
+        TableReader {
+            publisher: Arc::clone(self),
+            tables: self.current(),
+            worker,
+        }
+    }
+}
+
+/// A worker's handle on the published tables.
+#[derive(Debug)]
+pub struct TableReader {
+    publisher: Arc<Publisher>,
+    tables: Arc<Tables>,
+    worker: usize,
+}
+
+impl TableReader {
+    /// Picks up a newer version if one was published; call between bursts.
+    /// Never frees a version (the old one stays retired on the publisher).
+    #[inline]
+    pub fn refresh(&mut self) -> &Tables {
+        let cur = self.publisher.current.load();
+        if cur.version != self.tables.version {
+            // The publisher still holds the old version in `retired`, so this
+            // assignment only decrements a reference count.
+            self.tables = arc_swap::Guard::into_inner(cur);
+            self.publisher.seen[self.worker].store(self.tables.version, Ordering::Release);
+        }
+        &self.tables
+    }
+
+    /// The version in hand.
+    #[inline]
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lbfwd_config::model::*;
+
+    fn underlay() -> UnderlayParams {
+        UnderlayParams {
+            encap: Encap::Vxlan { port: 4789 },
+            source_ipv4: Some(Ipv4Addr::new(10, 0, 2, 2)),
+            source_ipv6: None,
+            source_mac: [2, 0, 0, 0, 0, 2],
+            next_hop_mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+        }
+    }
+
+    fn resolved(dests: &[&str]) -> Resolved {
+        Resolved {
+            load_balancers: vec![ResolvedLoadBalancer {
+                name: "web".into(),
+                lb_type: LoadBalancerType::Public,
+                network: "n".into(),
+                vni: 100,
+                ips: vec![AssignedIp {
+                    addr: "203.0.113.1".parse().unwrap(),
+                    pool: Some("public".into()),
+                }],
+                ports: vec![PortRange {
+                    protocol: Protocol::Tcp,
+                    first: 80,
+                    last: 80,
+                }],
+                icmp_echo: IcmpEcho::Drop,
+                maglev_table_size: 251,
+                destinations: dests
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| Destination {
+                        name: n.to_string(),
+                        uid: String::new(),
+                        underlay: IpAddr::V4(Ipv4Addr::new(10, 0, 3, i as u8 + 1)),
+                        mac: Some(MacAddr([2, 0, 0, 0, 3, i as u8])),
+                        weight: 1,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn vip_map_finds_every_vip_and_nothing_else() {
+        let entries: Vec<(AddrKey, u32)> = (0..1000u32)
+            .map(|i| (addr_key(IpAddr::V4(Ipv4Addr::from(0xCB00_7100 + i))), i))
+            .collect();
+        let map = VipMap::new(&entries);
+        for &(k, v) in &entries {
+            assert_eq!(map.get(k), Some(v));
+        }
+        assert_eq!(map.get(addr_key("198.51.100.1".parse().unwrap())), None);
+        assert_eq!(map.get(addr_key("::1".parse().unwrap())), None);
+    }
+
+    #[test]
+    fn targets_keep_slots_across_builds_and_leave_cleanly() {
+        let mut b = TableBuilder::new();
+        let (t1, _) = b
+            .build(&resolved(&["a", "b", "c"]), &underlay(), 1)
+            .unwrap();
+        let (t2, released) = b.build(&resolved(&["a", "c"]), &underlay(), 2).unwrap();
+        let slot_a = t1.lbs[0].targets[0].slot;
+        let slot_b = t1.lbs[0].targets[1].slot;
+        assert_eq!(t2.lbs[0].targets[0].slot, slot_a);
+        assert_eq!(t2.target_in(0, slot_a), Some(0));
+        assert_eq!(t2.target_in(0, slot_b), None, "b left the routing");
+        assert_eq!(released, vec![slot_b]);
+        assert_eq!(t2.target_in(1, slot_a), None, "wrong load balancer");
+    }
+
+    #[test]
+    fn old_versions_are_freed_only_after_every_worker_moved_on() {
+        let mut b = TableBuilder::new();
+        let (t1, _) = b.build(&resolved(&["a"]), &underlay(), 1).unwrap();
+        let publisher = Publisher::new(t1, 2);
+        let mut r0 = publisher.reader(0);
+        let mut r1 = publisher.reader(1);
+        let (t2, _) = b.build(&resolved(&["a", "b"]), &underlay(), 2).unwrap();
+        publisher.publish(t2);
+        assert_eq!(publisher.retired_len(), 1);
+        assert_eq!(r0.refresh().version, 2);
+        assert_eq!(publisher.reclaim(), 0, "worker 1 still on version 1");
+        assert_eq!(r1.refresh().version, 2);
+        assert_eq!(publisher.reclaim(), 1);
+        assert_eq!(r0.tables().lbs[0].targets.len(), 2);
+    }
+
+    #[test]
+    fn port_filter_ranges() {
+        let f = PortFilter::new(&[
+            PortRange {
+                protocol: Protocol::Tcp,
+                first: 80,
+                last: 80,
+            },
+            PortRange {
+                protocol: Protocol::Udp,
+                first: 1024,
+                last: 2048,
+            },
+        ]);
+        assert_eq!(f.allows(6, 80), Some(true));
+        assert_eq!(f.allows(6, 81), Some(false));
+        assert_eq!(f.allows(17, 2048), Some(true));
+        assert_eq!(f.allows(17, 2049), Some(false));
+        assert_eq!(f.allows(132, 80), Some(false));
+        assert_eq!(f.allows(1, 0), None);
+    }
+}
