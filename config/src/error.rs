@@ -191,6 +191,20 @@ impl Errors {
         self.0.extend(other.0);
     }
 
+    /// Sorts by file, line and column (errors without location last), keeping
+    /// the order of errors at one place.
+    pub fn sort_by_location(&mut self) {
+        self.0.sort_by(|a, b| {
+            let key = |e: &LocatedError| {
+                e.location
+                    .as_ref()
+                    .map(|l| (0, l.file.clone(), l.line, l.column))
+                    .unwrap_or((1, String::new(), 0, 0))
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+
     /// `Ok(value)` when empty, else `Err(self)`.
     pub fn into_result<T>(self, value: T) -> Result<T, Errors> {
         if self.0.is_empty() {

@@ -6,7 +6,7 @@
 //! carries the file, line and column.
 
 use crate::error::{Errors, FieldPath, LocatedError, Location};
-use crate::origin::{toml_span, Kind, Origin, Source, SourceKind};
+use crate::origin::{toml_path_at, toml_span, Kind, Origin, Source, SourceKind};
 use crate::resolve::Resolution;
 use crate::settings::{
     ControlSection, DataplaneSection, FlowSection, Settings, SettingsInput, UnderlaySection,
@@ -93,7 +93,13 @@ impl Parsed {
                             ..Location::default()
                         })
                     });
-                let msg = e.message().trim().to_string();
+                let msg = e
+                    .message()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 Err(Errors::single(location, "", Problem::TomlSyntax(msg)))
             }
         }
@@ -159,11 +165,12 @@ impl Parsed {
             Ok(v) => Some(v),
             Err(e) => {
                 let doc = self.doc();
-                let location = match e.span() {
-                    Some(s) if s.end > 0 => {
-                        Location::at_offset(&self.source.name, doc.raw(), s.start)
-                    }
-                    _ => self.locate(path),
+                let (location, path) = match e.span() {
+                    Some(s) if s.end > 0 => (
+                        Location::at_offset(&self.source.name, doc.raw(), s.start),
+                        path.join(&toml_path_at(item, s.start)),
+                    ),
+                    _ => (self.locate(path), path.clone()),
                 };
                 errors.push(LocatedError {
                     location: Some(location),

@@ -291,3 +291,66 @@ pub(crate) fn toml_span(root: &toml_edit::Item, path: &FieldPath) -> Option<Rang
     }
     best
 }
+
+/// The path of the deepest key or array element under `item` whose span
+/// contains `offset` (for naming the field a deserialization error is
+/// about), relative to `item`.
+pub(crate) fn toml_path_at(item: &toml_edit::Item, offset: usize) -> FieldPath {
+    use toml_edit::{Item, Value};
+    fn contains(span: Option<Range<usize>>, offset: usize) -> bool {
+        span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+    }
+    fn walk_value(v: &Value, offset: usize, path: &mut FieldPath) {
+        match v {
+            Value::InlineTable(t) => {
+                for (k, v) in t.iter() {
+                    let key_span = t.key(k).and_then(|key| key.span());
+                    if contains(key_span, offset) || contains(v.span(), offset) {
+                        path.0.push(Seg::Key(k.to_string()));
+                        walk_value(v, offset, path);
+                        return;
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    if contains(v.span(), offset) {
+                        path.0.push(Seg::Index(i));
+                        walk_value(v, offset, path);
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    fn walk_table(t: &toml_edit::Table, offset: usize, path: &mut FieldPath) {
+        for (k, item) in t.iter() {
+            let key_span = t.key(k).and_then(|key| key.span());
+            if contains(key_span, offset) || contains(item.span(), offset) {
+                path.0.push(Seg::Key(k.to_string()));
+                walk_item(item, offset, path);
+                return;
+            }
+        }
+    }
+    fn walk_item(item: &Item, offset: usize, path: &mut FieldPath) {
+        match item {
+            Item::Table(t) => walk_table(t, offset, path),
+            Item::Value(v) => walk_value(v, offset, path),
+            Item::ArrayOfTables(a) => {
+                for (i, t) in a.iter().enumerate() {
+                    if contains(t.span(), offset) {
+                        path.0.push(Seg::Index(i));
+                        walk_table(t, offset, path);
+                        return;
+                    }
+                }
+            }
+            Item::None => {}
+        }
+    }
+    let mut path = FieldPath::root();
+    walk_item(item, offset, &mut path);
+    path
+}

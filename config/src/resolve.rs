@@ -588,9 +588,14 @@ impl DesiredState {
         // Allocation (only over well-formed pools: errors there would cascade).
         let mut assigned: Vec<Vec<AssignedIp>> = vec![Vec::new(); self.load_balancers.len()];
         let mut allocations: Vec<Allocation> = Vec::new();
-        if pools_ok {
-            self.allocate(&mut ctx, &pools, &explicit, &mut assigned, &mut allocations);
-        }
+        self.allocate(
+            &mut ctx,
+            &pools,
+            &explicit,
+            pools_ok,
+            &mut assigned,
+            &mut allocations,
+        );
 
         // Routing.
         let mut resolved = Vec::new();
@@ -658,6 +663,7 @@ impl DesiredState {
         // its missing MAC several times.
         let mut seen = HashSet::new();
         ctx.errors.0.retain(|e| seen.insert(e.to_string()));
+        ctx.errors.sort_by_location();
         let mut seen = HashSet::new();
         ctx.warnings.retain(|e| seen.insert(e.to_string()));
 
@@ -676,6 +682,7 @@ impl DesiredState {
         ctx: &mut Ctx,
         pools: &[Pool<'_>],
         explicit: &[Vec<(IpAddr, Option<String>)>],
+        pools_ok: bool,
         assigned: &mut [Vec<AssignedIp>],
         allocations: &mut Vec<Allocation>,
     ) {
@@ -733,6 +740,12 @@ impl DesiredState {
                 used.insert(key, li);
                 assigned[li].push(AssignedIp { addr: *addr, pool });
             }
+        }
+
+        if !pools_ok {
+            // Malformed or overlapping pools: allocating from them would
+            // only add confusing follow-up errors.
+            return;
         }
 
         // 2. Persisted allocations.
