@@ -11,6 +11,9 @@ fn main() {
     if env::var_os("CARGO_FEATURE_AF_XDP").is_some() {
         af_xdp();
     }
+    if env::var_os("CARGO_FEATURE_DPDK").is_some() {
+        build_dpdk();
+    }
 }
 
 /// The `af_xdp` feature: links libxdp and libbpf (found through pkg-config),
@@ -100,5 +103,70 @@ fn compile_bpf(src: &Path, dst: &Path, cflags: &str) {
              install clang (Debian: apt-get install clang) or set CLANG",
             src.display()
         ),
+    }
+}
+
+/// The `dpdk` feature: compiles `csrc/dpdk_shim.c` (DPDK's static inline
+/// functions as real symbols, plus the slow-path calls with large argument
+/// structs) with `pkg-config --cflags libdpdk` and links the DPDK libraries
+/// `pkg-config --libs libdpdk` names. Needs `pkg-config` and DPDK 22.11
+/// (Debian: `apt-get install pkg-config libdpdk-dev`); a missing piece stops
+/// the build with a message that says what to install. Self-contained: it
+/// shares no helper with the AF_XDP section.
+fn build_dpdk() {
+    const SHIM: &str = "csrc/dpdk_shim.c";
+    const HEADER: &str = "csrc/dpdk_shim.h";
+    println!("cargo:rerun-if-changed={SHIM}");
+    println!("cargo:rerun-if-changed={HEADER}");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+
+    let run = |args: &[&str]| -> String {
+        match Command::new("pkg-config").args(args).output() {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+            Ok(o) => panic!(
+                "feature dpdk: `pkg-config {}` failed: {}\n\
+                 install DPDK 22.11 (Debian: apt-get install libdpdk-dev) or point \
+                 PKG_CONFIG_PATH at its libdpdk.pc",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!(
+                "feature dpdk: cannot run pkg-config: {e}\n\
+                 install it (Debian: apt-get install pkg-config)"
+            ),
+        }
+    };
+    let version = run(&["--modversion", "libdpdk"]);
+    if !version.starts_with("22.11") {
+        println!(
+            "cargo:warning=feature dpdk: found DPDK {version}; lbfwd is written against 22.11 \
+             (the shim's static asserts stop the build if the mbuf layout differs)"
+        );
+    }
+    let cflags = run(&["--cflags", "libdpdk"]);
+    let libs = run(&["--libs", "libdpdk"]);
+
+    let mut build = cc::Build::new();
+    build
+        .file(SHIM)
+        .warnings(true)
+        .extra_warnings(true)
+        // DPDK's headers trip -Wextra in places that are not ours.
+        .flag_if_supported("-Wno-unused-parameter");
+    for flag in cflags.split_whitespace() {
+        build.flag(flag);
+    }
+    build.compile("lbfwd_dpdk_shim");
+
+    // After the shim, so a static link resolves the shim's references. The
+    // Rust linker driver already passes --as-needed, so only the libraries
+    // the shim uses end up in DT_NEEDED; the PMDs are plugins that EAL loads
+    // from its driver directory at run time.
+    for flag in libs.split_whitespace() {
+        if let Some(lib) = flag.strip_prefix("-l") {
+            println!("cargo:rustc-link-lib={lib}");
+        } else if let Some(dir) = flag.strip_prefix("-L") {
+            println!("cargo:rustc-link-search=native={dir}");
+        }
     }
 }
