@@ -11,6 +11,7 @@ pub mod frame;
 pub mod io;
 pub mod maglev;
 pub mod pipeline;
+pub mod report;
 pub mod runtime;
 pub mod tables;
 pub mod wire;

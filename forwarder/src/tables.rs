@@ -45,6 +45,26 @@ pub struct UnderlayParams {
     pub mtu: u16,
 }
 
+impl UnderlayParams {
+    /// The parameters of a validated `[underlay]` section; `interface_mac`
+    /// is the egress interface's MAC, used when `source_mac` is not set
+    /// (all zeros when neither is known, e.g. offline replay).
+    pub fn from_settings(u: &lbfwd_config::Underlay, interface_mac: Option<[u8; 6]>) -> Self {
+        UnderlayParams {
+            encap: u.encap,
+            source_ipv4: u.source_ipv4,
+            source_ipv6: u.source_ipv6,
+            source_mac: u
+                .source_mac
+                .map(|m| m.0)
+                .or(interface_mac)
+                .unwrap_or_default(),
+            next_hop_mac: u.next_hop_mac.0,
+            mtu: u.mtu,
+        }
+    }
+}
+
 /// A target's underlay address, in the form the encapsulation writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Underlay {
