@@ -488,6 +488,7 @@ const RESERVED_EAL_ARGS: &[&str] = &[
     "--lcores",
     "--file-prefix",
     "--in-memory",
+    "--no-shconf",
     "--no-huge",
     "--huge-dir",
     "-m",
@@ -500,14 +501,24 @@ const RESERVED_EAL_ARGS: &[&str] = &[
 /// The EAL arguments for `opts` (`argv[0]` included), as [`init_eal`] passes
 /// them: the main lcore on the CPUs the calling thread may run on (workers
 /// register themselves, see the module docs), `--file-prefix lbfwd-PID` and
-/// `--in-memory` (no files shared with other processes, so test runs and
-/// several instances never collide), memory, PCI allow list or `--no-pci`,
+/// `--in-memory` (`--no-shconf` with `no_huge`): no files shared with other
+/// processes, so test runs and several instances never collide; memory, PCI allow list or `--no-pci`,
 /// virtual devices, then the extra arguments.
 pub fn eal_args(opts: &DpdkOptions) -> Result<Vec<String>, DpdkError> {
     let mut args = vec!["lbfwd".to_string()];
     args.push(format!("--lcores=0@({})", cpu_list()?));
     args.push(format!("--file-prefix=lbfwd-{}", std::process::id()));
-    args.push("--in-memory".to_string());
+    // No files shared with other processes: --in-memory, which EAL refuses
+    // together with --no-huge (that implies legacy memory); there
+    // --no-shconf does the same.
+    args.push(
+        if opts.no_huge {
+            "--no-shconf"
+        } else {
+            "--in-memory"
+        }
+        .to_string(),
+    );
     if opts.no_huge {
         if let Some(dir) = &opts.huge_dir {
             return Err(DpdkError::Option {
@@ -1223,6 +1234,19 @@ fn port_info(name: &str, id: u16) -> Result<ffi::PortInfo, DpdkError> {
     Ok(info)
 }
 
+fn check_queue_count(name: &str, info: &ffi::PortInfo, queues: usize) -> Result<(), DpdkError> {
+    let max = info.max_rx_queues.min(info.max_tx_queues);
+    if queues == 0 || queues > usize::from(max) {
+        return Err(DpdkError::TooManyQueues {
+            port: name.to_string(),
+            driver: c_chars_to_string(&info.driver),
+            max,
+            wanted: queues,
+        });
+    }
+    Ok(())
+}
+
 /// Configures and starts port `id` with `queues` queue pairs on `pool`.
 fn setup_port(
     name: &str,
@@ -1232,16 +1256,8 @@ fn setup_port(
     pool: *mut ffi::RteMempool,
     allmulticast: bool,
 ) -> Result<PortSummary, DpdkError> {
+    check_queue_count(name, info, opts.queues)?;
     let driver = c_chars_to_string(&info.driver);
-    let max = info.max_rx_queues.min(info.max_tx_queues);
-    if opts.queues == 0 || opts.queues > usize::from(max) {
-        return Err(DpdkError::TooManyQueues {
-            port: name.to_string(),
-            driver,
-            max,
-            wanted: opts.queues,
-        });
-    }
     let (mut ip, mut l4) = (0u64, 0u64);
     // SAFETY: both pointers are writable u64s alive for the call.
     unsafe { ffi::lbfwd_rss_wanted(&mut ip, &mut l4) };
@@ -1333,6 +1349,7 @@ impl DpdkPort {
         };
         check_port_options(name, opts)?;
         let info = port_info(name, id)?;
+        check_queue_count(name, &info, opts.queues)?;
         let pool = parts.pool.insert(create_pool(name, opts, info.socket_id)?);
         let pool_ptr = pool.ptr;
 
@@ -1340,10 +1357,16 @@ impl DpdkPort {
         if let Some(iface) = &opts.host_tap {
             let m = info.mac;
             let tap_name = format!("net_tap_lbfwd{}", TAP_SEQ.fetch_add(1, Ordering::Relaxed));
-            let devargs = format!(
-                "{tap_name},iface={iface},mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            );
+            let mut devargs = format!("{tap_name},iface={iface}");
+            // The kernel answers ARP/NDP with the TAP's MAC, which must be
+            // the one the wire port receives on. A port without a usable
+            // unicast MAC (net_ring reports zeros) leaves the TAP its own.
+            if m != [0; 6] && m[0] & 1 == 0 {
+                devargs.push_str(&format!(
+                    ",mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                ));
+            }
             let tap_name = attach_vdev(&devargs)?;
             let tap_id = match find_port(&tap_name) {
                 Ok(id) => id,
@@ -1943,7 +1966,7 @@ mod tests {
         assert_eq!(
             &a[3..],
             [
-                "--in-memory",
+                "--no-shconf",
                 "--no-huge",
                 "-m",
                 "512",
