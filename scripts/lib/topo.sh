@@ -29,6 +29,11 @@
 #   selftest PREFIX    prove the network without lbfwd: the lb namespace's own
 #                      kernel VXLAN devices stand in for lbfwd, toward each
 #                      backend over both underlay families
+#   udp PREFIX ADDRESS PORT PAYLOAD [TIMEOUT [COUNT]]
+#                      from the client, send COUNT (default 1) datagrams, each
+#                      from a new source port; print each answer, "-" for
+#                      none within TIMEOUT (default 2) seconds; exit 1 if any
+#                      got none
 #   list               print the prefixes of networks that exist now
 #
 # Servers on every backend, bound to both VIPs, answering with the backend's
@@ -440,24 +445,32 @@ topo_curl() {
 }
 
 topo_udp() {
-  # topo_udp PREFIX 4|6 VIP PORT PAYLOAD -> the answer (empty if none in 2 s)
-  topo_in "$1" client "$(topo_python)" -c "$TOPO_UDP_CLIENT" "$3" "$4" "$5" 2 || true
+  # topo_udp PREFIX VIP PORT PAYLOAD [TIMEOUT [COUNT]] -> one answer per line
+  # ("-": none); exit status 1 if any datagram got no answer.
+  topo_in "$1" client "$(topo_python)" -c "$TOPO_UDP_CLIENT" "$2" "$3" "$4" "${5:-2}" "${6:-1}"
 }
 
-# A UDP client: sends one datagram, prints the first answer, waits at most
-# TIMEOUT seconds. Arguments: ADDRESS PORT PAYLOAD TIMEOUT.
+# A UDP client: sends COUNT datagrams, each from a new socket (a new source
+# port, so a new flow), and prints one line per datagram: the first answer,
+# or "-" when none came within TIMEOUT seconds. Exits 1 if any got none.
+# Arguments: ADDRESS PORT PAYLOAD TIMEOUT COUNT.
 TOPO_UDP_CLIENT='
 import socket, sys
-addr, port, payload, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(timeout)
-s.sendto(payload.encode(), (addr, port))
-try:
-    sys.stdout.write(s.recv(65535).decode())
-except socket.timeout:
-    sys.exit(1)
+addr, port, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+timeout, count = float(sys.argv[4]), int(sys.argv[5])
+missed = 0
+for _ in range(count):
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    s.sendto(payload.encode(), (addr, port))
+    try:
+        print(s.recv(65535).decode().replace("\n", " "))
+    except socket.timeout:
+        print("-")
+        missed += 1
+    s.close()
+sys.exit(1 if missed else 0)
 '
-
 
 topo_rx_bytes() { topo_in "$1" "$2" cat "/sys/class/net/$3/statistics/rx_bytes"; }
 
@@ -502,9 +515,9 @@ topo_selftest() {
       got="$(topo_curl "$p" "http://$TOPO_VIP4:8080/")" || topo_st_fail "HTTP to $TOPO_VIP4:8080 via be$i"
       [ "$got" = "be$i" ] || topo_st_fail "HTTP $TOPO_VIP4:8080 via be$i answered '$got'"
       for port in $TOPO_UDP_PORTS; do
-        got="$(topo_udp "$p" 4 "$TOPO_VIP4" "$port" "hello$port")"
+        got="$(topo_udp "$p" "$TOPO_VIP4" "$port" "hello$port" || true)"
         [ "$got" = "be$i hello$port" ] || topo_st_fail "UDP $TOPO_VIP4:$port via be$i (underlay IPv$fam) answered '$got'"
-        got="$(topo_udp "$p" 6 "$TOPO_VIP6" "$port" "hello$port")"
+        got="$(topo_udp "$p" "$TOPO_VIP6" "$port" "hello$port" || true)"
         [ "$got" = "be$i hello$port" ] || topo_st_fail "UDP [$TOPO_VIP6]:$port via be$i (underlay IPv$fam) answered '$got'"
       done
       topo_in "$p" client ping -c 1 -W 2 "$TOPO_VIP4" >/dev/null \
@@ -553,6 +566,7 @@ topo_main() {
     env) topo_check_prefix "${2:-}"; topo_env "$2" ;;
     config) topo_check_prefix "${2:-}"; local p="$2"; shift 2; topo_config "$p" "$@" ;;
     selftest) topo_check_prefix "${2:-}"; topo_selftest "$2" ;;
+    udp) topo_check_prefix "${2:-}"; shift; topo_udp "$@" ;;
     list) ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/-client$//p' ;;
     *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac
