@@ -244,10 +244,7 @@ pub enum AfXdpError {
         interface: String,
     },
     /// The socket could not be bound to the queue.
-    #[error(
-        "AF_XDP socket on {interface} queue {queue} ({mode}): {source} \
-         (does the queue exist? see `ethtool -l {interface}`)"
-    )]
+    #[error("AF_XDP socket on {interface} queue {queue} ({mode} mode): {source}{hint}")]
     Bind {
         /// The interface name.
         interface: String,
@@ -258,6 +255,8 @@ pub enum AfXdpError {
         /// The OS error.
         #[source]
         source: io::Error,
+        /// What probably went wrong, for the operator ("" when unknown).
+        hint: &'static str,
     },
     /// A system or library call failed.
     #[error("{what} on {interface}: {source}")]
@@ -273,11 +272,18 @@ pub enum AfXdpError {
 }
 
 impl AfXdpError {
+    /// The OS error underneath, if any.
+    fn os_error(&self) -> Option<&io::Error> {
+        match self {
+            AfXdpError::Bind { source, .. } | AfXdpError::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
     /// True for the errors a driver gives for a mode it does not support.
     fn is_unsupported(&self) -> bool {
-        let source = match self {
-            AfXdpError::Bind { source, .. } | AfXdpError::Os { source, .. } => source,
-            _ => return false,
+        let Some(source) = self.os_error() else {
+            return false;
         };
         matches!(
             source.raw_os_error(),
@@ -652,7 +658,8 @@ fn link(
             Ok(fd) => Ok((fd, AttachMode::Native)),
             Err(e) if e.is_unsupported() => {
                 eprintln!(
-                    "lbfwd: af_xdp: {}: no native XDP ({e}); attaching in generic mode",
+                    "lbfwd: af_xdp: {}: no native XDP on this driver ({e}); \
+                     attaching in generic mode",
                     interface
                 );
                 Ok((try_mode(XDP_FLAGS_SKB_MODE)?, AttachMode::Generic))
@@ -914,8 +921,10 @@ impl XskQueue {
                 Ok(q) => return Ok(q),
                 Err(e) if settings.copy_mode == CopyMode::Auto && e.is_unsupported() => {
                     eprintln!(
-                        "lbfwd: af_xdp: {} queue {queue}: {mode} not supported ({e}); trying copy",
-                        program.interface
+                        "lbfwd: af_xdp: {} queue {queue}: no {mode} mode on this driver \
+                         ({}); using copy mode",
+                        program.interface,
+                        e.os_error().map_or_else(String::new, |s| s.to_string())
                     );
                     last = Some(e);
                 }
@@ -1053,11 +1062,21 @@ impl XskQueue {
             )
         };
         if rc < 0 {
+            let hint = match -rc {
+                libc::EINVAL => " (does the queue exist? see `ethtool -l`)",
+                libc::EOPNOTSUPP | ENOTSUPP if mode == CopyMode::ZeroCopy => {
+                    " (the driver has no AF_XDP zero-copy support; use copy or auto mode)"
+                }
+                libc::EBUSY => " (another AF_XDP socket or program uses this queue)",
+                libc::EPERM => " (needs root or CAP_NET_RAW)",
+                _ => "",
+            };
             return Err(AfXdpError::Bind {
                 interface: interface.to_owned(),
                 queue,
                 mode,
                 source: io::Error::from_raw_os_error(-rc),
+                hint,
             });
         }
         let xsk = NonNull::new(xsk).expect("lbx_xsk_create sets xsk on success");
@@ -1866,7 +1885,7 @@ mod tests {
                 other += 1;
                 return Disposition::Drop;
             }
-            if (v4 + v6) % 2 == 0 {
+            if (v4 + v6) & 1 == 0 {
                 return Disposition::Drop;
             }
             let (dst, src) = d.split_at_mut(6);
