@@ -329,6 +329,18 @@ impl AfPacketQueue {
         let egress = super::interface_info(&egress_name)?;
         let frame_size = config.frame_size as usize;
         let ifname = config.ingress.as_str();
+        // Worst case (V3) slot layout: kernel header and address, the
+        // reserve, then a full frame with one VLAN tag.
+        let need = (libc::TPACKET3_HDRLEN + 16).next_multiple_of(16)
+            + HEADROOM
+            + ingress.mtu as usize
+            + 18;
+        if frame_size < need {
+            return Err(IoError::Setup(format!(
+                "af_packet on {ifname}: frame_size {frame_size} is too small for MTU {} ({need} bytes needed with headroom); raise frame_size",
+                ingress.mtu
+            )));
+        }
 
         // Receive socket.
         let rx_fd = packet_socket(ifname)?;
@@ -1072,6 +1084,36 @@ mod tests {
     }
 
     #[test]
+    fn partial_tcp6_checksum_is_completed_past_extension_headers() {
+        // Ethernet + IPv6 + 8-byte destination options + TCP (20) + payload.
+        let payload = b"ipv6 payload";
+        let mut f = vec![0u8; 14 + 40 + 8 + 20];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        let plen = (8 + 20 + payload.len()) as u16;
+        f[18..20].copy_from_slice(&plen.to_be_bytes());
+        f[20] = 60; // next: destination options
+        f[21] = 64;
+        f[22..38].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f[38..54].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f[54] = 6; // next: TCP
+        f[55] = 0; // 8 bytes
+        f[62..64].copy_from_slice(&1234u16.to_be_bytes());
+        f[64..66].copy_from_slice(&80u16.to_be_bytes());
+        f[74] = 5 << 4;
+        f.extend_from_slice(payload);
+        let tcp_len = (f.len() - 62) as u32;
+        let pseudo = ones_complement_sum(&f[22..54]) + 6 + tcp_len;
+        f[78..80].copy_from_slice(&fold(pseudo).to_be_bytes());
+        assert!(complete_l4_checksum(&mut f));
+        assert_eq!(
+            fold(pseudo + ones_complement_sum(&f[62..])),
+            0xffff,
+            "checksum verifies"
+        );
+    }
+
+    #[test]
     fn unparsable_frames_are_left_alone() {
         let mut arp = vec![0u8; 60];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
@@ -1529,7 +1571,17 @@ mod tests {
     fn host_path_settings_are_verified_and_enforced() {
         let ns = Netns::new("host");
         ns.exec(&["sysctl", "-qw", "net.ipv4.conf.lbti.forwarding=1"]);
+        ns.ip(&["link", "set", "dev", "lbto", "mtu", "9000"]);
         ns.within(|| {
+            // A jumbo MTU does not fit the default slot: refused up front.
+            let err = AfPacketQueue::open(&AfPacketConfig::new("lbto"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("too small for MTU 9000"), "{err}");
+            let mut jumbo = AfPacketConfig::new("lbto");
+            jumbo.frame_size = 10240;
+            AfPacketQueue::open(&jumbo).unwrap();
             let err = prepare_host_path(&["lbti"], false).unwrap_err().to_string();
             assert!(err.contains("net.ipv4.conf.lbti.forwarding is 1"), "{err}");
             let report = prepare_host_path(&["lbti"], true).unwrap();
@@ -1556,5 +1608,125 @@ mod tests {
         config.frame_size = 1000;
         let err = AfPacketQueue::open(&config).err().unwrap().to_string();
         assert!(err.contains("frame_size 1000"), "{err}");
+    }
+
+    /// Drops everything; counts frames.
+    struct Sink;
+
+    impl Processor for Sink {
+        fn begin_burst(&mut self, _now_ns: u64) {}
+        fn process(&mut self, _frame: &mut Frame<'_>) -> Disposition {
+            Disposition::Drop
+        }
+    }
+
+    /// The V2/V3 measurement behind the module docs (not a pass/fail test of
+    /// speed: it fails only if a version receives nothing). Run it alone,
+    /// in release mode, on an idle machine:
+    /// `cargo test --release -p lbfwd-forwarder --lib measure_rx_v2_vs_v3 -- --ignored --nocapture`
+    #[test]
+    #[ignore = "measurement; needs trafgen (netsniff-ng) and two idle cores"]
+    fn measure_rx_v2_vs_v3() {
+        let ns = Netns::new("bench");
+        let cfg = std::env::temp_dir().join(format!("lbt-afp-{}.trafgen", std::process::id()));
+        std::fs::write(
+            &cfg,
+            "{ 0x02,0,0,0,0,0x99, 0x02,0,0,0,0,0x01, 0x88,0xb5, fill(0x41, 46) }\n",
+        )
+        .unwrap();
+        let cores: Vec<usize> = crate::runtime::allowed_cores()
+            .unwrap()
+            .into_iter()
+            .collect();
+        let worker_core = *cores.last().unwrap();
+        for version in [
+            TpacketVersion::V2,
+            TpacketVersion::V3,
+            TpacketVersion::V2,
+            TpacketVersion::V3,
+        ] {
+            // Throughput: trafgen blasts 64-byte frames; one worker drops them.
+            let mut trafgen = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns.name,
+                    "taskset",
+                    "-c",
+                    &cores[0].to_string(),
+                ])
+                .args(["trafgen", "--dev", "lbtg", "--conf"])
+                .arg(&cfg)
+                .args(["-P", "1", "-Q"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("trafgen (apt install netsniff-ng)");
+            let (pps, drops) = ns.within(|| {
+                assert!(core_affinity::set_for_current(core_affinity::CoreId {
+                    id: worker_core
+                }));
+                let mut config = AfPacketConfig::new("lbti");
+                config.egress = Some("lbto".into());
+                config.version = version;
+                let mut queue = AfPacketQueue::open(&config).unwrap();
+                let mut sink = Sink;
+                let shutdown = AtomicBool::new(false);
+                let stats = WorkerStats::default();
+                let config = WorkerConfig::default();
+                std::thread::scope(|s| {
+                    let meter = s.spawn(|| {
+                        std::thread::sleep(Duration::from_millis(500));
+                        let a = stats.snapshot().queue;
+                        let t = Instant::now();
+                        std::thread::sleep(Duration::from_secs(3));
+                        let b = stats.snapshot().queue;
+                        shutdown.store(true, Ordering::Relaxed);
+                        (
+                            (b.rx_packets - a.rx_packets) as f64 / t.elapsed().as_secs_f64(),
+                            b.rx_ring_drops - a.rx_ring_drops,
+                        )
+                    });
+                    run_worker(&mut queue, &mut sink, &config, &shutdown, &stats).unwrap();
+                    meter.join().unwrap()
+                })
+            });
+            let _ = trafgen.kill();
+            let _ = trafgen.wait();
+            // Latency: one frame every 5 ms through lbfwd to the capture side.
+            let latencies = ns.within(|| {
+                let mut config = AfPacketConfig::new("lbti");
+                config.egress = Some("lbto".into());
+                config.version = version;
+                let queue = AfPacketQueue::open(&config).unwrap();
+                let generator = RawSock::bind("lbtg");
+                let capture = RawSock::bind("lbtc");
+                let (mut lat, _) = with_worker(queue, Encap::default(), || {
+                    let mut lat = Vec::new();
+                    for seq in 0..50 {
+                        let t = Instant::now();
+                        generator.send(&test_frame(seq));
+                        if collect(&capture, 1).len() == 1 {
+                            lat.push(t.elapsed().as_micros() as u64);
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    lat
+                });
+                lat.sort_unstable();
+                lat
+            });
+            assert!(
+                pps > 0.0 && !latencies.is_empty(),
+                "{version:?} received nothing"
+            );
+            println!(
+                "{version:?}: rx {:.2} Mpps (ring drops {drops}); single-frame latency through lbfwd p50 {} us, p90 {} us",
+                pps / 1e6,
+                latencies[latencies.len() / 2],
+                latencies[latencies.len() * 9 / 10],
+            );
+        }
+        let _ = std::fs::remove_file(&cfg);
     }
 }
