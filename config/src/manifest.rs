@@ -228,6 +228,8 @@ struct YamlDoc {
     /// The document's text.
     text: String,
     positions: HashMap<FieldPath, (usize, usize)>,
+    /// Scalar values as written (unquoted), with their paths, in order.
+    values: Vec<(String, FieldPath)>,
 }
 
 struct Frame {
@@ -280,6 +282,7 @@ fn split_key(content: &str) -> Option<(String, &str)> {
 impl YamlDoc {
     fn scan(start_line: usize, text: &str) -> YamlDoc {
         let mut positions = HashMap::new();
+        let mut values = Vec::new();
         let mut stack = vec![Frame {
             indent: 0,
             path: FieldPath::root(),
@@ -355,7 +358,7 @@ impl YamlDoc {
                         current_item: None,
                     }),
                     None => {
-                        Self::flow(&mut positions, &item, line_no, col, content);
+                        Self::flow(&mut positions, &mut values, &item, line_no, col, content);
                         continue;
                     }
                 }
@@ -391,19 +394,21 @@ impl YamlDoc {
             if vtrim.starts_with('|') || vtrim.starts_with('>') {
                 block_scalar_indent = Some(col);
             } else if !vtrim.is_empty() {
-                Self::flow(&mut positions, &path, line_no, vcol, vtrim);
+                Self::flow(&mut positions, &mut values, &path, line_no, vcol, vtrim);
             }
         }
         YamlDoc {
             start_line,
             text: text.to_string(),
             positions,
+            values,
         }
     }
 
     /// Records the items of a one-line flow sequence (`[a, b]`) or mapping.
     fn flow(
         positions: &mut HashMap<FieldPath, (usize, usize)>,
+        values: &mut Vec<(String, FieldPath)>,
         path: &FieldPath,
         line: usize,
         col: usize,
@@ -412,7 +417,10 @@ impl YamlDoc {
         let (open, close) = match value.chars().next() {
             Some('[') => ('[', ']'),
             Some('{') => ('{', '}'),
-            _ => return,
+            _ => {
+                values.push((unquote(value), path.clone()));
+                return;
+            }
         };
         let Some(end) = value.rfind(close) else {
             return;
@@ -425,6 +433,7 @@ impl YamlDoc {
             if open == '[' {
                 if !part.trim().is_empty() {
                     positions.insert(path.index(i), (line, c));
+                    values.push((unquote(part.trim()), path.index(i)));
                 }
             } else if let Some((k, _)) = split_key(part.trim()) {
                 positions.insert(path.key(k), (line, c));
@@ -496,16 +505,33 @@ impl YamlIndex {
         }
     }
 
-    /// The path of the key whose name is `key`, first in document order, if
-    /// any (used to place "unknown field" errors).
-    fn find_key(&self, doc: usize, key: &str) -> Option<FieldPath> {
+    /// The path of the key named `key` (or, with `value`, of the scalar
+    /// written `key`), first in document order, if any (used to place
+    /// "unknown field" and "unknown variant" errors).
+    fn find_key(&self, doc: usize, key: &str, value: bool) -> Option<FieldPath> {
         let d = self.docs.get(doc)?;
+        if value {
+            return d
+                .values
+                .iter()
+                .find(|(v, _)| v == key)
+                .map(|(_, p)| p.clone());
+        }
         d.positions
             .iter()
             .filter(|(p, _)| matches!(p.0.last(), Some(Seg::Key(k)) if k == key))
             .min_by_key(|(_, pos)| **pos)
             .map(|(p, _)| p.clone())
     }
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.split(" #").next().unwrap_or(v).trim();
+    v.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+        .unwrap_or(v)
+        .to_string()
 }
 
 fn has_content(text: &str) -> bool {
@@ -618,12 +644,13 @@ impl DocCtx<'_> {
         let msg = e.to_string();
         // Place "unknown field `x`" / "missing field `x`" at that key when
         // the scanner saw it.
+        let variant = msg.contains("unknown variant");
         let key = msg
             .split('`')
             .nth(1)
-            .filter(|_| msg.contains("unknown field") || msg.contains("unknown variant"));
+            .filter(|_| msg.contains("unknown field") || variant);
         let path = key
-            .and_then(|k| self.index.find_key(self.doc, k))
+            .and_then(|k| self.index.find_key(self.doc, k, variant))
             .unwrap_or_default();
         self.err_path(&path, label, Problem::Invalid(msg));
     }
