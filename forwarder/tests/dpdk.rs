@@ -223,7 +223,7 @@ fn ring_loopback_shows_in_place_encapsulation_and_counts_tx_leftovers() {
         })
         .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(seen, [original.clone()]);
+    assert_eq!(seen, std::slice::from_ref(&original));
     q.flush().unwrap();
 
     // Received again: the device saw the new head and length.
@@ -578,7 +578,7 @@ fn af_packet_on_veth_end_to_end() {
 fn host_path_through_tap_reaches_the_kernel_and_back() {
     let _eal = eal();
     let ns = tag("lbfwd-dpdk-h");
-    let _netns = Netns::new(&[ns.clone()]);
+    let _netns = Netns::new(std::slice::from_ref(&ns));
     let tap = "ldpktap0";
     // The wire is a net_ring loopback: what the worker transmits comes back
     // on its RX queue, so the kernel's answer is visible to the test.

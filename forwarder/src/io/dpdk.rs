@@ -11,7 +11,7 @@
 //! `rte_eth_dev_info`, ...) behind plain structs of its own. The Rust side
 //! declares only those shim functions, and touches DPDK memory directly in
 //! one place: the handful of `rte_mbuf` fields the packet path reads and
-//! writes ([`mbuf`]), whose offsets the shim pins with `_Static_assert`, so a
+//! writes (private module `mbuf`), whose offsets the shim pins with `_Static_assert`, so a
 //! DPDK with another layout fails the build instead of corrupting packets.
 //!
 //! # Life cycle
