@@ -8,12 +8,16 @@
 //!   stale socket, mode, group), [`Server::spawn`] serves it with a
 //!   [`Handler`].
 //! - [`client`]: [`Client::call`] sends one request and reads one response.
+//! - [`convert`]: requests into the `config` crate's changes, its summaries
+//!   and errors back into wire types (the daemon's handler is glue over
+//!   these).
 //!
 //! Dependencies point `config` <- `control` <- `forwarder`: this crate knows
 //! the model's resolved types (to present them) but never the dataplane.
 #![deny(unsafe_code)]
 
 pub mod client;
+pub mod convert;
 pub mod protocol;
 pub mod server;
 

@@ -1162,10 +1162,14 @@ pub struct ChangeSummary {
     /// Addresses given back.
     #[serde(default)]
     pub released: Vec<AddressChange>,
+    /// Things worth telling the operator about the new state that are not
+    /// errors (e.g. a load balancer without destinations), one per line.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl ChangeSummary {
-    /// Whether nothing changed.
+    /// Whether nothing changed (warnings are not changes).
     pub fn is_empty(&self) -> bool {
         self.created.is_empty()
             && self.updated.is_empty()

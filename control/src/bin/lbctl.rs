@@ -1040,6 +1040,9 @@ fn render_object(o: &Object, out: &mut String) {
 }
 
 fn render_change(c: &ChangeSummary, out: &mut String) {
+    for w in &c.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     if c.is_empty() {
         let _ = writeln!(out, "no change (table version {})", c.table_version);
         return;
