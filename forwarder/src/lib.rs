@@ -5,6 +5,8 @@
 
 pub mod conntrack;
 pub mod counters;
+pub mod daemon;
+pub mod dataplane;
 pub mod flow;
 pub mod frag;
 pub mod frame;

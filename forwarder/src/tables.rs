@@ -236,6 +236,8 @@ pub struct Tables {
     pub lbs: Vec<LbTable>,
     /// VIP -> index into `lbs`.
     pub vips: VipMap,
+    /// Every VIP, in load-balancer order (for the backends' VIP filters).
+    pub vip_list: Vec<IpAddr>,
     /// Target slot -> `(lb index << 32) | target index`, or [`NO_TARGET`]:
     /// tells a flow whether its target is still in the routing.
     pub target_by_slot: Box<[u64]>,
@@ -268,6 +270,7 @@ impl Tables {
             underlay,
             lbs: Vec::new(),
             vips: VipMap::new(&[]),
+            vip_list: Vec::new(),
             target_by_slot: vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice(),
         }
     }
@@ -334,6 +337,7 @@ impl TableBuilder {
         )?;
         let mut lbs = Vec::with_capacity(resolved.load_balancers.len());
         let mut vips = Vec::new();
+        let mut vip_list = Vec::new();
         let mut target_by_slot = vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice();
         for (lb_index, lb) in resolved.load_balancers.iter().enumerate() {
             let targets: Vec<Target> = lb
@@ -358,6 +362,7 @@ impl TableBuilder {
                 })?;
             for ip in &lb.ips {
                 vips.push((addr_key(ip.addr), lb_index as u32));
+                vip_list.push(ip.addr);
             }
             lbs.push(LbTable {
                 name: lb.name.clone(),
@@ -377,6 +382,7 @@ impl TableBuilder {
                 underlay: underlay.clone(),
                 lbs,
                 vips: VipMap::new(&vips),
+                vip_list,
                 target_by_slot,
             },
             released,
@@ -437,6 +443,14 @@ impl Publisher {
         let before = retired.len();
         retired.retain(|t| t.version >= oldest_in_use || Arc::strong_count(t) > 1);
         before - retired.len()
+    }
+
+    /// The table version worker `worker` last reported using.
+    pub fn seen(&self, worker: usize) -> u64 {
+        self.seen
+            .get(worker)
+            .map(|s| s.load(Ordering::Acquire))
+            .unwrap_or(0)
     }
 
     /// Number of versions waiting to be freed.

@@ -1,0 +1,604 @@
+//! The daemon's desired state and its control handler: where the state comes
+//! from at start (the saved state wins over the config file), how every
+//! change is validated as a whole, published, and saved atomically before
+//! the answer goes out.
+//!
+//! Precedence: the config file always supplies the appliance settings
+//! (`[dataplane]`, `[underlay]`, `[control]`, `[flow]`). The desired state
+//! (pools, networks, interfaces, load balancers, routings, address
+//! allocations) comes from `STATE_DIR/state.toml` when that file exists,
+//! else from the config file (plus `-f` manifests). `lbctl reload` replaces
+//! the desired state with the config file's, keeping address allocations of
+//! load balancers that still exist.
+
+use crate::dataplane::Dataplane;
+use crate::report::{snapshot, Sample, WorkerView};
+use crate::runtime::Layout;
+use crate::worker::WorkerStats;
+use lbfwd_config::origin::Kind as ConfigKind;
+use lbfwd_config::{Change, Config, DesiredState, Errors, Object as StateObject, Resolved};
+use lbfwd_control::protocol::{
+    self as proto, ApiError, ChangeSummary, ErrorCode, Kind, Object, ObjectStatus, Payload,
+    Request, StatusInfo, WorkerInfo,
+};
+use lbfwd_control::server::{Handler, Server, ServerConfig, ServerHandle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The saved desired state's file name inside `[control] state_dir`.
+pub const STATE_FILE: &str = "state.toml";
+/// The previous good copy, kept when a new state is saved.
+pub const STATE_PREVIOUS: &str = "state.toml.prev";
+
+/// Errors of starting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config file (or a manifest) is invalid.
+    #[error("{0}")]
+    Config(Errors),
+    /// The saved state cannot be used; it is left as it is.
+    #[error("saved state {path}: {why}\n  (lbfwd keeps this file and {previous} untouched; fix or move it away to start from the config file)")]
+    SavedState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+        /// The previous good copy.
+        previous: PathBuf,
+    },
+    /// The state directory cannot be used.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Control(#[from] lbfwd_control::server::ServerError),
+}
+
+/// What the daemon holds under its lock.
+#[derive(Debug)]
+struct State {
+    config: Config,
+    resolved: Resolved,
+}
+
+/// The daemon: config path, desired state, start time.
+#[derive(Debug)]
+pub struct Daemon {
+    config_path: PathBuf,
+    state: Mutex<State>,
+    started: Instant,
+}
+
+/// Writes `text` to `dir/name` atomically: temporary file, fsync, keep the
+/// old file as the previous copy, rename, fsync of the directory.
+pub fn write_atomic(dir: &Path, name: &str, previous: &str, text: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    let target = dir.join(name);
+    if target.exists() {
+        // The last good copy survives even if the rename below is the last
+        // thing that happens.
+        std::fs::copy(&target, dir.join(previous))?;
+    }
+    std::fs::rename(&tmp, &target)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn to_kind(k: Kind) -> ConfigKind {
+    match k {
+        Kind::LoadBalancer => ConfigKind::LoadBalancer,
+        Kind::NetworkInterface => ConfigKind::NetworkInterface,
+        Kind::Network => ConfigKind::Network,
+        Kind::Pool => ConfigKind::Pool,
+        Kind::LoadBalancerRouting => ConfigKind::LoadBalancerRouting,
+    }
+}
+
+fn from_kind_key(key: &str) -> Option<Kind> {
+    Kind::ALL.into_iter().find(|k| k.as_str() == key)
+}
+
+fn validation_failed(errors: &Errors) -> ApiError {
+    ApiError {
+        code: ErrorCode::ValidationFailed,
+        message: format!(
+            "the change is invalid ({} error{}); nothing was changed",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        ),
+        details: errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn api(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        code,
+        message: message.into(),
+        details: Vec::new(),
+    }
+}
+
+impl Daemon {
+    /// Loads the config file and the saved state (if any) and resolves the
+    /// desired state. Nothing is bound or started.
+    pub fn start(config_path: &Path, manifests: &[PathBuf]) -> Result<Arc<Daemon>, DaemonError> {
+        let mut config =
+            Config::load_with_manifests(config_path, manifests).map_err(DaemonError::Config)?;
+        let dir = config.settings.control.state_dir.clone();
+        let saved = dir.join(STATE_FILE);
+        match std::fs::read_to_string(&saved) {
+            Ok(text) => {
+                let state = DesiredState::from_toml_str(&text, &saved.display().to_string())
+                    .map_err(|e| DaemonError::SavedState {
+                        path: saved.clone(),
+                        why: e.to_string(),
+                        previous: dir.join(STATE_PREVIOUS),
+                    })?;
+                config.state = state;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(DaemonError::SavedState {
+                    path: saved,
+                    why: e.to_string(),
+                    previous: dir.join(STATE_PREVIOUS),
+                })
+            }
+        }
+        let resolution = config.resolve().map_err(|e| match saved.exists() {
+            true => DaemonError::SavedState {
+                path: saved.clone(),
+                why: e.to_string(),
+                previous: dir.join(STATE_PREVIOUS),
+            },
+            false => DaemonError::Config(e),
+        })?;
+        for w in &resolution.warnings {
+            eprintln!("lbfwd: warning: {w}");
+        }
+        // Pin the allocations the first resolution made.
+        config.state.allocations = resolution.allocations.clone();
+        Ok(Arc::new(Daemon {
+            config_path: config_path.to_path_buf(),
+            state: Mutex::new(State {
+                config,
+                resolved: resolution.resolved,
+            }),
+            started: Instant::now(),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current configuration (settings and desired state).
+    pub fn config(&self) -> Config {
+        self.lock().config.clone()
+    }
+
+    /// The current resolved state.
+    pub fn resolved(&self) -> Resolved {
+        self.lock().resolved.clone()
+    }
+
+    /// Seconds since start.
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The saved state file.
+    pub fn state_path(&self) -> PathBuf {
+        self.lock()
+            .config
+            .settings
+            .control
+            .state_dir
+            .join(STATE_FILE)
+    }
+
+    /// Saves the current desired state (startup: so a restart finds the
+    /// same allocations) and binds the control socket, serving requests on
+    /// its own threads.
+    pub fn serve(
+        self: &Arc<Self>,
+        dataplane: Arc<Dataplane>,
+        workers: Arc<[WorkerStats]>,
+        layout: Layout,
+    ) -> Result<ServerHandle, DaemonError> {
+        let control = self.lock().config.settings.control.clone();
+        let mut server_config = ServerConfig::new(&control.socket);
+        server_config.group = control.socket_group.clone();
+        // Lock the socket first: a second daemon must not touch the state.
+        let server = Server::bind(server_config)?;
+        self.save().map_err(|source| DaemonError::StateDir {
+            path: control.state_dir.clone(),
+            source,
+        })?;
+        let handler = Arc::new(ControlHandler {
+            daemon: Arc::clone(self),
+            dataplane,
+            workers,
+            layout,
+            last_sample: Mutex::new(None),
+        });
+        Ok(server.spawn(handler)?)
+    }
+
+    fn save(&self) -> std::io::Result<()> {
+        let state = self.lock();
+        save_state(&state.config)
+    }
+}
+
+fn save_state(config: &Config) -> std::io::Result<()> {
+    write_atomic(
+        &config.settings.control.state_dir,
+        STATE_FILE,
+        STATE_PREVIOUS,
+        &config.state.to_toml(),
+    )
+}
+
+/// Answers control requests for a running daemon.
+struct ControlHandler {
+    daemon: Arc<Daemon>,
+    dataplane: Arc<Dataplane>,
+    workers: Arc<[WorkerStats]>,
+    layout: Layout,
+    last_sample: Mutex<Option<(Sample, Instant)>>,
+}
+
+impl Handler for ControlHandler {
+    fn handle(&self, request: Request) -> Result<Payload, ApiError> {
+        self.dataplane.reclaim();
+        match request {
+            Request::Status => Ok(Payload::Status(self.status())),
+            Request::Stats => Ok(Payload::Stats(self.stats())),
+            Request::List(l) => Ok(Payload::Objects(self.list(l.kind))),
+            Request::Get(r) => self
+                .list(r.kind)
+                .into_iter()
+                .find(|o| o.name == r.name)
+                .map(Payload::Object)
+                .ok_or_else(|| api(ErrorCode::NotFound, format!("{r} does not exist"))),
+            Request::Export => {
+                let config = self.daemon.config();
+                Ok(Payload::Exported(proto::Export {
+                    toml: config.to_toml(),
+                }))
+            }
+            Request::Reload => self.reload(),
+            Request::Apply(a) => {
+                let mut changes = Vec::new();
+                for (i, value) in a.objects.into_iter().enumerate() {
+                    changes.push(Change::Upsert(object_from_json(a.kind, value).map_err(
+                        |e| {
+                            api(
+                                ErrorCode::ValidationFailed,
+                                format!("objects[{i}]: not a valid {}: {e}", a.kind.human()),
+                            )
+                        },
+                    )?));
+                }
+                self.change(&changes)
+            }
+            Request::Delete(r) => {
+                let exists = self
+                    .daemon
+                    .lock()
+                    .config
+                    .state
+                    .names(to_kind(r.kind))
+                    .contains(&r.name.as_str());
+                if !exists {
+                    return Err(api(ErrorCode::NotFound, format!("{r} does not exist")));
+                }
+                self.change(&[Change::Delete {
+                    kind: to_kind(r.kind),
+                    name: r.name,
+                }])
+            }
+            Request::ApplyDocuments(d) => {
+                let changes: Vec<Change> = d
+                    .documents
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, doc)| {
+                        let origin = doc
+                            .source
+                            .unwrap_or_else(|| format!("<request document {i}>"));
+                        match doc.format {
+                            proto::DocumentFormat::Toml => Change::ApplyToml {
+                                text: doc.text,
+                                origin,
+                            },
+                            proto::DocumentFormat::Yaml => Change::ApplyManifests {
+                                text: doc.text,
+                                origin,
+                            },
+                        }
+                    })
+                    .collect();
+                self.change(&changes)
+            }
+            Request::LabelSet(l) => self.change(&[Change::SetLabels {
+                interface: l.interface,
+                labels: l.labels,
+            }]),
+            Request::LabelRemove(l) => self.change(&[Change::RemoveLabels {
+                interface: l.interface,
+                keys: l.keys,
+            }]),
+            Request::Weight(w) => self.change(&[Change::SetWeight {
+                load_balancer: w.load_balancer,
+                destination: w.destination,
+                weight: w.weight,
+            }]),
+            Request::Drain(d) => self.change(&[Change::SetWeight {
+                load_balancer: d.load_balancer,
+                destination: d.destination,
+                weight: 0,
+            }]),
+        }
+    }
+}
+
+fn object_from_json(
+    kind: Kind,
+    value: serde_json::Value,
+) -> Result<StateObject, serde_json::Error> {
+    Ok(match kind {
+        Kind::LoadBalancer => StateObject::LoadBalancer(serde_json::from_value(value)?),
+        Kind::NetworkInterface => StateObject::NetworkInterface(serde_json::from_value(value)?),
+        Kind::Network => StateObject::Network(serde_json::from_value(value)?),
+        Kind::Pool => StateObject::Pool(serde_json::from_value(value)?),
+        Kind::LoadBalancerRouting => {
+            StateObject::LoadBalancerRouting(serde_json::from_value(value)?)
+        }
+    })
+}
+
+impl ControlHandler {
+    /// Applies changes all or nothing: validate against the whole resulting
+    /// model, publish the new tables, save the state, then answer.
+    fn change(&self, changes: &[Change]) -> Result<Payload, ApiError> {
+        let mut state = self.daemon.lock();
+        let before = state.resolved.clone();
+        let mut next = state.config.clone();
+        let summary = next
+            .state
+            .apply(changes, &next.settings.underlay)
+            .map_err(|e| validation_failed(&e))?;
+        let resolved = summary
+            .resolution
+            .as_ref()
+            .map(|r| r.resolved.clone())
+            .ok_or_else(|| api(ErrorCode::Internal, "the change produced no resolution"))?;
+        self.commit(&mut state, next, resolved, &before, Some(&summary))
+    }
+
+    /// Publishes `resolved`, saves `next`, and makes them current.
+    fn commit(
+        &self,
+        state: &mut State,
+        next: Config,
+        resolved: Resolved,
+        before: &Resolved,
+        summary: Option<&lbfwd_config::ChangeSummary>,
+    ) -> Result<Payload, ApiError> {
+        let mut out = ChangeSummary::derived_between(before, &resolved);
+        if let Some(s) = summary {
+            let refs = |v: &Vec<(String, String)>| -> Vec<proto::ObjectRef> {
+                v.iter()
+                    .filter_map(|(k, n)| {
+                        from_kind_key(k).map(|kind| proto::ObjectRef {
+                            kind,
+                            name: n.clone(),
+                        })
+                    })
+                    .collect()
+            };
+            out.created = refs(&s.created);
+            out.updated = refs(&s.replaced);
+            out.deleted = refs(&s.deleted);
+            out.warnings = s.warnings.clone();
+        }
+        let changed = out.is_empty() && next.state == state.config.state;
+        if changed {
+            out.table_version = self.dataplane.current().version;
+            return Ok(Payload::Changed(out));
+        }
+        save_state(&next).map_err(|e| {
+            api(
+                ErrorCode::Internal,
+                format!(
+                    "cannot save the state in {}: {e}; nothing was changed",
+                    next.settings.control.state_dir.display()
+                ),
+            )
+        })?;
+        let version = match self.dataplane.publish(&resolved) {
+            Ok(v) => v,
+            Err(e) => {
+                // Put the saved state back as it was.
+                let _ = save_state(&state.config);
+                return Err(api(ErrorCode::Internal, format!("cannot publish: {e}")));
+            }
+        };
+        state.config = next;
+        state.resolved = resolved;
+        out.table_version = version;
+        Ok(Payload::Changed(out))
+    }
+
+    fn reload(&self) -> Result<Payload, ApiError> {
+        let mut state = self.daemon.lock();
+        let mut fresh =
+            Config::load(&self.daemon.config_path).map_err(|e| validation_failed(&e))?;
+        if fresh.settings != state.config.settings {
+            return Err(api(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow]) changed; \
+                     they take effect on restart only, so nothing was reloaded",
+                    self.daemon.config_path.display()
+                ),
+            ));
+        }
+        // Keep the addresses of load balancers that still exist.
+        let lbs: Vec<String> = fresh
+            .state
+            .load_balancers
+            .iter()
+            .map(|l| l.name.clone())
+            .collect();
+        let mut allocations = state.config.state.allocations.clone();
+        allocations.retain(|a| lbs.contains(&a.load_balancer));
+        for a in &fresh.state.allocations {
+            if !allocations.contains(a) {
+                allocations.push(a.clone());
+            }
+        }
+        fresh.state.allocations = allocations;
+        let resolution = fresh.resolve().map_err(|e| validation_failed(&e))?;
+        fresh.state.allocations = resolution.allocations.clone();
+        let before = state.resolved.clone();
+        let summary = lbfwd_config::ChangeSummary {
+            warnings: resolution.warnings.iter().map(|w| w.to_string()).collect(),
+            ..Default::default()
+        };
+        self.commit(
+            &mut state,
+            fresh,
+            resolution.resolved,
+            &before,
+            Some(&summary),
+        )
+    }
+
+    fn status(&self) -> StatusInfo {
+        let config = self.daemon.config();
+        let tables = self.dataplane.current();
+        StatusInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol: proto::PROTOCOL_VERSION,
+            pid: std::process::id(),
+            uptime_secs: self.daemon.uptime_secs(),
+            backend: config.settings.dataplane.backend.to_string(),
+            workers: self
+                .layout
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| WorkerInfo {
+                    id: i,
+                    core: w.core,
+                    table_version: self.dataplane.publisher().seen(i),
+                })
+                .collect(),
+            interfaces: config.settings.dataplane.interfaces.clone(),
+            config_path: Some(self.daemon.config_path.clone()),
+            state_path: Some(config.settings.control.state_dir.join(STATE_FILE)),
+            table_version: tables.version,
+            load_balancers: tables.lbs.len(),
+        }
+    }
+
+    fn stats(&self) -> proto::StatsSnapshot {
+        let tables = self.dataplane.current();
+        let views: Vec<WorkerView<'_>> = self
+            .dataplane
+            .counters()
+            .iter()
+            .zip(self.layout.workers.iter())
+            .enumerate()
+            .map(|(i, (c, p))| WorkerView {
+                counters: c,
+                core: p.core,
+                flows: self.workers.get(i).map(|_| 0).unwrap_or(0),
+            })
+            .collect();
+        let mut last = self.last_sample.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let previous = last
+            .as_ref()
+            .map(|(s, t)| (s, now.duration_since(*t).as_secs_f64()));
+        let (snap, sample) = snapshot(&tables, &views, self.daemon.uptime_secs(), previous);
+        *last = Some((sample, now));
+        snap
+    }
+
+    fn list(&self, kind: Kind) -> Vec<Object> {
+        let state = self.daemon.lock();
+        let mut out: Vec<Object> = state
+            .config
+            .state
+            .objects()
+            .into_iter()
+            .filter(|o| o.kind() == to_kind(kind))
+            .map(|o| {
+                let name = o.name().to_string();
+                let spec = match &o {
+                    StateObject::Pool(s) => serde_json::to_value(s),
+                    StateObject::Network(s) => serde_json::to_value(s),
+                    StateObject::NetworkInterface(s) => serde_json::to_value(s),
+                    StateObject::LoadBalancer(s) => serde_json::to_value(s),
+                    StateObject::LoadBalancerRouting(s) => serde_json::to_value(s),
+                    StateObject::Allocation(s) => serde_json::to_value(s),
+                }
+                .unwrap_or(serde_json::Value::Null);
+                let status = match kind {
+                    Kind::LoadBalancer => state
+                        .resolved
+                        .load_balancers
+                        .iter()
+                        .find(|l| l.name == name)
+                        .map(|l| ObjectStatus::LoadBalancer(l.into())),
+                    _ => None,
+                };
+                Object {
+                    kind,
+                    name,
+                    spec,
+                    status,
+                }
+            })
+            .collect();
+        if kind == Kind::LoadBalancerRouting {
+            // Routings derived from selectors are objects too.
+            for lb in &state.resolved.load_balancers {
+                if out.iter().any(|o| o.name == lb.name) {
+                    continue;
+                }
+                out.push(Object {
+                    kind,
+                    name: lb.name.clone(),
+                    spec: serde_json::Value::Null,
+                    status: Some(ObjectStatus::Routing(proto::RoutingStatus {
+                        load_balancer: lb.name.clone(),
+                        source: proto::RoutingSource::Selector,
+                        network: lb.network.clone(),
+                        destinations: lb.destinations.iter().map(Into::into).collect(),
+                    })),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
