@@ -70,7 +70,7 @@ Exit codes:
 
 /// lbctl: inspect and change a running lbfwd through its control socket.
 #[derive(Debug, Parser)]
-#[command(name = "lbctl", version, about, after_help = EXIT_CODES_HELP)]
+#[command(name = "lbctl", version, after_help = EXIT_CODES_HELP)]
 struct Cli {
     /// The control socket of the lbfwd to talk to.
     #[arg(long, global = true, env = SOCKET_ENV, default_value = DEFAULT_SOCKET, value_name = "PATH")]
