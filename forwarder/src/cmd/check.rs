@@ -72,7 +72,11 @@ pub fn main(args: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The `-o json` document.
+/// The `-o json` document: `{ "load_balancers": [ { "name", "type",
+/// "network", "vni", "ips": ["203.0.113.1"], "addresses": [ { "ip", "pool" } ],
+/// "ports": [ { "protocol", "port", "end_port" } ], "icmp_echo",
+/// "maglev_table_size", "routing": { "destinations": [ { "name", "uid",
+/// "underlay", "mac", "weight" } ] } } ] }`.
 pub fn json(r: &Resolution) -> serde_json::Value {
     use serde_json::json;
     let lbs: Vec<_> = r
@@ -85,7 +89,8 @@ pub fn json(r: &Resolution) -> serde_json::Value {
                 "type": lb.lb_type,
                 "network": lb.network,
                 "vni": lb.vni,
-                "ips": lb.ips.iter().map(|ip| json!({"ip": ip.addr, "pool": ip.pool})).collect::<Vec<_>>(),
+                "ips": lb.ips.iter().map(|ip| ip.addr).collect::<Vec<_>>(),
+                "addresses": lb.ips.iter().map(|ip| json!({"ip": ip.addr, "pool": ip.pool})).collect::<Vec<_>>(),
                 "ports": lb.ports.iter().map(|p| json!({
                     "protocol": p.protocol,
                     "port": p.first,
