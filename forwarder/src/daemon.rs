@@ -17,6 +17,7 @@ use crate::runtime::Layout;
 use crate::worker::WorkerStats;
 use lbfwd_config::origin::Kind as ConfigKind;
 use lbfwd_config::{Change, Config, DesiredState, Errors, Object as StateObject, Resolved};
+use lbfwd_control::convert::changes_for;
 use lbfwd_control::protocol::{
     self as proto, ApiError, ChangeSummary, ErrorCode, Kind, Object, ObjectStatus, Payload,
     Request, StatusInfo, WorkerInfo,
@@ -283,94 +284,31 @@ impl Handler for ControlHandler {
                 }))
             }
             Request::Reload => self.reload(),
-            Request::Apply(a) => {
-                let mut changes = Vec::new();
-                for (i, value) in a.objects.into_iter().enumerate() {
-                    changes.push(Change::Upsert(object_from_json(a.kind, value).map_err(
-                        |e| {
-                            api(
-                                ErrorCode::ValidationFailed,
-                                format!("objects[{i}]: not a valid {}: {e}", a.kind.human()),
-                            )
-                        },
-                    )?));
-                }
-                self.change(&changes)
-            }
             Request::Delete(r) => {
-                let exists = self
-                    .daemon
-                    .lock()
+                let state = self.daemon.lock();
+                if !state
                     .config
                     .state
                     .names(to_kind(r.kind))
-                    .contains(&r.name.as_str());
-                if !exists {
+                    .contains(&r.name.as_str())
+                {
                     return Err(api(ErrorCode::NotFound, format!("{r} does not exist")));
                 }
+                drop(state);
                 self.change(&[Change::Delete {
                     kind: to_kind(r.kind),
                     name: r.name,
                 }])
             }
-            Request::ApplyDocuments(d) => {
-                let changes: Vec<Change> = d
-                    .documents
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, doc)| {
-                        let origin = doc
-                            .source
-                            .unwrap_or_else(|| format!("<request document {i}>"));
-                        match doc.format {
-                            proto::DocumentFormat::Toml => Change::ApplyToml {
-                                text: doc.text,
-                                origin,
-                            },
-                            proto::DocumentFormat::Yaml => Change::ApplyManifests {
-                                text: doc.text,
-                                origin,
-                            },
-                        }
-                    })
-                    .collect();
-                self.change(&changes)
-            }
-            Request::LabelSet(l) => self.change(&[Change::SetLabels {
-                interface: l.interface,
-                labels: l.labels,
-            }]),
-            Request::LabelRemove(l) => self.change(&[Change::RemoveLabels {
-                interface: l.interface,
-                keys: l.keys,
-            }]),
-            Request::Weight(w) => self.change(&[Change::SetWeight {
-                load_balancer: w.load_balancer,
-                destination: w.destination,
-                weight: w.weight,
-            }]),
-            Request::Drain(d) => self.change(&[Change::SetWeight {
-                load_balancer: d.load_balancer,
-                destination: d.destination,
-                weight: 0,
-            }]),
+            other => match changes_for(&other) {
+                Some(changes) => self.change(&changes?),
+                None => Err(api(
+                    ErrorCode::Internal,
+                    "this request changes nothing and has no handler".to_string(),
+                )),
+            },
         }
     }
-}
-
-fn object_from_json(
-    kind: Kind,
-    value: serde_json::Value,
-) -> Result<StateObject, serde_json::Error> {
-    Ok(match kind {
-        Kind::LoadBalancer => StateObject::LoadBalancer(serde_json::from_value(value)?),
-        Kind::NetworkInterface => StateObject::NetworkInterface(serde_json::from_value(value)?),
-        Kind::Network => StateObject::Network(serde_json::from_value(value)?),
-        Kind::Pool => StateObject::Pool(serde_json::from_value(value)?),
-        Kind::LoadBalancerRouting => {
-            StateObject::LoadBalancerRouting(serde_json::from_value(value)?)
-        }
-    })
 }
 
 impl ControlHandler {
