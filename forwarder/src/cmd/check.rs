@@ -176,3 +176,73 @@ pub fn text(config: &Config, r: &Resolution) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples"))
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let c = Config::load_with_manifests(
+            examples().join("lbfwd.toml"),
+            &[examples().join("ironcore.yaml")],
+        )
+        .unwrap();
+        let j = json(&c.resolve().unwrap());
+        let lbs = j["load_balancers"].as_array().unwrap();
+        let names: Vec<&str> = lbs.iter().map(|l| l["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "db",
+                "lb-external",
+                "loadbalancer-sample",
+                "shop",
+                "shop-admin"
+            ]
+        );
+        let sample = &lbs[2];
+        assert_eq!(sample["type"], "Public");
+        assert_eq!(sample["ips"][0], "203.0.113.0");
+        assert_eq!(sample["ips"][1], "2001:db8:100::");
+        assert_eq!(sample["addresses"][0]["pool"], "public");
+        assert_eq!(sample["ports"][0]["protocol"], "TCP");
+        assert_eq!(sample["ports"][0]["port"], 80);
+        let d = &sample["routing"]["destinations"][0];
+        assert_eq!(d["name"], "my-machine-interface-1");
+        assert_eq!(d["uid"], "2020dcf9-e030-427e-b0fc-4fec2016e73a");
+        assert_eq!(d["underlay"], "10.0.3.11");
+    }
+
+    #[test]
+    fn text_lists_addresses_with_pools_and_destinations() {
+        let c = Config::load(examples().join("lbfwd.toml")).unwrap();
+        let t = text(&c, &c.resolve().unwrap());
+        assert!(
+            t.contains("load balancer db (Internal, network backend vni 200)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ip         10.2.255.0 (pool backend-internal)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ports      TCP/80, TCP/443, UDP/1024-2048"),
+            "{t}"
+        );
+        assert!(t.contains("dns-appliance"), "{t}");
+    }
+
+    #[test]
+    fn bad_example_fails_with_every_error() {
+        let errors = Config::load_with_manifests(examples().join("bad.toml"), &[]).unwrap_err();
+        assert!(errors.len() >= 12);
+        assert!(errors
+            .iter()
+            .all(|e| e.location.as_ref().is_some_and(|l| l.line > 0)));
+    }
+}
