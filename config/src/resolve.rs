@@ -1030,12 +1030,13 @@ impl DesiredState {
                     );
                     continue;
                 }
-                let nic = if d.uid.is_empty() {
-                    nic_by_name.get(d.name.as_str())
-                } else {
-                    nic_by_uid.get(d.uid.as_str())
-                }
-                .map(|i| &nics[*i]);
+                // By uid, else by name (a routing written before the
+                // interface got its uid still resolves).
+                let nic = (!d.uid.is_empty())
+                    .then(|| nic_by_uid.get(d.uid.as_str()))
+                    .flatten()
+                    .or_else(|| nic_by_name.get(d.name.as_str()))
+                    .map(|i| &nics[*i]);
                 if let Some(n) = nic {
                     if n.spec.network != lb.network {
                         ctx.err(
