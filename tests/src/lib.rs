@@ -14,11 +14,13 @@ pub mod client;
 pub mod cmd;
 pub mod daemon;
 pub mod probe;
+pub mod scenario;
 pub mod topo;
 
 pub use binaries::{lbfwd_binaries, Binaries};
 pub use daemon::{ApplyMethod, Lbfwd};
 pub use probe::{FlowProbe, ProbeConn, ProbeSummary};
+pub use scenario::Scenario;
 pub use topo::{ConfigOptions, Node, Topology, TopologyInfo, Underlay};
 
 use std::fmt;
