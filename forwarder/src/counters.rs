@@ -45,6 +45,12 @@ impl Counter {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Sets the value (gauges; only the owning worker may call this).
+    #[inline(always)]
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
     /// Sets the value to zero (slot reuse; control side only).
     pub fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
@@ -176,6 +182,8 @@ pub struct WorkerCounters {
     pub too_big_sent: Counter,
     /// ICMP errors forwarded to a flow's target.
     pub icmp_errors_forwarded: Counter,
+    /// Live entries in the worker's flow table (a gauge, set per burst).
+    pub flows_live: Counter,
     /// Fragments held until their first fragment arrives.
     pub fragments_held: Counter,
     /// Flows (re)picked through Maglev.
@@ -206,6 +214,7 @@ impl WorkerCounters {
             icmp_echo_replies: Counter::default(),
             too_big_sent: Counter::default(),
             icmp_errors_forwarded: Counter::default(),
+            flows_live: Counter::default(),
             fragments_held: Counter::default(),
             flow_picks: Counter::default(),
             flow_repicks: Counter::default(),

@@ -14,7 +14,6 @@
 use crate::dataplane::Dataplane;
 use crate::report::{snapshot, Sample, WorkerView};
 use crate::runtime::Layout;
-use crate::worker::WorkerStats;
 use lbfwd_config::origin::Kind as ConfigKind;
 use lbfwd_config::{Change, Config, DesiredState, Errors, Object as StateObject, Resolved};
 use lbfwd_control::convert::changes_for;
@@ -218,7 +217,6 @@ impl Daemon {
     pub fn serve(
         self: &Arc<Self>,
         dataplane: Arc<Dataplane>,
-        workers: Arc<[WorkerStats]>,
         layout: Layout,
     ) -> Result<ServerHandle, DaemonError> {
         let control = self.lock().config.settings.control.clone();
@@ -233,7 +231,6 @@ impl Daemon {
         let handler = Arc::new(ControlHandler {
             daemon: Arc::clone(self),
             dataplane,
-            workers,
             layout,
             last_sample: Mutex::new(None),
         });
@@ -259,7 +256,6 @@ fn save_state(config: &Config) -> std::io::Result<()> {
 struct ControlHandler {
     daemon: Arc<Daemon>,
     dataplane: Arc<Dataplane>,
-    workers: Arc<[WorkerStats]>,
     layout: Layout,
     last_sample: Mutex<Option<(Sample, Instant)>>,
 }
@@ -276,7 +272,7 @@ impl Handler for ControlHandler {
                 .into_iter()
                 .find(|o| o.name == r.name)
                 .map(Payload::Object)
-                .ok_or_else(|| api(ErrorCode::NotFound, format!("{r} does not exist"))),
+                .ok_or_else(|| ApiError::not_found(&r)),
             Request::Export => {
                 let config = self.daemon.config();
                 Ok(Payload::Exported(proto::Export {
@@ -284,24 +280,8 @@ impl Handler for ControlHandler {
                 }))
             }
             Request::Reload => self.reload(),
-            Request::Delete(r) => {
-                let state = self.daemon.lock();
-                if !state
-                    .config
-                    .state
-                    .names(to_kind(r.kind))
-                    .contains(&r.name.as_str())
-                {
-                    return Err(api(ErrorCode::NotFound, format!("{r} does not exist")));
-                }
-                drop(state);
-                self.change(&[Change::Delete {
-                    kind: to_kind(r.kind),
-                    name: r.name,
-                }])
-            }
             other => match changes_for(&other) {
-                Some(changes) => self.change(&changes?),
+                Some(changes) => self.change(&other, &changes?),
                 None => Err(api(
                     ErrorCode::Internal,
                     "this request changes nothing and has no handler".to_string(),
@@ -314,14 +294,14 @@ impl Handler for ControlHandler {
 impl ControlHandler {
     /// Applies changes all or nothing: validate against the whole resulting
     /// model, publish the new tables, save the state, then answer.
-    fn change(&self, changes: &[Change]) -> Result<Payload, ApiError> {
+    fn change(&self, request: &Request, changes: &[Change]) -> Result<Payload, ApiError> {
         let mut state = self.daemon.lock();
         let before = state.resolved.clone();
         let mut next = state.config.clone();
         let summary = next
             .state
             .apply(changes, &next.settings.underlay)
-            .map_err(|e| validation_failed(&e))?;
+            .map_err(|e| ApiError::from_config_errors(request, &e))?;
         let resolved = summary
             .resolution
             .as_ref()
@@ -464,11 +444,10 @@ impl ControlHandler {
             .counters()
             .iter()
             .zip(self.layout.workers.iter())
-            .enumerate()
-            .map(|(i, (c, p))| WorkerView {
+            .map(|(c, p)| WorkerView {
                 counters: c,
                 core: p.core,
-                flows: self.workers.get(i).map(|_| 0).unwrap_or(0),
+                flows: c.flows_live.get(),
             })
             .collect();
         let mut last = self.last_sample.lock().unwrap_or_else(|e| e.into_inner());

@@ -250,6 +250,10 @@ impl Pipeline {
         self.state.now = now_ns;
         self.state.flows.sweep(now_ns, 4);
         self.state.frags.sweep(now_ns, 4);
+        self.state
+            .counters
+            .flows_live
+            .set(self.state.flows.len() as u64);
     }
 
     /// Runs one frame through every stage, in place, counts the verdict and

@@ -216,7 +216,7 @@ fn run(args: &Args) -> Result<(), String> {
         .map(|(c, p)| WorkerView {
             counters: c,
             core: p.core,
-            flows: 0,
+            flows: c.flows_live.get(),
         })
         .collect();
     let (snap, _) = snapshot(&tables, &views, daemon.uptime_secs(), None);
