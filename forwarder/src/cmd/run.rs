@@ -139,11 +139,7 @@ fn run(args: &Args) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let control = daemon
-        .serve(
-            Arc::clone(&dataplane),
-            runtime.stats(),
-            runtime.layout().clone(),
-        )
+        .serve(Arc::clone(&dataplane), runtime.layout().clone())
         .map_err(|e| e.to_string())?;
     eprintln!(
         "lbfwd: {} backend, {} worker(s), {} load balancer(s), control socket {}",
