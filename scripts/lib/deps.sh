@@ -2,7 +2,7 @@
 # demo need, once per machine.
 
 # Cargo features the scripts build with (the system libraries below back them).
-LBFWD_FEATURES="${LBFWD_FEATURES:-af_xdp dpdk}"
+LBFWD_FEATURES="${LBFWD_FEATURES:-lbfwd-forwarder/af_xdp lbfwd-forwarder/dpdk}"
 
 LBFWD_DEBS=(
   build-essential pkg-config clang llvm
