@@ -709,7 +709,8 @@ mod tests {
     /// turn order (one heap operation per turn).
     #[test]
     fn period_shortcut_equals_the_plain_turn_order() {
-        let cases: &[(&str, usize, fn(usize) -> u32)] = &[
+        type Weight = fn(usize) -> u32;
+        let cases: &[(&str, usize, Weight)] = &[
             ("one target", 1, |_| 1),
             ("equal weights", 7, |_| 1),
             ("equal weights > 1 (gcd)", 100, |_| 5),
