@@ -11,8 +11,9 @@
 //! `rte_eth_dev_info`, ...) behind plain structs of its own. The Rust side
 //! declares only those shim functions, and touches DPDK memory directly in
 //! one place: the handful of `rte_mbuf` fields the packet path reads and
-//! writes (private module `mbuf`), whose offsets the shim pins with `_Static_assert`, so a
-//! DPDK with another layout fails the build instead of corrupting packets.
+//! writes (private module `mbuf`), whose offsets the shim pins with
+//! `_Static_assert`, so a DPDK with another layout fails the build instead
+//! of corrupting packets.
 //!
 //! # Life cycle
 //!
@@ -81,7 +82,7 @@ pub const MAX_BURST: usize = 128;
 /// Frames a queue buffers for transmission before it kicks the device.
 pub const TX_BUFFER: usize = 2 * MAX_BURST;
 /// A worker receives from the host path's TAP once every this many polls.
-pub const HOST_POLL_EVERY: u32 = 16;
+pub const HOST_POLL_EVERY: u32 = 32;
 /// Default RX and TX descriptors per queue (the driver may adjust them).
 pub const DEFAULT_DESC: u16 = 1024;
 /// Default burst size used to size the mbuf pool.
@@ -1506,6 +1507,8 @@ impl DpdkPort {
             host_tx: TxBuffer::new(),
             stats: QueueStats::default(),
             host_countdown: HOST_POLL_EVERY,
+            rx: [ptr::null_mut(); MAX_BURST],
+            free: [ptr::null_mut(); MAX_BURST],
             registered: false,
             shared: Arc::clone(&self.shared),
         })
@@ -1637,6 +1640,10 @@ pub struct DpdkQueue {
     host_tx: TxBuffer,
     stats: QueueStats,
     host_countdown: u32,
+    /// Where a burst is received (kept here: no per-poll initialisation).
+    rx: [*mut RteMbuf; MAX_BURST],
+    /// Mbufs of the current burst to free in bulk.
+    free: [*mut RteMbuf; MAX_BURST],
     registered: bool,
     shared: Arc<PortShared>,
 }
@@ -1728,19 +1735,18 @@ impl DpdkQueue {
 
     /// Moves what the kernel sent out of the TAP to the wire buffer.
     fn poll_host(&mut self, host: u16, burst: usize) {
-        let mut pkts = [ptr::null_mut::<RteMbuf>(); MAX_BURST];
-        // SAFETY: `pkts` has room for `burst` (<= MAX_BURST) pointers; queue
+        // SAFETY: `rx` has room for `burst` (<= MAX_BURST) pointers; queue
         // `queue` of the TAP is ours alone. The mbufs received become ours.
         let n = usize::from(unsafe {
-            ffi::lbfwd_rx_burst(host, self.queue, pkts.as_mut_ptr(), burst as u16)
+            ffi::lbfwd_rx_burst(host, self.queue, self.rx.as_mut_ptr(), burst as u16)
         });
-        let mut bad = [ptr::null_mut::<RteMbuf>(); MAX_BURST];
         let mut nbad = 0;
-        for &m in &pkts[..n] {
+        for i in 0..n {
+            let m = self.rx[i];
             // SAFETY: a live mbuf we own, just received.
             let v = unsafe { mbuf::view(m) };
             if v.nb_segs != 1 {
-                bad[nbad] = m;
+                self.free[nbad] = m;
                 nbad += 1;
                 continue;
             }
@@ -1748,8 +1754,9 @@ impl DpdkQueue {
         }
         if nbad > 0 {
             self.stats.rx_errors += nbad as u64;
-            // SAFETY: the multi-segment mbufs are ours, freed once.
-            unsafe { ffi::lbfwd_mbuf_free_bulk(bad.as_mut_ptr(), nbad as c_uint) };
+            // SAFETY: the multi-segment mbufs are ours, listed once in
+            // `free`, freed here and not used again.
+            unsafe { ffi::lbfwd_mbuf_free_bulk(self.free.as_mut_ptr(), nbad as c_uint) };
         }
     }
 }
@@ -1764,22 +1771,21 @@ impl WorkerQueue for DpdkQueue {
             self.registered = true;
         }
         let burst = burst.clamp(1, MAX_BURST);
-        let mut pkts = [ptr::null_mut::<RteMbuf>(); MAX_BURST];
-        // SAFETY: `pkts` has room for `burst` (<= MAX_BURST) pointers; the
-        // RX queue is ours alone. The mbufs received become ours.
+        // SAFETY: `rx` has room for `burst` (<= MAX_BURST) pointers; the RX
+        // queue is ours alone. The mbufs received become ours.
         let n = usize::from(unsafe {
-            ffi::lbfwd_rx_burst(self.port, self.queue, pkts.as_mut_ptr(), burst as u16)
+            ffi::lbfwd_rx_burst(self.port, self.queue, self.rx.as_mut_ptr(), burst as u16)
         });
-        let mut free = [ptr::null_mut::<RteMbuf>(); MAX_BURST];
         let mut nfree = 0;
-        for &m in &pkts[..n] {
+        for i in 0..n {
+            let m = self.rx[i];
             // SAFETY: a live mbuf we own, just received.
             let v = unsafe { mbuf::view(m) };
             if v.nb_segs != 1 || v.refcnt != 1 || v.data_off + v.data_len > v.buf_len {
                 // Chained, shared or inconsistent: not a buffer the
                 // pipeline may write in place.
                 self.stats.rx_errors += 1;
-                free[nfree] = m;
+                self.free[nfree] = m;
                 nfree += 1;
                 continue;
             }
@@ -1808,15 +1814,15 @@ impl WorkerQueue for DpdkQueue {
                 }
                 Disposition::Host | Disposition::Drop => {
                     self.stats.freed += 1;
-                    free[nfree] = m;
+                    self.free[nfree] = m;
                     nfree += 1;
                 }
             }
         }
         if nfree > 0 {
-            // SAFETY: the mbufs collected in `free` are ours, each listed
-            // once; they are freed here and not used again.
-            unsafe { ffi::lbfwd_mbuf_free_bulk(free.as_mut_ptr(), nfree as c_uint) };
+            // SAFETY: the first `nfree` entries of `free` are mbufs we own,
+            // each listed once; they are freed here and not used again.
+            unsafe { ffi::lbfwd_mbuf_free_bulk(self.free.as_mut_ptr(), nfree as c_uint) };
         }
         if let Some(host) = self.host {
             self.host_countdown -= 1;
