@@ -61,6 +61,64 @@ fn eal_initialises_once_and_refuses_other_arguments() {
     );
 }
 
+/// Runs in a child process (see `eal_failure_says_why_and_what_to_check`):
+/// EAL with a hugepage directory that is no hugetlbfs mount.
+#[test]
+#[ignore = "run by eal_failure_says_why_and_what_to_check in a child process"]
+fn child_eal_failure() {
+    if std::env::var_os("LBFWD_DPDK_CHILD").is_none() {
+        return;
+    }
+    let opts = DpdkOptions {
+        huge_dir: Some(std::env::temp_dir()),
+        memory_mb: Some(64),
+        ..Default::default()
+    };
+    let first = init_eal(&opts).unwrap_err();
+    println!("FIRST: {first}");
+    let second = init_eal(&opts).unwrap_err();
+    println!("SECOND: {second}");
+}
+
+#[test]
+fn eal_failure_says_why_and_what_to_check() {
+    // EAL cannot start twice in one process: the failure runs in a child.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_eal_failure", "--ignored", "--nocapture"])
+        .env("LBFWD_DPDK_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("FIRST: "))
+        .take_while(|l| !l.starts_with("SECOND: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(first.contains("DPDK EAL initialisation failed"), "{stdout}");
+    assert!(
+        first.contains("--huge-dir="),
+        "the arguments are shown: {first}"
+    );
+    assert!(
+        first.contains("EAL said:\nEAL: "),
+        "EAL's own words are kept: {first}"
+    );
+    assert!(
+        first.contains("hint: check that hugepages are reserved") && first.contains("vfio-pci"),
+        "{first}"
+    );
+    assert!(
+        stdout.contains("SECOND: DPDK EAL initialisation failed earlier in this process"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn shim_structs_and_mbuf_accessors_agree_with_c() {
     let _eal = eal();
@@ -109,6 +167,14 @@ fn null_port_receives_transmits_frees_and_returns_every_mbuf() {
     let summary = port.summary().clone();
     assert_eq!((summary.name.as_str(), summary.queues), (name.as_str(), 2));
     assert_eq!(summary.driver, "net_null");
+    // RSS: only what the driver supports, and on when it supports any of
+    // the 5-tuple functions lbfwd asks for.
+    assert_eq!(summary.rss_enabled & !summary.rss_supported, 0);
+    assert!(
+        summary.rss_enabled != 0 || summary.rss_supported == 0,
+        "{summary}"
+    );
+    assert!(summary.to_string().contains("RSS"), "{summary}");
     assert!(
         port.link().unwrap().up,
         "net_null's link is up once started"

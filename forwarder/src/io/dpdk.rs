@@ -101,8 +101,7 @@ pub const MAX_MTU: u16 = 1900;
 const EAL_HINT: &str = "check that hugepages are reserved and mounted (grep Huge \
     /proc/meminfo; or set no_huge = true, for tests only), that lbfwd runs as root (or \
     with CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_IPC_LOCK and access to /dev/vfio), and that \
-    every address in pci_allow is a port bound to vfio-pci (dpdk-devbind.py --status); \
-    EAL's own messages are above";
+    every address in pci_allow is a port bound to vfio-pci (dpdk-devbind.py --status)";
 
 /// What a port that EAL cannot find usually comes down to.
 const PORT_HINT: &str = "a NIC must be bound to vfio-pci (dpdk-devbind.py --bind=vfio-pci \
