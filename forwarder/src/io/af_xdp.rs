@@ -1011,22 +1011,15 @@ impl XskQueue {
                 CopyMode::ZeroCopy => XDP_ZEROCOPY,
                 _ => XDP_COPY,
             };
-        q.add_port(
-            interface,
-            queue,
-            true,
-            s.ring_size,
-            s.ring_size,
-            flags,
-            mode,
-        )?;
+        let egress = egress.filter(|&(eg_if, eg_queue)| eg_if != interface || eg_queue != queue);
+        // The ingress socket transmits only when one-armed.
+        let ingress_tx = if egress.is_some() { 0 } else { s.ring_size };
+        q.add_port(interface, queue, true, s.ring_size, ingress_tx, flags, mode)?;
         if let Some((eg_if, eg_queue)) = egress {
-            if eg_if != interface || eg_queue != queue {
-                ifindex(eg_if)?;
-                // TX only; the kernel wants a fill ring, which stays empty.
-                q.add_port(eg_if, eg_queue, false, 0, s.ring_size, flags, mode)?;
-                q.egress = 1;
-            }
+            ifindex(eg_if)?;
+            // TX only; the kernel wants a fill ring too, which stays empty.
+            q.add_port(eg_if, eg_queue, false, 0, s.ring_size, flags, mode)?;
+            q.egress = 1;
         }
         program.register(queue, q.ports[0].fd)?;
         q.refill();
