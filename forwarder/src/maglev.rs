@@ -801,14 +801,17 @@ mod tests {
     }
 
     /// Removing one of N targets moves its 1/N of the flows. Maglev promises
-    /// minimal, not zero, disruption of the others: a few slots move between
-    /// surviving targets (the paper, section 5.3). Bound it: under 2% of the
-    /// table for N = 10 and N = 100 at M = 65537.
+    /// minimal, not zero, disruption of the others (the paper, section 5.3):
+    /// a few slots move between surviving targets. Measured at M = 65537:
+    /// 0.22 % of flows (N = 10) and 0.55 % (N = 100) on average, 0.28 % and
+    /// 0.59 % at worst; bounded here at 1 %. The flow table keeps
+    /// established flows where they are regardless; this only concerns new
+    /// flows.
     #[test]
-    fn removing_a_target_moves_its_share_and_few_others() {
+    fn removing_a_target_moves_its_share_and_under_1pct_between_survivors() {
         for n in [10usize, 100] {
             let ids = names("x", n);
-            for gone in [0, n / 2, n - 1] {
+            for gone in [0, n / 3, n / 2, n - 1] {
                 let (from_gone, between) = disruption(&ids, gone, DEFAULT_TABLE_SIZE);
                 let share = f64::from(from_gone) / f64::from(DEFAULT_TABLE_SIZE);
                 let others = f64::from(between) / f64::from(DEFAULT_TABLE_SIZE);
@@ -817,10 +820,12 @@ mod tests {
                     "n={n} gone={gone}: the removed target held {share}"
                 );
                 assert!(
-                    others < 0.02,
+                    others < 0.01,
                     "n={n} gone={gone}: {between} slots ({:.3}%) moved between survivors",
                     others * 100.0
                 );
+                // But some do move: this is Maglev, not rendezvous hashing.
+                assert!(between > 0, "n={n} gone={gone}");
             }
         }
     }
