@@ -120,6 +120,57 @@ pub trait WorkerQueue: Send {
     fn stats(&self) -> QueueStats;
 }
 
+/// A queue of any backend chosen at run time (from the config), for code
+/// that cannot be generic over the backend. Dispatch is one `match` per
+/// poll, not per packet.
+pub enum AnyQueue {
+    /// An [`af_packet::AfPacketQueue`].
+    AfPacket(af_packet::AfPacketQueue),
+    /// A [`pcap::PcapQueue`].
+    Pcap(pcap::PcapQueue),
+    /// A [`memory::MemoryQueue`].
+    Memory(memory::MemoryQueue),
+}
+
+macro_rules! any_queue {
+    ($self:expr, $q:ident => $body:expr) => {
+        match $self {
+            AnyQueue::AfPacket($q) => $body,
+            AnyQueue::Pcap($q) => $body,
+            AnyQueue::Memory($q) => $body,
+        }
+    };
+}
+
+impl WorkerQueue for AnyQueue {
+    fn poll<F>(&mut self, burst: usize, process: F) -> Result<usize, IoError>
+    where
+        F: FnMut(&mut Frame<'_>) -> Disposition,
+    {
+        any_queue!(self, q => q.poll(burst, process))
+    }
+
+    fn send_copy(&mut self, frame: &[u8]) -> Result<bool, IoError> {
+        any_queue!(self, q => q.send_copy(frame))
+    }
+
+    fn tx_pending(&self) -> usize {
+        any_queue!(self, q => q.tx_pending())
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        any_queue!(self, q => q.flush())
+    }
+
+    fn maintenance(&mut self) -> Result<(), IoError> {
+        any_queue!(self, q => q.maintenance())
+    }
+
+    fn stats(&self) -> QueueStats {
+        any_queue!(self, q => q.stats())
+    }
+}
+
 /// Errors of the I/O backends.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
@@ -327,6 +378,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a valid interface name"), "{err}");
+    }
+
+    #[test]
+    fn any_queue_delegates_to_its_backend() {
+        let (q, mut feeder, _sink) = memory::MemoryPort::new(memory::MemoryConfig::default())
+            .unwrap()
+            .split();
+        let mut any = AnyQueue::Memory(q);
+        assert!(feeder.push(&[1; 60]).unwrap());
+        assert_eq!(any.poll(32, |_| Disposition::Tx).unwrap(), 1);
+        assert_eq!(any.tx_pending(), 1);
+        assert!(any.send_copy(&[2; 60]).unwrap());
+        any.flush().unwrap();
+        any.maintenance().unwrap();
+        assert_eq!(any.tx_pending(), 0);
+        assert_eq!(any.stats().tx_packets, 2);
     }
 
     #[test]
