@@ -1675,6 +1675,17 @@ mod tests {
                 )
             };
             assert_eq!(rc, 0, "bind: {}", io::Error::last_os_error());
+            let rcvbuf: c_int = 16 << 20;
+            // SAFETY: rcvbuf is a valid c_int of the given size.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    ptr::from_ref(&rcvbuf).cast(),
+                    std::mem::size_of::<c_int>() as u32,
+                )
+            };
             let tv = libc::timeval {
                 tv_sec: 0,
                 tv_usec: 100_000,
@@ -2083,6 +2094,48 @@ mod tests {
             .filter(|f| f[..6] == pmac1 && f[12..14] == [0x88, 0xb5] && has(f, b"lbxfwd-"))
             .count();
         assert_eq!(fwd, seen, "forwarded frames at the egress peer");
+        assert_all_frames_accounted(&mut q);
+    }
+
+    #[test]
+    fn send_copy_under_pressure_counts_every_frame_and_leaks_none() {
+        require_root!();
+        let tag = 6;
+        let net = Net::new(tag, 1);
+        let (pmac, nmac) = (mac(tag, 1, 0), mac(tag, 2, 0));
+        net.enter(&net.peer);
+        let raw = Raw::open(&net.peer_if(0));
+        net.enter(&net.node);
+        let prog = XdpProgram::attach(&net.node_if(0), AttachMode::Native).unwrap();
+        let mut q = XskQueue::open(&prog, 0, None, &settings(CopyMode::Copy)).unwrap();
+        // 3000 frames with no flush in between: more than the TX ring (256)
+        // and more than the free frames (1024 - 256 on the fill ring).
+        const N: usize = 3000;
+        let from = IpAddr::V4(net.addr4(0, 2));
+        let to = IpAddr::V4(net.addr4(0, 1));
+        let mut accepted = 0;
+        for i in 0..N {
+            let m = format!("lbxburst-{i:05}");
+            if q.send_copy(&udp_frame(nmac, pmac, from, to, 7, m.as_bytes()))
+                .unwrap()
+            {
+                accepted += 1;
+            }
+        }
+        assert_all_frames_accounted(&mut q);
+        let st = q.stats();
+        assert!(accepted > 256 && accepted <= N, "accepted {accepted}");
+        assert_eq!(st.tx_packets + st.tx_dropped, N as u64, "{st:?}");
+        let got = raw.drain(Duration::from_millis(300));
+        // (Frames from our MAC only: the peer's ICMP port unreachables quote them.)
+        let arrived = got
+            .iter()
+            .filter(|f| f[..6] == pmac && f[6..12] == nmac && has(f, b"lbxburst-"))
+            .count();
+        assert_eq!(arrived as u64, st.tx_packets, "{st:?}");
+        // Oversized and empty frames are refused, not truncated.
+        assert!(!q.send_copy(&[0u8; 2048]).unwrap());
+        assert!(!q.send_copy(&[]).unwrap());
         assert_all_frames_accounted(&mut q);
     }
 }
