@@ -15,9 +15,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lbfwd_forwarder::io::dpdk::{
-    init_eal, testing, DpdkError, DpdkOptions, DpdkPort, PortOptions, TX_BUFFER,
-};
+use lbfwd_forwarder::io::dpdk::{init_eal, testing, DpdkError, DpdkOptions, DpdkPort, PortOptions};
 use lbfwd_forwarder::io::{Disposition, WorkerQueue};
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -221,10 +219,12 @@ fn null_port_receives_transmits_frees_and_returns_every_mbuf() {
     assert_eq!(port.stats().unwrap().tx_packets, sent as u64);
 
     // More than a TX buffer's worth without a flush: the queue kicks the
-    // device itself and never holds more than TX_BUFFER.
-    for _ in 0..(TX_BUFFER / 32 + 3) {
+    // device itself and never holds more than its capacity.
+    let capacity = q0.tx_capacity();
+    assert_eq!(capacity, 64, "two bursts of 32");
+    for _ in 0..(capacity / 32 + 3) {
         q0.poll(32, |_| Disposition::Tx).unwrap();
-        assert!(q0.tx_pending() <= TX_BUFFER);
+        assert!(q0.tx_pending() <= capacity);
     }
     q0.flush().unwrap();
 

@@ -77,10 +77,12 @@ use std::time::{Duration, Instant};
 use super::{Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};
 
-/// Largest burst one [`WorkerQueue::poll`] receives (larger requests are cut).
-pub const MAX_BURST: usize = 128;
-/// Frames a queue buffers for transmission before it kicks the device.
-pub const TX_BUFFER: usize = 2 * MAX_BURST;
+/// Largest burst one [`WorkerQueue::poll`] receives (larger requests are
+/// cut); the range of `[dataplane] burst`.
+pub const MAX_BURST: usize = 1024;
+/// A queue's TX buffers (wire and host path) hold this many bursts
+/// ([`PortOptions::burst`]) before the queue kicks the device itself.
+pub const TX_BUFFER_BURSTS: usize = 2;
 /// A worker receives from the host path's TAP once every this many polls.
 pub const HOST_POLL_EVERY: u32 = 32;
 /// Default RX and TX descriptors per queue (the driver may adjust them).
@@ -1064,6 +1066,8 @@ struct PortShared {
     host_iface: Option<String>,
     /// Which queues were handed out.
     taken: Mutex<Vec<bool>>,
+    /// The workers' burst size (sizes the TX buffers).
+    burst: u16,
     /// Serialises control calls (stats, link): ethdev's control functions
     /// are not thread-safe among themselves.
     ctl: Mutex<()>,
@@ -1184,7 +1188,7 @@ fn pool_size(opts: &PortOptions) -> u64 {
     let q = opts.queues as u64;
     let ports = if opts.host_tap.is_some() { 2 } else { 1 };
     let need = ports * q * (u64::from(opts.rx_desc) + u64::from(opts.tx_desc))
-        + q * (u64::from(opts.burst) + 2 * TX_BUFFER as u64)
+        + q * u64::from(opts.burst) * (1 + 2 * TX_BUFFER_BURSTS as u64)
         + (q + 1) * u64::from(POOL_CACHE)
         + 1024;
     (need + 1)
@@ -1302,8 +1306,18 @@ impl DpdkPort {
     /// opens `port` with one queue pair per worker and the defaults of
     /// [`PortOptions::new`].
     pub fn init(opts: &DpdkOptions, port: &str, workers: usize) -> Result<DpdkPort, DpdkError> {
+        DpdkPort::init_with(opts, port, &PortOptions::new(workers))
+    }
+
+    /// Like [`DpdkPort::init`] with explicit port options (burst, host
+    /// path, MTU, descriptors).
+    pub fn init_with(
+        opts: &DpdkOptions,
+        port: &str,
+        port_opts: &PortOptions,
+    ) -> Result<DpdkPort, DpdkError> {
         init_eal(opts)?;
-        DpdkPort::open(port, &PortOptions::new(workers))
+        DpdkPort::open(port, port_opts)
     }
 
     /// Opens the port EAL knows as `name` (a PCI address or a virtual
@@ -1405,6 +1419,7 @@ impl DpdkPort {
                 host_summary,
                 host_iface: opts.host_tap.clone(),
                 taken: Mutex::new(vec![false; opts.queues]),
+                burst: opts.burst,
                 ctl: Mutex::new(()),
             }),
         })
@@ -1497,17 +1512,22 @@ impl DpdkPort {
             }
             *slot = true;
         }
+        let tx_capacity = usize::from(self.shared.burst) * TX_BUFFER_BURSTS;
         Ok(DpdkQueue {
             port: self.shared.wire.id,
             queue: index as u16,
             host: self.shared.host.as_ref().map(|h| h.id),
             pool: self.shared.pool.ptr,
-            tx: TxBuffer::new(),
-            host_tx: TxBuffer::new(),
+            tx: TxBuffer::new(tx_capacity),
+            host_tx: TxBuffer::new(if self.shared.host.is_some() {
+                tx_capacity
+            } else {
+                0
+            }),
             stats: QueueStats::default(),
             host_countdown: HOST_POLL_EVERY,
-            rx: [ptr::null_mut(); MAX_BURST],
-            free: [ptr::null_mut(); MAX_BURST],
+            rx: vec![ptr::null_mut(); MAX_BURST].into_boxed_slice(),
+            free: vec![ptr::null_mut(); MAX_BURST].into_boxed_slice(),
             registered: false,
             shared: Arc::clone(&self.shared),
         })
@@ -1612,15 +1632,15 @@ fn xstats_of(port: &OpenPort) -> Result<Vec<(String, u64)>, DpdkError> {
 
 /// Mbufs waiting for a TX burst, with their bytes.
 struct TxBuffer {
-    pkts: [*mut RteMbuf; TX_BUFFER],
+    pkts: Box<[*mut RteMbuf]>,
     len: usize,
     bytes: u64,
 }
 
 impl TxBuffer {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         TxBuffer {
-            pkts: [ptr::null_mut(); TX_BUFFER],
+            pkts: vec![ptr::null_mut(); capacity].into_boxed_slice(),
             len: 0,
             bytes: 0,
         }
@@ -1640,9 +1660,9 @@ pub struct DpdkQueue {
     stats: QueueStats,
     host_countdown: u32,
     /// Where a burst is received (kept here: no per-poll initialisation).
-    rx: [*mut RteMbuf; MAX_BURST],
+    rx: Box<[*mut RteMbuf]>,
     /// Mbufs of the current burst to free in bulk.
-    free: [*mut RteMbuf; MAX_BURST],
+    free: Box<[*mut RteMbuf]>,
     registered: bool,
     shared: Arc<PortShared>,
 }
@@ -1669,14 +1689,20 @@ impl DpdkQueue {
         usize::from(self.queue)
     }
 
+    /// Frames the wire TX buffer holds before the queue kicks the device
+    /// itself ([`TX_BUFFER_BURSTS`] bursts).
+    pub fn tx_capacity(&self) -> usize {
+        self.tx.pkts.len()
+    }
+
     /// Queues `m` (a single-segment mbuf of `len` bytes that we own) on
     /// `which` buffer, kicking the device first when it is full.
     #[inline]
     fn push(&mut self, host: bool, m: *mut RteMbuf, len: usize) {
         let full = if host {
-            self.host_tx.len == TX_BUFFER
+            self.host_tx.len == self.host_tx.pkts.len()
         } else {
-            self.tx.len == TX_BUFFER
+            self.tx.len == self.tx.pkts.len()
         };
         if full {
             self.send(host);
@@ -2143,17 +2169,24 @@ mod tests {
 
     #[test]
     fn pool_is_sized_from_queues_descriptors_and_burst() {
-        // 1 queue, defaults: 2048 descriptors + 32 + 512 + 512 + 1024 -> 4127
-        // -> at least MIN_POOL.
+        // 1 queue, defaults: 2048 descriptors + 5 * 32 (a burst and two TX
+        // buffers of two bursts) + 2 * 256 (caches) + 1024 = 3744 -> at
+        // least MIN_POOL.
         assert_eq!(pool_size(&PortOptions::new(1)), u64::from(MIN_POOL));
-        // 4 queues with the host TAP: 2 * 4 * 2048 + 4 * 544 + 5 * 256 + 1024
-        // = 20 864 -> 32 767.
+        // 4 queues with the host TAP: 2 * 4 * 2048 + 4 * 160 + 5 * 256 + 1024
+        // = 19 328 -> 32 767.
         let opts = PortOptions {
             host_tap: Some("lbfwd0".into()),
             ..PortOptions::new(4)
         };
         assert_eq!(pool_size(&opts), 32_767);
         assert!(pool_size(&PortOptions::new(16)) >= 16 * 2048);
+        // Bursts of 1024: 2048 + 5 * 1024 + 512 + 1024 = 8704 -> 16 383.
+        let opts = PortOptions {
+            burst: 1024,
+            ..PortOptions::new(1)
+        };
+        assert_eq!(pool_size(&opts), 16_383);
     }
 
     #[test]
