@@ -15,7 +15,10 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lbfwd_forwarder::io::dpdk::{init_eal, testing, DpdkError, DpdkOptions, DpdkPort, PortOptions};
+use lbfwd_forwarder::io::dpdk::{
+    attach_vdev, detach_vdev, init_eal, port_names, testing, DpdkError, DpdkOptions, DpdkPort,
+    PortOptions,
+};
 use lbfwd_forwarder::io::{Disposition, WorkerQueue};
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -130,6 +133,26 @@ fn shim_structs_and_mbuf_accessors_agree_with_c() {
     assert_eq!((headroom, len), (120, 10));
     assert_eq!(bytes, b"0123456789");
     assert_eq!(port.mbufs_in_use(), 0);
+}
+
+#[test]
+fn init_opens_a_port_eal_already_has() {
+    let _eal = eal();
+    let name = attach_vdev(&tag("net_null_init")).unwrap();
+    assert!(port_names().unwrap().contains(&name));
+    {
+        let port = DpdkPort::init(&options(), &name, 2).unwrap();
+        assert_eq!(port.summary().queues, 2);
+        let other = DpdkOptions {
+            no_huge: false,
+            ..options()
+        };
+        let msg = DpdkPort::init(&other, &name, 2).unwrap_err().to_string();
+        assert!(msg.contains("cannot be initialised again"), "{msg}");
+    }
+    // Closed with the port, the device stays until it is detached.
+    detach_vdev(&name).unwrap();
+    assert!(!port_names().unwrap().contains(&name));
 }
 
 #[test]
