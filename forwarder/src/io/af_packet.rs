@@ -245,10 +245,13 @@ struct V3Cursor {
 
 /// One worker's AF_PACKET queue. See the module docs.
 pub struct AfPacketQueue {
-    rx_fd: Fd,
-    tx_fd: Fd,
+    // Field order is drop order: unmap the rings before closing their
+    // sockets (closing a socket whose ring is still mapped makes the kernel
+    // log "packet_mmap: vma is busy").
     rx_ring: Mapping,
     tx_ring: Mapping,
+    rx_fd: Fd,
+    tx_fd: Fd,
     version: TpacketVersion,
     frame_size: usize,
     rx_frames: usize,
