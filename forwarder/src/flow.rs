@@ -31,7 +31,7 @@
 //! and a short avalanche), and this runs for every packet.
 //!
 //! [`xxh64`] (the classic XXH64) is used where speed does not matter: the
-//! Maglev permutations and the fragment tracker.
+//! Maglev permutations.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -395,7 +395,7 @@ fn last8(b: &[u8; 16]) -> [u8; 8] {
 /// bytes: the specification's `XXH3_len_17to128_64b` for the lengths the
 /// 64-byte secret prefix covers.
 #[inline]
-fn xxh3_64_17to128(input: &[u8], seed: u64) -> u64 {
+pub(crate) fn xxh3_64_17to128(input: &[u8], seed: u64) -> u64 {
     let len = input.len();
     assert!((17..=64).contains(&len), "xxh3_64_17to128: {len} bytes");
     let mut acc = (len as u64).wrapping_mul(P1);
@@ -426,8 +426,7 @@ fn read_u32(b: &[u8]) -> u32 {
 /// `doc/xxhash_spec.md` (lanes little-endian on every host). Equal to
 /// `xxhsum -H1` for seed 0.
 ///
-/// Used for the flow hash (through the unrolled [`FlowKey::flow_hash`]), for
-/// the Maglev permutations and for the fragment tracker.
+/// Used for the Maglev permutations.
 pub fn xxh64(data: &[u8], seed: u64) -> u64 {
     let len = data.len();
     let mut rest = data;

@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use crate::flow::{xxh64, FlowKey};
+use crate::flow::{xxh3_64_17to128, FlowKey};
 
 /// Slots per bucket of the entry table.
 pub const WAYS: usize = 4;
@@ -66,7 +66,7 @@ impl FragKey {
         }
     }
 
-    /// The tracker's hash of the key: XXH64 (seed 0) over src ‖ dst ‖ id
+    /// The tracker's hash of the key: XXH3-64 (seed 0) over src ‖ dst ‖ id
     /// (big-endian) ‖ network (big-endian) ‖ proto. Local to one worker, so
     /// nothing outside depends on it.
     #[inline]
@@ -77,7 +77,7 @@ impl FragKey {
         b[32..36].copy_from_slice(&self.id.to_be_bytes());
         b[36..40].copy_from_slice(&self.network.to_be_bytes());
         b[40] = self.proto;
-        xxh64(&b, 0)
+        xxh3_64_17to128(&b, 0)
     }
 }
 
