@@ -16,8 +16,12 @@
 #   TESTPMD    testpmd binary                            (default dpdk-testpmd)
 #
 # Output: one line per mode, e.g.
-#   testpmd io: 23.80 Mpps (2 ports x net_null, 1 core, burst 32, 9 samples)
+#   testpmd io: 23.80 Mpps wall clock, 31.20 Mpps per CPU-second of the
+#   forwarding core (...)
 # and the raw log of each run under ${LOG_DIR:-/tmp}/dpdk-ceiling-MODE.log.
+# The wall-clock rate is packets over the measured time; the per-CPU-second
+# rate (packets / CPU time of the forwarding thread) is the one to compare
+# on a machine where other processes share the core.
 #
 # net_null's frames are 64 bytes of zeros, received without a copy
 # (copy=0) and freed on transmit: the rate is what one core can move
@@ -49,38 +53,77 @@ if [ "$main_core" = "$fwd_core" ]; then
     exit 2
 fi
 
+# CPU ticks (user + system) of testpmd's forwarding thread, or nothing.
+worker_ticks() {
+    local pid=$1 t
+    for t in /proc/"$pid"/task/*; do
+        if [ "$(cat "$t/comm" 2>/dev/null)" = "rte-worker-$fwd_core" ]; then
+            awk '{print $14 + $15}' "$t/stat" 2>/dev/null
+            return
+        fi
+    done
+}
+
 run_mode() {
     local mode=$1
     local prefix="dpdk-ceiling-$$-$mode"
     local log="$log_dir/dpdk-ceiling-$mode.log"
-    # testpmd prints port statistics every second until SIGINT; each
-    # display has one "Rx-pps:" line per port.
-    timeout -s INT "$((seconds + 5))" "$testpmd" \
+    # Non-interactive testpmd keeps forwarding until SIGINT only with a
+    # stats period; its own periodic displays are not used (on some
+    # machines they come every other period). stdout line-buffered, so the
+    # start of forwarding shows in the log when it happens.
+    stdbuf -oL -eL "$testpmd" \
         -l "$main_core,$fwd_core" --main-lcore "$main_core" \
         --no-huge -m 1024 --no-shconf --no-pci --file-prefix "$prefix" \
         --vdev net_null0,copy=0 --vdev net_null1,copy=0 \
         --log-level=lib.eal:warning \
         -- --forward-mode="$mode" --nb-cores=1 --burst="$burst" \
         --total-num-mbufs="$mbufs" --stats-period=1 --auto-start \
-        </dev/null >"$log" 2>&1 || true
+        </dev/null >"$log" 2>&1 &
+    local pid=$!
+    local waited=0
+    while ! grep -q "packet forwarding - ports=" "$log" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null || [ $waited -ge 600 ]; then
+            kill -INT "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            rm -rf "/var/run/dpdk/$prefix"
+            echo "dpdk-ceiling: testpmd ($mode) did not start forwarding; see $log:" >&2
+            tail -n 20 "$log" >&2
+            return 1
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    local t0 t1
+    t0=$(date +%s.%N)
+    sleep "$seconds"
+    kill -INT "$pid"
+    t1=$(date +%s.%N)
+    # The forwarding thread stops at SIGINT and lives (blocked) until the
+    # process exits: its last CPU time is the whole forwarding time.
+    local ticks="" t
+    while kill -0 "$pid" 2>/dev/null; do
+        t=$(worker_ticks "$pid")
+        [ -n "$t" ] && ticks=$t
+        sleep 0.05
+    done
+    wait "$pid" 2>/dev/null || true
     rm -rf "/var/run/dpdk/$prefix"
-    if ! grep -q "Rx-pps:" "$log"; then
-        echo "dpdk-ceiling: testpmd ($mode) printed no statistics; see $log:" >&2
-        tail -n 20 "$log" >&2
-        return 1
-    fi
-    # Sum the ports' Rx-pps per display; skip the first two displays (start
-    # up) and the last (cut by the signal); average the rest.
-    awk -v mode="$mode" -v burst="$burst" '
-        /Port statistics =+/ { if (n_ports > 0) { samples[++n] = sum }; sum = 0; n_ports = 0; next }
-        /Rx-pps:/ { sum += $2; n_ports++ }
+    # Packets: testpmd's accumulated forward statistics (all ports).
+    # Wall clock: packets / time from the start of forwarding to SIGINT.
+    # CPU: packets / CPU seconds of the forwarding thread, a figure that
+    # holds when other processes share the core.
+    awk -v mode="$mode" -v burst="$burst" -v ticks="${ticks:-0}" -v hz="$(getconf CLK_TCK)" \
+        -v t0="$t0" -v t1="$t1" '
+        /Accumulated forward statistics/ { acc = 1; next }
+        acc && /RX-packets:/ { packets = $2; acc = 0 }
         END {
-            if (n_ports > 0) samples[++n] = sum
-            total = 0; used = 0
-            for (i = 3; i < n; i++) { total += samples[i]; used++ }
-            if (used == 0) { print "dpdk-ceiling: too few samples for " mode > "/dev/stderr"; exit 1 }
-            printf "testpmd %s: %.2f Mpps (2 ports x net_null, 1 core, burst %d, %d samples)\n",
-                mode, total / used / 1e6, burst, used
+            wall = t1 - t0
+            if (packets == 0) { print "dpdk-ceiling: no forward statistics for " mode > "/dev/stderr"; exit 1 }
+            cpu = "n/a"
+            if (ticks > 0) cpu = sprintf("%.2f", packets / (ticks / hz) / 1e6)
+            printf "testpmd %s: %.2f Mpps wall clock, %s Mpps per CPU-second of the forwarding core (%d packets, %.2f s wall, %.2f s CPU; 2 ports x net_null, 1 core, burst %d)\n",
+                mode, packets / wall / 1e6, cpu, packets, wall, ticks / hz, burst
         }' "$log"
 }
 
