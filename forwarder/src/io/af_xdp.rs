@@ -80,6 +80,16 @@
 //! attach works too, slower. The tests at the bottom of this file run all
 //! of these on veth pairs in network namespaces.
 //!
+//! While the program is attached in native mode, the kernel turns TSO/GSO
+//! off on the veth's peer and caps the peer's MTU at 3506 (a frame must fit
+//! one page: the program does not take multi-buffer frames); keep MTUs at
+//! 1500 in the topology. Frames from local senders behind veth (a client
+//! namespace, also through a forwarding router namespace) arrive with
+//! *partial* TCP/UDP checksums (`CHECKSUM_PARTIAL`: the field holds the
+//! pseudo-header sum) and AF_XDP says nothing about it; the queue recognises
+//! them and completes the checksum before the pipeline sees the frame
+//! (`rx_csum_fixed`), or the backends would drop the decapsulated packets.
+//!
 //! # Build and run requirements
 //!
 //! `libxdp-dev`, `libbpf-dev`, `pkg-config` and `clang` at build time (see
