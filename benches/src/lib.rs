@@ -1,2 +1,13 @@
-//! Shared helpers of lbfwd's benchmarks: synthetic configs and packets.
+//! Shared code of lbfwd's benchmarks: synthetic configurations
+//! ([`synth`]), the packet generator and its in-process queue
+//! ([`traffic`]), the description of the machine every result carries
+//! ([`machine`]), and the result table and plots ([`report`]).
+//!
+//! The `lbfwd-pktgen` binary (`src/bin/lbfwd-pktgen.rs`) drives all of it;
+//! `scripts/bench.sh` runs the whole suite.
 #![deny(unsafe_code)]
+
+pub mod machine;
+pub mod report;
+pub mod synth;
+pub mod traffic;
