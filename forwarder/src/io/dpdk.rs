@@ -1900,10 +1900,16 @@ impl WorkerQueue for DpdkQueue {
     fn maintenance(&mut self) -> Result<(), IoError> {
         // Port-wide drops are reported once, by queue 0, so that totals over
         // the workers are right.
+        // A worker never waits for the control thread (a slow xstats read
+        // would stall its RX ring): when the port is busy, next time.
         if self.queue == 0 {
-            let st = {
-                let _ctl = lock(&self.shared.ctl);
-                port_stats(&self.shared.wire)?
+            let st = match self.shared.ctl.try_lock() {
+                Ok(_ctl) => port_stats(&self.shared.wire)?,
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    let _ctl = p.into_inner();
+                    port_stats(&self.shared.wire)?
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
             };
             self.stats.rx_ring_drops = st.rx_missed + st.rx_nombuf;
         }
