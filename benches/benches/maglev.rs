@@ -65,6 +65,16 @@ fn build(c: &mut Criterion) {
                 |b, backends| b.iter(|| MaglevTable::build(black_box(backends), size).unwrap()),
             );
         }
+        // Worst case for the turn order: 1000 targets with co-prime-ish
+        // weights up to 1000, so the period (Σw ≈ 500k) is as long as the
+        // table and every turn is a heap operation.
+        let ids = identities(1000);
+        let skewed = backends(&ids, |i| 1 + ((i as u32).wrapping_mul(7919) % 1000));
+        g.bench_with_input(
+            BenchmarkId::new(format!("M{size}/weights_1_to_1000"), 1000),
+            &skewed,
+            |b, backends| b.iter(|| MaglevTable::build(black_box(backends), size).unwrap()),
+        );
     }
     g.finish();
 }
