@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use lbfwd_forwarder::io::dpdk::{
     attach_vdev, detach_vdev, init_eal, port_names, testing, DpdkError, DpdkOptions, DpdkPort,
-    PortOptions,
+    PortOptions, PortSpec,
 };
 use lbfwd_forwarder::io::{Disposition, WorkerQueue};
 
@@ -350,6 +350,72 @@ fn ring_loopback_shows_in_place_encapsulation_and_counts_tx_leftovers() {
     assert_eq!(drained, sent);
     drop(q);
     assert_eq!(port.mbufs_in_use(), 0, "mbufs leaked");
+}
+
+#[test]
+fn two_armed_queue_receives_on_both_and_sends_on_egress() {
+    let _eal = eal();
+    // Ingress: net_null (endless 64-byte frames). Egress: a net_ring
+    // loopback, so what the worker sends there comes back on the egress
+    // side of the same queue.
+    let (ingress, egress) = DpdkPort::open_two_armed(
+        // copy=1: frames of zeros (without it net_null leaves whatever an
+        // mbuf held before, including earlier markers).
+        PortSpec::Vdev(&format!("{},copy=1", tag("net_null_in"))),
+        PortSpec::Vdev(&tag("net_ring_eg")),
+        &PortOptions::new(1),
+        &PortOptions::new(1),
+    )
+    .unwrap();
+    let loner = DpdkPort::open_vdev(&tag("net_null_loner"), &PortOptions::new(1)).unwrap();
+    let msg = ingress.queue_two_armed(0, &loner).unwrap_err().to_string();
+    assert!(msg.contains("do not share an mbuf pool"), "{msg}");
+    let msg = ingress
+        .queue_two_armed(0, &ingress)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("the same port"), "{msg}");
+
+    let mut q = ingress.queue_two_armed(0, &egress).unwrap();
+    assert!(
+        ingress.queue(0).is_err() && egress.queue(0).is_err(),
+        "both taken"
+    );
+    let (mut marked, mut back) = (0u64, 0u64);
+    for round in 0..10 {
+        q.poll(32, |frame| {
+            let data = frame.data_mut();
+            if data.starts_with(b"2ARM") {
+                back += 1;
+                Disposition::Drop
+            } else if round < 8 {
+                data[..4].copy_from_slice(b"2ARM");
+                marked += 1;
+                Disposition::Tx
+            } else {
+                Disposition::Drop
+            }
+        })
+        .unwrap();
+        q.flush().unwrap();
+    }
+    assert_eq!(marked, 8 * 32);
+    assert_eq!(
+        back, marked,
+        "every frame sent came back through the egress port"
+    );
+    assert_eq!(
+        ingress.stats().unwrap().tx_packets,
+        0,
+        "nothing left by ingress"
+    );
+    assert_eq!(egress.stats().unwrap().tx_packets, marked);
+    assert_eq!(q.stats().tx_packets, marked);
+    drop(q);
+    // Released on both ports.
+    drop(ingress.queue(0).unwrap());
+    drop(egress.queue(0).unwrap());
+    assert_eq!(ingress.mbufs_in_use(), 0, "mbufs leaked");
 }
 
 // ---- namespaces -------------------------------------------------------------

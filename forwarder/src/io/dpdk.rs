@@ -1018,6 +1018,14 @@ struct Pool {
     size: u32,
 }
 
+// SAFETY: the pool pointer is only used through DPDK's thread-safe mempool
+// functions (the default ring_mp_mc ops, per-lcore caches) and freed once,
+// on drop of the last owner.
+unsafe impl Send for Pool {}
+// SAFETY: as above: shared access only allocates, frees and counts through
+// thread-safe mempool functions.
+unsafe impl Sync for Pool {}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         // SAFETY: the pool was created by lbfwd_pool_create and is freed once;
@@ -1060,7 +1068,8 @@ struct PortShared {
     // Field order is drop order: ports close before the pool is freed.
     wire: OpenPort,
     host: Option<OpenPort>,
-    pool: Pool,
+    /// Shared by the two ports of a two-armed layout.
+    pool: Arc<Pool>,
     summary: PortSummary,
     host_summary: Option<PortSummary>,
     host_iface: Option<String>,
@@ -1073,14 +1082,6 @@ struct PortShared {
     ctl: Mutex<()>,
 }
 
-// SAFETY: the raw pool pointer is only used through DPDK's multi-thread-safe
-// mempool functions (the default ring_mp_mc ops) and freed once on drop;
-// control calls on the ports are serialised by `ctl`; the data path of each
-// queue belongs to exactly one DpdkQueue (`taken`).
-unsafe impl Send for PortShared {}
-// SAFETY: as above; shared access only reads immutable fields or goes
-// through the mutexes.
-unsafe impl Sync for PortShared {}
 
 static POOL_SEQ: AtomicU32 = AtomicU32::new(0);
 static TAP_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -1126,7 +1127,7 @@ fn find_port(name: &str) -> Result<u16, DpdkError> {
 struct Parts {
     wire: OpenPort,
     host: Option<OpenPort>,
-    pool: Option<Pool>,
+    pool: Option<Arc<Pool>>,
 }
 
 fn check_port_options(name: &str, opts: &PortOptions) -> Result<(), DpdkError> {
@@ -1185,20 +1186,26 @@ fn check_port_options(name: &str, opts: &PortOptions) -> Result<(), DpdkError> {
 /// buffers), the per-lcore caches, and slack; at least [`MIN_POOL`], rounded
 /// to 2^k - 1 (the best size for the pool's ring).
 fn pool_size(opts: &PortOptions) -> u64 {
+    round_pool(pool_need(opts))
+}
+
+fn pool_need(opts: &PortOptions) -> u64 {
     let q = opts.queues as u64;
     let ports = if opts.host_tap.is_some() { 2 } else { 1 };
-    let need = ports * q * (u64::from(opts.rx_desc) + u64::from(opts.tx_desc))
+    ports * q * (u64::from(opts.rx_desc) + u64::from(opts.tx_desc))
         + q * u64::from(opts.burst) * (1 + 2 * TX_BUFFER_BURSTS as u64)
         + (q + 1) * u64::from(POOL_CACHE)
-        + 1024;
+        + 1024
+}
+
+fn round_pool(need: u64) -> u64 {
     (need + 1)
         .next_power_of_two()
         .saturating_sub(1)
         .max(u64::from(MIN_POOL))
 }
 
-fn create_pool(name: &str, opts: &PortOptions, socket: i32) -> Result<Pool, DpdkError> {
-    let mbufs = pool_size(opts);
+fn create_pool(name: &str, mbufs: u64, socket: i32) -> Result<Pool, DpdkError> {
     let mbufs = u32::try_from(mbufs).map_err(|_| DpdkError::PortOption {
         port: name.to_string(),
         reason: format!("{mbufs} mbufs would be needed; use fewer queues or descriptors"),
@@ -1301,6 +1308,42 @@ fn setup_port(
     })
 }
 
+/// A port to open: one EAL knows, or a virtual device to attach first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortSpec<'a> {
+    /// A port EAL has (PCI address, or a device from `vdevs`).
+    Name(&'a str),
+    /// A virtual device to attach (see [`attach_vdev`]); removed again when
+    /// the port closes.
+    Vdev(&'a str),
+}
+
+impl PortSpec<'_> {
+    fn name(&self) -> &str {
+        match self {
+            PortSpec::Name(name) => name,
+            PortSpec::Vdev(devargs) => devargs.split(',').next().unwrap_or(devargs),
+        }
+    }
+
+    /// (name, port id, attached by us).
+    fn resolve(&self) -> Result<(String, u16, bool), DpdkError> {
+        match *self {
+            PortSpec::Name(name) => Ok((name.to_string(), find_port(name)?, false)),
+            PortSpec::Vdev(devargs) => {
+                let name = attach_vdev(devargs)?;
+                match find_port(&name) {
+                    Ok(id) => Ok((name, id, true)),
+                    Err(e) => {
+                        let _ = detach_vdev(&name);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl DpdkPort {
     /// For the runtime: initialises EAL from `opts` (see [`init_eal`]) and
     /// opens `port` with one queue pair per worker and the defaults of
@@ -1325,7 +1368,7 @@ impl DpdkPort {
     pub fn open(name: &str, opts: &PortOptions) -> Result<DpdkPort, DpdkError> {
         eal_ready()?;
         let id = find_port(name)?;
-        DpdkPort::open_id(name, id, false, opts)
+        DpdkPort::open_id(name, id, false, opts, None)
     }
 
     /// Attaches the virtual device `devargs` (see [`attach_vdev`]) and opens
@@ -1340,7 +1383,61 @@ impl DpdkPort {
                 return Err(e);
             }
         };
-        DpdkPort::open_id(&name, id, true, opts)
+        DpdkPort::open_id(&name, id, true, opts, None)
+    }
+
+    /// Opens the two ports of a two-armed layout on one mbuf pool (a TX
+    /// queue then only ever sees mbufs of one pool, as the fast-free TX
+    /// offload requires): frames arrive on `ingress` (and on `egress`),
+    /// leave on `egress`; see [`DpdkPort::queue_two_armed`]. Both need the
+    /// same number of queues (one per worker).
+    pub fn open_two_armed(
+        ingress: PortSpec<'_>,
+        egress: PortSpec<'_>,
+        ingress_opts: &PortOptions,
+        egress_opts: &PortOptions,
+    ) -> Result<(DpdkPort, DpdkPort), DpdkError> {
+        eal_ready()?;
+        if ingress_opts.queues != egress_opts.queues {
+            return Err(DpdkError::PortOption {
+                port: egress.name().to_string(),
+                reason: format!(
+                    "{} queues on the egress port, {} on the ingress port: a two-armed \
+                     worker needs one queue on each",
+                    egress_opts.queues, ingress_opts.queues
+                ),
+            });
+        }
+        let (in_name, in_id, in_attached) = ingress.resolve()?;
+        let info = match port_info(&in_name, in_id) {
+            Ok(info) => info,
+            Err(e) => {
+                if in_attached {
+                    let _ = detach_vdev(&in_name);
+                }
+                return Err(e);
+            }
+        };
+        let mbufs = round_pool(pool_need(ingress_opts) + pool_need(egress_opts));
+        let pool = match create_pool(&in_name, mbufs, info.socket_id) {
+            Ok(pool) => Arc::new(pool),
+            Err(e) => {
+                if in_attached {
+                    let _ = detach_vdev(&in_name);
+                }
+                return Err(e);
+            }
+        };
+        let ingress = DpdkPort::open_id(
+            &in_name,
+            in_id,
+            in_attached,
+            ingress_opts,
+            Some(Arc::clone(&pool)),
+        )?;
+        let (eg_name, eg_id, eg_attached) = egress.resolve()?;
+        let egress = DpdkPort::open_id(&eg_name, eg_id, eg_attached, egress_opts, Some(pool))?;
+        Ok((ingress, egress))
     }
 
     fn open_id(
@@ -1348,6 +1445,7 @@ impl DpdkPort {
         id: u16,
         attached: bool,
         opts: &PortOptions,
+        pool: Option<Arc<Pool>>,
     ) -> Result<DpdkPort, DpdkError> {
         // From here on, an error drops `parts`: ports are closed (and
         // devices we attached removed) before the pool is freed.
@@ -1364,8 +1462,11 @@ impl DpdkPort {
         check_port_options(name, opts)?;
         let info = port_info(name, id)?;
         check_queue_count(name, &info, opts.queues)?;
-        let pool = parts.pool.insert(create_pool(name, opts, info.socket_id)?);
-        let pool_ptr = pool.ptr;
+        let pool = match pool {
+            Some(pool) => pool,
+            None => Arc::new(create_pool(name, pool_size(opts), info.socket_id)?),
+        };
+        let pool_ptr = parts.pool.insert(pool).ptr;
 
         let mut host_summary = None;
         if let Some(iface) = &opts.host_tap {
@@ -1496,41 +1597,89 @@ impl DpdkPort {
 
     /// Worker `index`'s queue pair (`0..queues`), once per index.
     pub fn queue(&self, index: usize) -> Result<DpdkQueue, DpdkError> {
-        {
-            let mut taken = lock(&self.shared.taken);
-            let slot = taken.get_mut(index).ok_or_else(|| DpdkError::Queue {
+        self.take(index)?;
+        Ok(DpdkQueue::new(vec![self.side()], 0, index))
+    }
+
+    /// Worker `index`'s queue for a two-armed layout: it receives on this
+    /// port and on `egress` (queue `index` of each), transmits the frames
+    /// the pipeline sends on `egress`, and hands frames for the host to the
+    /// TAP of the port they came in on (each port may have its own host
+    /// path). Takes queue `index` of both ports.
+    pub fn queue_two_armed(&self, index: usize, egress: &DpdkPort) -> Result<DpdkQueue, DpdkError> {
+        if Arc::ptr_eq(&self.shared, &egress.shared) {
+            return Err(DpdkError::Queue {
                 port: self.shared.summary.name.clone(),
                 index,
-                reason: "no such queue (one per worker was configured)",
-            })?;
-            if *slot {
-                return Err(DpdkError::Queue {
-                    port: self.shared.summary.name.clone(),
-                    index,
-                    reason: "already handed to a worker",
-                });
-            }
-            *slot = true;
+                reason: "ingress and egress are the same port (use queue() for one arm)",
+            });
         }
-        let tx_capacity = usize::from(self.shared.burst) * TX_BUFFER_BURSTS;
-        Ok(DpdkQueue {
+        if !Arc::ptr_eq(&self.shared.pool, &egress.shared.pool) {
+            return Err(DpdkError::Queue {
+                port: self.shared.summary.name.clone(),
+                index,
+                reason: "the ports do not share an mbuf pool (open them together with \
+                         DpdkPort::open_two_armed)",
+            });
+        }
+        self.take(index)?;
+        if let Err(e) = egress.take(index) {
+            self.release(index);
+            return Err(e);
+        }
+        Ok(DpdkQueue::new(vec![self.side(), egress.side()], 1, index))
+    }
+
+    fn take(&self, index: usize) -> Result<(), DpdkError> {
+        let mut taken = lock(&self.shared.taken);
+        let slot = taken.get_mut(index).ok_or_else(|| DpdkError::Queue {
+            port: self.shared.summary.name.clone(),
+            index,
+            reason: "no such queue (one per worker was configured)",
+        })?;
+        if *slot {
+            return Err(DpdkError::Queue {
+                port: self.shared.summary.name.clone(),
+                index,
+                reason: "already handed to a worker",
+            });
+        }
+        *slot = true;
+        Ok(())
+    }
+
+    fn release(&self, index: usize) {
+        if let Some(slot) = lock(&self.shared.taken).get_mut(index) {
+            *slot = false;
+        }
+    }
+
+    fn side(&self) -> Side {
+        let capacity = usize::from(self.shared.burst) * TX_BUFFER_BURSTS;
+        let host = self.shared.host.as_ref().map(|h| h.id);
+        Side {
             port: self.shared.wire.id,
+            host,
+            tx: TxBuffer::new(capacity),
+            host_tx: TxBuffer::new(if host.is_some() { capacity } else { 0 }),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl DpdkQueue {
+    fn new(sides: Vec<Side>, egress: usize, index: usize) -> DpdkQueue {
+        DpdkQueue {
+            pool: sides[0].shared.pool.ptr,
+            sides: sides.into_boxed_slice(),
+            egress,
             queue: index as u16,
-            host: self.shared.host.as_ref().map(|h| h.id),
-            pool: self.shared.pool.ptr,
-            tx: TxBuffer::new(tx_capacity),
-            host_tx: TxBuffer::new(if self.shared.host.is_some() {
-                tx_capacity
-            } else {
-                0
-            }),
             stats: QueueStats::default(),
             host_countdown: HOST_POLL_EVERY,
             rx: vec![ptr::null_mut(); MAX_BURST].into_boxed_slice(),
             free: vec![ptr::null_mut(); MAX_BURST].into_boxed_slice(),
             registered: false,
-            shared: Arc::clone(&self.shared),
-        })
+        }
     }
 }
 
@@ -1647,16 +1796,36 @@ impl TxBuffer {
     }
 }
 
-/// One worker's RX/TX queue pair on a [`DpdkPort`] (and its queue pair on the
-/// host path's TAP). Implements [`WorkerQueue`]; see the module docs for the
-/// packet path.
-pub struct DpdkQueue {
+/// Which of a side's two TX buffers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// The port itself.
+    Wire,
+    /// The port's host path TAP.
+    Host,
+}
+
+/// One port of a [`DpdkQueue`]: its queue pair, its host TAP's queue pair,
+/// and a TX buffer for each.
+struct Side {
     port: u16,
-    queue: u16,
     host: Option<u16>,
-    pool: *mut ffi::RteMempool,
     tx: TxBuffer,
     host_tx: TxBuffer,
+    shared: Arc<PortShared>,
+}
+
+/// One worker's queue pair on a [`DpdkPort`] (and on the port's host path
+/// TAP), or on two ports for a two-armed layout
+/// ([`DpdkPort::queue_two_armed`]). Implements [`WorkerQueue`]; see the
+/// module docs for the packet path.
+pub struct DpdkQueue {
+    /// The ports: `[port]`, or `[ingress, egress]`.
+    sides: Box<[Side]>,
+    /// The side whose port transmits [`Disposition::Tx`] frames.
+    egress: usize,
+    queue: u16,
+    pool: *mut ffi::RteMempool,
     stats: QueueStats,
     host_countdown: u32,
     /// Where a burst is received (kept here: no per-poll initialisation).
@@ -1664,19 +1833,24 @@ pub struct DpdkQueue {
     /// Mbufs of the current burst to free in bulk.
     free: Box<[*mut RteMbuf]>,
     registered: bool,
-    shared: Arc<PortShared>,
 }
 
-// SAFETY: a DpdkQueue exclusively owns queue `queue` of its ports (handed
-// out once, see DpdkPort::queue) and the mbufs in its buffers; DPDK allows a
-// queue to be polled from any one thread at a time. The pool pointer stays
-// valid while `shared` is held, and mempool operations are thread-safe.
+// SAFETY: a DpdkQueue exclusively owns queue `queue` of its ports and of
+// their TAPs (handed out once, see DpdkPort::queue) and the mbufs in its
+// buffers; DPDK allows a queue to be polled from any one thread at a time.
+// The pool pointer stays valid while the sides' PortShared are held, and
+// mempool operations are thread-safe.
 unsafe impl Send for DpdkQueue {}
 
 impl fmt::Debug for DpdkQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ports: Vec<&str> = self
+            .sides
+            .iter()
+            .map(|s| s.shared.summary.name.as_str())
+            .collect();
         f.debug_struct("DpdkQueue")
-            .field("port", &self.shared.summary.name)
+            .field("ports", &ports)
             .field("queue", &self.queue)
             .field("tx_pending", &self.tx_pending())
             .finish()
@@ -1689,52 +1863,52 @@ impl DpdkQueue {
         usize::from(self.queue)
     }
 
-    /// Frames the wire TX buffer holds before the queue kicks the device
+    /// Frames the egress TX buffer holds before the queue kicks the device
     /// itself ([`TX_BUFFER_BURSTS`] bursts).
     pub fn tx_capacity(&self) -> usize {
-        self.tx.pkts.len()
+        self.sides[self.egress].tx.pkts.len()
     }
 
     /// Queues `m` (a single-segment mbuf of `len` bytes that we own) on
-    /// `which` buffer, kicking the device first when it is full.
+    /// `side`'s `out` buffer, kicking the device first when it is full.
     #[inline]
-    fn push(&mut self, host: bool, m: *mut RteMbuf, len: usize) {
-        let full = if host {
-            self.host_tx.len == self.host_tx.pkts.len()
-        } else {
-            self.tx.len == self.tx.pkts.len()
-        };
-        if full {
-            self.send(host);
+    fn push(&mut self, side: usize, out: Out, m: *mut RteMbuf, len: usize) {
+        let s = &self.sides[side];
+        let buf = if out == Out::Host { &s.host_tx } else { &s.tx };
+        if buf.len == buf.pkts.len() {
+            self.send(side, out);
         }
-        let buf = if host {
-            &mut self.host_tx
+        let s = &mut self.sides[side];
+        let buf = if out == Out::Host {
+            &mut s.host_tx
         } else {
-            &mut self.tx
+            &mut s.tx
         };
         buf.pkts[buf.len] = m;
         buf.len += 1;
         buf.bytes += len as u64;
     }
 
-    /// One TX burst of the wire (or host) buffer; what the device does not
-    /// take is freed and counted as dropped.
-    fn send(&mut self, host: bool) {
-        let (port, buf) = if host {
-            match self.host {
-                Some(port) => (port, &mut self.host_tx),
+    /// One TX burst of `side`'s `out` buffer; what the device does not take
+    /// is freed and counted as dropped.
+    fn send(&mut self, side: usize, out: Out) {
+        let queue = self.queue;
+        let s = &mut self.sides[side];
+        let (port, buf) = match out {
+            Out::Wire => (s.port, &mut s.tx),
+            Out::Host => match s.host {
+                Some(port) => (port, &mut s.host_tx),
                 None => return,
-            }
-        } else {
-            (self.port, &mut self.tx)
+            },
         };
         if buf.len == 0 {
             return;
         }
         // SAFETY: the first `len` entries are mbufs we own; tx_burst takes
-        // ownership of the first `sent` of them. `queue` is ours alone.
+        // ownership of the first `sent` of them. Queue `queue` of `port` is
+        // ours alone.
         let sent = usize::from(unsafe {
-            ffi::lbfwd_tx_burst(port, self.queue, buf.pkts.as_mut_ptr(), buf.len as u16)
+            ffi::lbfwd_tx_burst(port, queue, buf.pkts.as_mut_ptr(), buf.len as u16)
         });
         let mut bytes = buf.bytes;
         if sent < buf.len {
@@ -1758,48 +1932,18 @@ impl DpdkQueue {
         buf.bytes = 0;
     }
 
-    /// Moves what the kernel sent out of the TAP to the wire buffer.
-    fn poll_host(&mut self, host: u16, burst: usize) {
-        // SAFETY: `rx` has room for `burst` (<= MAX_BURST) pointers; queue
-        // `queue` of the TAP is ours alone. The mbufs received become ours.
-        let n = usize::from(unsafe {
-            ffi::lbfwd_rx_burst(host, self.queue, self.rx.as_mut_ptr(), burst as u16)
-        });
-        let mut nbad = 0;
-        for i in 0..n {
-            let m = self.rx[i];
-            // SAFETY: a live mbuf we own, just received.
-            let v = unsafe { mbuf::view(m) };
-            if v.nb_segs != 1 {
-                self.free[nbad] = m;
-                nbad += 1;
-                continue;
-            }
-            self.push(false, m, v.data_len);
-        }
-        if nbad > 0 {
-            self.stats.rx_errors += nbad as u64;
-            // SAFETY: the multi-segment mbufs are ours, listed once in
-            // `free`, freed here and not used again.
-            unsafe { ffi::lbfwd_mbuf_free_bulk(self.free.as_mut_ptr(), nbad as c_uint) };
-        }
-    }
-}
-
-impl WorkerQueue for DpdkQueue {
-    fn poll<F>(&mut self, burst: usize, mut process: F) -> Result<usize, IoError>
+    /// Receives a burst on `side`'s port and runs the pipeline on it.
+    #[inline]
+    fn poll_side<F>(&mut self, side: usize, burst: usize, process: &mut F) -> usize
     where
         F: FnMut(&mut Frame<'_>) -> Disposition,
     {
-        if !self.registered {
-            register_current_thread()?;
-            self.registered = true;
-        }
-        let burst = burst.clamp(1, MAX_BURST);
+        let port = self.sides[side].port;
+        let has_host = self.sides[side].host.is_some();
         // SAFETY: `rx` has room for `burst` (<= MAX_BURST) pointers; the RX
         // queue is ours alone. The mbufs received become ours.
         let n = usize::from(unsafe {
-            ffi::lbfwd_rx_burst(self.port, self.queue, self.rx.as_mut_ptr(), burst as u16)
+            ffi::lbfwd_rx_burst(port, self.queue, self.rx.as_mut_ptr(), burst as u16)
         });
         let mut nfree = 0;
         for i in 0..n {
@@ -1829,13 +1973,13 @@ impl WorkerQueue for DpdkQueue {
                     // SAFETY: we own the single-segment mbuf; Frame keeps
                     // head + len within buf_len.
                     unsafe { mbuf::set_frame(m, head, len) };
-                    self.push(false, m, len);
+                    self.push(self.egress, Out::Wire, m, len);
                 }
-                Disposition::Host if self.host.is_some() => {
+                Disposition::Host if has_host => {
                     // SAFETY: as above.
                     unsafe { mbuf::set_frame(m, head, len) };
                     self.stats.host_packets += 1;
-                    self.push(true, m, len);
+                    self.push(side, Out::Host, m, len);
                 }
                 Disposition::Host | Disposition::Drop => {
                     self.stats.freed += 1;
@@ -1849,19 +1993,66 @@ impl WorkerQueue for DpdkQueue {
             // each listed once; they are freed here and not used again.
             unsafe { ffi::lbfwd_mbuf_free_bulk(self.free.as_mut_ptr(), nfree as c_uint) };
         }
-        if let Some(host) = self.host {
-            self.host_countdown -= 1;
-            if self.host_countdown == 0 {
-                self.host_countdown = HOST_POLL_EVERY;
-                self.poll_host(host, burst);
+        n
+    }
+
+    /// Moves what the kernel sent out of `side`'s TAP to that side's port.
+    fn poll_host(&mut self, side: usize, host: u16, burst: usize) {
+        // SAFETY: `rx` has room for `burst` (<= MAX_BURST) pointers; queue
+        // `queue` of the TAP is ours alone. The mbufs received become ours.
+        let n = usize::from(unsafe {
+            ffi::lbfwd_rx_burst(host, self.queue, self.rx.as_mut_ptr(), burst as u16)
+        });
+        let mut nbad = 0;
+        for i in 0..n {
+            let m = self.rx[i];
+            // SAFETY: a live mbuf we own, just received.
+            let v = unsafe { mbuf::view(m) };
+            if v.nb_segs != 1 {
+                self.free[nbad] = m;
+                nbad += 1;
+                continue;
+            }
+            self.push(side, Out::Wire, m, v.data_len);
+        }
+        if nbad > 0 {
+            self.stats.rx_errors += nbad as u64;
+            // SAFETY: the multi-segment mbufs are ours, listed once in
+            // `free`, freed here and not used again.
+            unsafe { ffi::lbfwd_mbuf_free_bulk(self.free.as_mut_ptr(), nbad as c_uint) };
+        }
+    }
+}
+
+impl WorkerQueue for DpdkQueue {
+    fn poll<F>(&mut self, burst: usize, mut process: F) -> Result<usize, IoError>
+    where
+        F: FnMut(&mut Frame<'_>) -> Disposition,
+    {
+        if !self.registered {
+            register_current_thread()?;
+            self.registered = true;
+        }
+        let burst = burst.clamp(1, MAX_BURST);
+        let mut n = self.poll_side(0, burst, &mut process);
+        if self.sides.len() > 1 {
+            n += self.poll_side(1, burst, &mut process);
+        }
+        self.host_countdown -= 1;
+        if self.host_countdown == 0 {
+            self.host_countdown = HOST_POLL_EVERY;
+            for side in 0..self.sides.len() {
+                if let Some(host) = self.sides[side].host {
+                    self.poll_host(side, host, burst);
+                }
             }
         }
         Ok(n)
     }
 
     fn send_copy(&mut self, frame: &[u8]) -> Result<bool, IoError> {
-        // SAFETY: the pool is alive while `shared` is; allocation is
-        // thread-safe.
+        // SAFETY: the pool is alive while the sides' PortShared are;
+        // allocation is thread-safe.
         let m = unsafe { ffi::lbfwd_mbuf_alloc(self.pool) };
         if m.is_null() {
             self.stats.tx_dropped += 1;
@@ -1883,36 +2074,43 @@ impl WorkerQueue for DpdkQueue {
             ptr::copy_nonoverlapping(frame.as_ptr(), v.buf.add(v.data_off), frame.len());
             mbuf::set_frame(m, v.data_off, frame.len());
         }
-        self.push(false, m, frame.len());
+        self.push(self.egress, Out::Wire, m, frame.len());
         Ok(true)
     }
 
     fn tx_pending(&self) -> usize {
-        self.tx.len + self.host_tx.len
+        self.sides.iter().map(|s| s.tx.len + s.host_tx.len).sum()
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
-        self.send(false);
-        self.send(true);
+        for side in 0..self.sides.len() {
+            self.send(side, Out::Wire);
+            self.send(side, Out::Host);
+        }
         Ok(())
     }
 
     fn maintenance(&mut self) -> Result<(), IoError> {
         // Port-wide drops are reported once, by queue 0, so that totals over
-        // the workers are right.
-        // A worker never waits for the control thread (a slow xstats read
-        // would stall its RX ring): when the port is busy, next time.
-        if self.queue == 0 {
-            let st = match self.shared.ctl.try_lock() {
-                Ok(_ctl) => port_stats(&self.shared.wire)?,
+        // the workers are right. A worker never waits for the control
+        // thread (a slow xstats read would stall its RX ring): when a port
+        // is busy, next time.
+        if self.queue != 0 {
+            return Ok(());
+        }
+        let mut drops = 0;
+        for side in self.sides.iter() {
+            let st = match side.shared.ctl.try_lock() {
+                Ok(_ctl) => port_stats(&side.shared.wire)?,
                 Err(std::sync::TryLockError::Poisoned(p)) => {
                     let _ctl = p.into_inner();
-                    port_stats(&self.shared.wire)?
+                    port_stats(&side.shared.wire)?
                 }
                 Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
             };
-            self.stats.rx_ring_drops = st.rx_missed + st.rx_nombuf;
+            drops += st.rx_missed + st.rx_nombuf;
         }
+        self.stats.rx_ring_drops = drops;
         Ok(())
     }
 
@@ -1924,12 +2122,13 @@ impl WorkerQueue for DpdkQueue {
 impl Drop for DpdkQueue {
     fn drop(&mut self) {
         // Every buffered mbuf is sent (or freed by `send`); the ports are
-        // still running because we hold `shared`.
-        self.send(false);
-        self.send(true);
-        let mut taken = lock(&self.shared.taken);
-        if let Some(slot) = taken.get_mut(usize::from(self.queue)) {
-            *slot = false;
+        // still running because the sides hold their PortShared.
+        let _ = self.flush();
+        for side in self.sides.iter() {
+            let mut taken = lock(&side.shared.taken);
+            if let Some(slot) = taken.get_mut(usize::from(self.queue)) {
+                *slot = false;
+            }
         }
     }
 }
