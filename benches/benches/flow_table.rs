@@ -51,7 +51,7 @@ fn hash(c: &mut Criterion) {
     let keys: Vec<FlowKey> = (0..BATCH).map(|_| rng.key()).collect();
     let mut g = c.benchmark_group("flow_hash");
     g.throughput(Throughput::Elements(BATCH as u64));
-    g.bench_function("xxh64_key", |b| {
+    g.bench_function("xxh3_key", |b| {
         b.iter(|| {
             let mut acc = 0u64;
             for k in black_box(&keys) {
