@@ -634,8 +634,8 @@ def build_cases():
     dgram = bytes(IP(src=CLIENT4, dst=WEB4) / UDP(sport=5555, dport=1500) / Raw(payload))[20:]
     assert len(dgram) == 64
 
-    def frag4(dgram, off, length, more, ipid=0x5151, dst=WEB4):
-        return eth() / IP(src=CLIENT4, dst=dst, id=ipid, flags="MF" if more else 0, frag=off // 8, proto=17, ttl=60) / Raw(dgram[off:off + length])
+    def frag4(dgram, off, length, more, ipid=0x5151, dst=WEB4, proto=17):
+        return eth() / IP(src=CLIENT4, dst=dst, id=ipid, flags="MF" if more else 0, frag=off // 8, proto=proto, ttl=60) / Raw(dgram[off:off + length])
 
     h = flow_hash(CLIENT4, WEB4, 17, 5555, 1500, VNI)
     f1, f2, f3 = frag4(dgram, 0, 24, True), frag4(dgram, 24, 24, True), frag4(dgram, 48, 16, False)
@@ -657,7 +657,7 @@ def build_cases():
          "features", [Step(g2, "held"), Step(g1, "drop:port_not_allowed", released=[]),
                       Step(g3, "drop:fragment_rejected")])
     tcpd = bytes(IP(src=CLIENT4, dst=WEB4) / TCP(sport=6000, dport=80, flags="S") / Raw(b"y" * 16))[20:]
-    t1, t2 = frag4(tcpd, 0, 8, True, 0x5353), frag4(tcpd, 8, 28, False, 0x5353)
+    t1, t2 = frag4(tcpd, 0, 8, True, 0x5353, proto=6), frag4(tcpd, 8, 28, False, 0x5353, proto=6)
     case("frag4-tiny-first",
          "IPv4 first fragment too short for the TCP header (RFC 1858): malformed, its later fragment rejected",
          "features", [Step(t1, "drop:malformed"), Step(t2, "drop:fragment_rejected")])
