@@ -1431,7 +1431,10 @@ destinations = [ { name = "be3" }, { name = "be1", weight = 50 } ]
     let out = d.fails(&["-o", "json", "routing", "get", "shop"], 6);
     let err: Value = serde_json::from_str(&out.stdout).expect("a JSON error");
     assert_eq!(err["error"]["code"], "not_found");
-    let later = dir.write("later.toml", &WEB_LB.replace("\"web\"", "\"later\""));
+    let later = dir.write(
+        "later.toml",
+        &WEB_LB.replace("name = \"web\"", "name = \"later\""),
+    );
     let out = d.ok(&["lb", "apply", "-f", later.to_str().unwrap()]);
     assert!(out.contains("allocated 203.0.113.2 to later"), "{out}");
     assert_eq!(
@@ -1506,7 +1509,12 @@ underlay = "10.0.3.14"
     let full = dir.write(
         "full.toml",
         &(3..=9)
-            .map(|i| format!("{}\n", WEB_LB.replace("\"web\"", &format!("\"more{i}\""))))
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    WEB_LB.replace("name = \"web\"", &format!("name = \"more{i}\""))
+                )
+            })
             .collect::<String>(),
     );
     let p = |p: &Path| p.to_str().unwrap().to_owned();
@@ -1722,7 +1730,10 @@ spec:
     // Deleting base frees .0: the next new load balancer takes it, and
     // nothing else moves.
     d.ok(&["lb", "delete", "base"]);
-    let late = dir.write("late.toml", &WEB_LB.replace("\"web\"", "\"late\""));
+    let late = dir.write(
+        "late.toml",
+        &WEB_LB.replace("name = \"web\"", "name = \"late\""),
+    );
     let out = d.ok(&["lb", "apply", "-f", late.to_str().unwrap()]);
     assert!(out.contains("allocated 203.0.113.0 to late"), "{out}");
 
@@ -1772,7 +1783,10 @@ spec:
 
     // Allocations were restored, not redone: a new load balancer gets the
     // next free address.
-    let newer = dir.write("newer.toml", &WEB_LB.replace("\"web\"", "\"newer\""));
+    let newer = dir.write(
+        "newer.toml",
+        &WEB_LB.replace("name = \"web\"", "name = \"newer\""),
+    );
     let out = d.ok(&["lb", "apply", "-f", newer.to_str().unwrap()]);
     assert!(out.contains("allocated 203.0.113.3 to newer"), "{out}");
     let export = d.export();
@@ -1852,7 +1866,7 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
 
     // A new load balancer and a changed one in the file.
     let api = WEB_LB
-        .replace("\"web\"", "\"api\"")
+        .replace("name = \"web\"", "name = \"api\"")
         .replace("port = 80", "port = 443");
     let web2 = WEB_LB.replace(
         "{ protocol = \"TCP\", port = 80 }",
@@ -1862,6 +1876,8 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
     std::fs::write(&config, &text).unwrap();
     let out = d.ok(&["reload"]);
     for want in [
+        "created load balancer `api`",
+        "updated load balancer `web`",
         "allocated 203.0.113.2 to api from pool public",
         "rerouted api: +be1 +be2 +be3",
     ] {
@@ -1897,7 +1913,7 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
     // nothing changes.
     let export = d.export();
     let saved = dir.saved();
-    let x = WEB_LB.replace("\"web\"", "\"x\"");
+    let x = WEB_LB.replace("name = \"web\"", "name = \"x\"");
     for (settings, what) in [
         ("\n[flow]\ntcp_timeout_s = 100\n", "[flow]"),
         ("", "[dataplane]"),
