@@ -29,6 +29,14 @@
 //!    [`WorkerQueue`], `Send`), once per index.
 //! 4. Dropping the port (after its queues: they hold a reference) stops and
 //!    closes its ports, removes the devices it attached and frees the pool.
+//!    A port closes for good: EAL cannot reopen it in the same process
+//!    (a virtual device can be attached again under another name).
+//!
+//! Two-armed: [`DpdkPort::open_two_armed`] opens an ingress and an egress
+//! port on one mbuf pool, and [`DpdkPort::queue_two_armed`] gives worker `i`
+//! one queue that receives on both (queue `i` of each), transmits what the
+//! pipeline sends on the egress port, and hands host frames to the TAP of
+//! the port they came in on.
 //!
 //! # The packet path
 //!
