@@ -742,7 +742,7 @@ fn host_path_through_tap_reaches_the_kernel_and_back() {
             &tag("net_ring_h"),
             &PortOptions {
                 host_tap: Some(tap.into()),
-                ..PortOptions::new(1)
+                ..PortOptions::new(2)
             },
         )
     })
@@ -769,44 +769,50 @@ fn host_path_through_tap_reaches_the_kernel_and_back() {
     arp.extend_from_slice(&[10, 199, 0, 1]);
     arp.resize(60, 0);
 
-    let mut q = port.queue(0).unwrap();
+    // Two workers: the request goes out (and loops back) on queue 0; the
+    // kernel answers on whichever TAP queue it picks, and that worker
+    // forwards the answer to its wire queue.
+    let mut queues = [port.queue(0).unwrap(), port.queue(1).unwrap()];
     let mut reply = None;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut asked = Instant::now() - Duration::from_secs(1);
     while reply.is_none() && Instant::now() < deadline {
         if asked.elapsed() >= Duration::from_millis(500) {
-            assert!(q.send_copy(&arp).unwrap());
+            assert!(queues[0].send_copy(&arp).unwrap());
             asked = Instant::now();
         }
-        q.poll(32, |frame| {
-            let d = frame.data();
-            let is_arp = d.len() >= 42 && d[12..14] == [0x08, 0x06];
-            if is_arp && d[20..22] == [0, 1] {
-                // The request, back from the loop: for the host.
-                Disposition::Host
-            } else if is_arp && d[20..22] == [0, 2] {
-                reply = Some(d.to_vec());
-                Disposition::Drop
-            } else {
-                Disposition::Drop
-            }
-        })
-        .unwrap();
-        q.flush().unwrap();
+        for q in queues.iter_mut() {
+            q.poll(32, |frame| {
+                let d = frame.data();
+                let is_arp = d.len() >= 42 && d[12..14] == [0x08, 0x06];
+                if is_arp && d[20..22] == [0, 1] {
+                    // The request, back from the loop: for the host.
+                    Disposition::Host
+                } else if is_arp && d[20..22] == [0, 2] {
+                    reply = Some(d.to_vec());
+                    Disposition::Drop
+                } else {
+                    Disposition::Drop
+                }
+            })
+            .unwrap();
+            q.flush().unwrap();
+        }
     }
     let reply = reply.expect("the kernel answered the ARP request through the TAP");
     assert_eq!(reply[..6], asker_mac, "to the asker");
     assert_eq!(reply[6..12], host_mac, "from the TAP's MAC");
     assert_eq!(reply[22..28], host_mac, "sender hardware address");
     assert_eq!(reply[28..32], [10, 199, 0, 1], "sender protocol address");
-    let st = q.stats();
+    let st = queues[0].stats();
     assert!(st.host_packets >= 1, "{st:?}");
+    assert_eq!(port.host_summary().unwrap().queues, 2);
     let xstats = port.xstats().unwrap();
     assert!(
         xstats.iter().any(|(k, _)| k.starts_with("net_tap_lbfwd")),
         "host TAP counters listed: {xstats:?}"
     );
-    drop(q);
+    drop(queues);
     drop(port);
     // The TAP is gone with the port.
     let links = output(&["ip", "-n", &ns, "-o", "link"]);
