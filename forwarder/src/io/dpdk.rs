@@ -512,8 +512,8 @@ const RESERVED_EAL_ARGS: &[&str] = &[
 /// them: the main lcore on the CPUs the calling thread may run on (workers
 /// register themselves, see the module docs), `--file-prefix lbfwd-PID` and
 /// `--in-memory` (`--no-shconf` with `no_huge`): no files shared with other
-/// processes, so test runs and several instances never collide; memory, PCI allow list or `--no-pci`,
-/// virtual devices, then the extra arguments.
+/// processes, so test runs and several instances never collide; memory,
+/// PCI allow list or `--no-pci`, virtual devices, then the extra arguments.
 pub fn eal_args(opts: &DpdkOptions) -> Result<Vec<String>, DpdkError> {
     let mut args = vec!["lbfwd".to_string()];
     args.push(format!("--lcores=0@({})", cpu_list()?));
@@ -1089,7 +1089,6 @@ struct PortShared {
     /// are not thread-safe among themselves.
     ctl: Mutex<()>,
 }
-
 
 static POOL_SEQ: AtomicU32 = AtomicU32::new(0);
 static TAP_SEQ: AtomicU32 = AtomicU32::new(0);
