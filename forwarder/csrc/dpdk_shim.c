@@ -322,6 +322,35 @@ unsigned lbfwd_pool_in_use(const struct rte_mempool *pool)
     return rte_mempool_in_use_count(pool);
 }
 
+struct pool_fill {
+    const uint8_t *frames;
+    uint16_t frame_len;
+    unsigned nframes;
+    unsigned done;
+};
+
+static void pool_fill_one(struct rte_mempool *mp, void *arg, void *obj, unsigned idx)
+{
+    struct pool_fill *f = arg;
+    struct rte_mbuf *m = obj;
+    (void)mp;
+    if (RTE_PKTMBUF_HEADROOM + (unsigned)f->frame_len > m->buf_len)
+        return;
+    memcpy((char *)m->buf_addr + RTE_PKTMBUF_HEADROOM,
+           f->frames + (size_t)(idx % f->nframes) * f->frame_len, f->frame_len);
+    f->done++;
+}
+
+unsigned lbfwd_pool_fill(struct rte_mempool *pool, const uint8_t *frames, uint16_t frame_len,
+                         unsigned nframes)
+{
+    struct pool_fill f = {frames, frame_len, nframes, 0};
+    if (nframes == 0 || frame_len == 0)
+        return 0;
+    rte_mempool_obj_iter(pool, pool_fill_one, &f);
+    return f.done;
+}
+
 /* ---- the packet path ---------------------------------------------------- */
 
 uint16_t lbfwd_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)

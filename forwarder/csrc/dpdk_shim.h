@@ -114,6 +114,11 @@ struct rte_mempool *lbfwd_pool_create(const char *name, unsigned n, unsigned cac
                                       int socket);
 void lbfwd_pool_free(struct rte_mempool *pool);
 unsigned lbfwd_pool_in_use(const struct rte_mempool *pool);
+/* Writes frames[k % nframes] (each frame_len bytes, back to back) at the
+ * default headroom of the k-th mbuf of the pool; returns the mbufs written.
+ * Only while nothing uses the pool (benchmarks with net_null,copy=0). */
+unsigned lbfwd_pool_fill(struct rte_mempool *pool, const uint8_t *frames, uint16_t frame_len,
+                         unsigned nframes);
 
 /* The packet path. */
 uint16_t lbfwd_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);

@@ -229,6 +229,12 @@ mod ffi {
         ) -> *mut RteMempool;
         pub fn lbfwd_pool_free(pool: *mut RteMempool);
         pub fn lbfwd_pool_in_use(pool: *const RteMempool) -> c_uint;
+        pub fn lbfwd_pool_fill(
+            pool: *mut RteMempool,
+            frames: *const u8,
+            frame_len: u16,
+            nframes: c_uint,
+        ) -> c_uint;
 
         pub fn lbfwd_rx_burst(port: u16, queue: u16, pkts: *mut *mut RteMbuf, n: u16) -> u16;
         pub fn lbfwd_tx_burst(port: u16, queue: u16, pkts: *mut *mut RteMbuf, n: u16) -> u16;
@@ -1561,6 +1567,45 @@ impl DpdkPort {
         // SAFETY: the pool is alive as long as `shared`; the count is a
         // read-only walk over the pool's ring and caches.
         unsafe { ffi::lbfwd_pool_in_use(self.shared.pool.ptr) }
+    }
+
+    /// For benchmarks on `net_null,copy=0` (which hands out pool mbufs
+    /// without touching their data): writes `frames` (all of one length,
+    /// the `size=` of the net_null device) round robin into every mbuf of
+    /// the pool, where a received frame starts, so that the pipeline gets
+    /// real packets (e.g. many flows to a VIP) at no generation cost.
+    /// Encapsulation writes only in front of the frame, so the templates
+    /// survive reuse. Call it before any queue polls. Returns the mbufs
+    /// written.
+    pub fn fill_pool(&self, frames: &[&[u8]]) -> Result<u32, DpdkError> {
+        let bad = |reason: String| DpdkError::PortOption {
+            port: self.shared.summary.name.clone(),
+            reason,
+        };
+        let len = frames.first().map_or(0, |f| f.len());
+        if len == 0 || frames.iter().any(|f| f.len() != len) {
+            return Err(bad(
+                "fill_pool needs at least one frame, all of the same non-zero length".into(),
+            ));
+        }
+        let len16 = u16::try_from(len).map_err(|_| bad(format!("frame of {len} bytes")))?;
+        if lock(&self.shared.taken).iter().any(|&t| t) {
+            return Err(bad("fill_pool while a queue is handed out".into()));
+        }
+        let flat: Vec<u8> = frames.concat();
+        // SAFETY: no queue is handed out, so no mbuf of the pool is in a
+        // worker's hands; `flat` holds `frames.len()` frames of `len` bytes
+        // and outlives the call; the shim writes only inside each mbuf's
+        // data room (it checks buf_len).
+        let done = unsafe {
+            ffi::lbfwd_pool_fill(
+                self.shared.pool.ptr,
+                flat.as_ptr(),
+                len16,
+                frames.len() as c_uint,
+            )
+        };
+        Ok(done)
     }
 
     /// The link state of the wire port (without waiting).
