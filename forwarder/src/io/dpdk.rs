@@ -681,6 +681,10 @@ struct EalState {
 
 static EAL: Mutex<Option<EalState>> = Mutex::new(None);
 
+/// Serialises device attach and removal (EAL's hotplug is not meant to run
+/// from several threads at once).
+static HOTPLUG: Mutex<()> = Mutex::new(());
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -779,7 +783,9 @@ pub fn attach_vdev(devargs: &str) -> Result<String, DpdkError> {
         });
     }
     let c = cstring("vdevs", devargs)?;
-    // SAFETY: `c` is a NUL-terminated string alive for the call.
+    let _hotplug = lock(&HOTPLUG);
+    // SAFETY: `c` is a NUL-terminated string alive for the call; hotplug
+    // calls are serialised by HOTPLUG.
     let rc = unsafe { ffi::lbfwd_dev_probe(c.as_ptr()) };
     if rc < 0 {
         return Err(DpdkError::Attach {
@@ -795,7 +801,9 @@ pub fn attach_vdev(devargs: &str) -> Result<String, DpdkError> {
 pub fn detach_vdev(name: &str) -> Result<(), DpdkError> {
     eal_ready()?;
     let c = cstring("vdevs", name)?;
-    // SAFETY: `c` is a NUL-terminated string alive for the call.
+    let _hotplug = lock(&HOTPLUG);
+    // SAFETY: `c` is a NUL-terminated string alive for the call; hotplug
+    // calls are serialised by HOTPLUG.
     let rc = unsafe { ffi::lbfwd_vdev_remove(c.as_ptr()) };
     if rc < 0 {
         return Err(DpdkError::Attach {
