@@ -124,6 +124,160 @@ fn validation_failed(errors: &Errors) -> ApiError {
     }
 }
 
+/// A live change may not move a running load balancer's address: an address
+/// released from a load balancer the change does not name (replace or
+/// delete) and now held by another one was taken by an explicit `ips`
+/// claim, which the resolution lets win over the recorded allocation.
+/// Refused, so that adding a load balancer never moves another one's VIP.
+fn refuse_taken_addresses(summary: &lbfwd_config::ChangeSummary) -> Result<(), ApiError> {
+    let named = |name: &str| {
+        summary
+            .replaced
+            .iter()
+            .chain(&summary.deleted)
+            .any(|(k, n)| k == Kind::LoadBalancer.as_str() && n == name)
+    };
+    let errors: Vec<String> = summary
+        .released
+        .iter()
+        .filter(|r| !named(&r.load_balancer))
+        .filter_map(|r| {
+            let taker = summary
+                .allocated
+                .iter()
+                .find(|a| a.address == r.address && a.load_balancer != r.load_balancer)?;
+            Some(format!(
+                "load_balancer[{}].ips: {} is allocated to load balancer {:?}; a change may not \
+                 take a running load balancer's address (change or delete {:?} in the same change)",
+                taker.load_balancer, r.address, r.load_balancer, r.load_balancer
+            ))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// The objects created, replaced and deleted from `old` to `new`, as
+/// (kind, name); allocations are not API objects and are left out.
+fn object_changes(old: &DesiredState, new: &DesiredState) -> lbfwd_config::ChangeSummary {
+    let key = |o: &StateObject| (o.kind().toml_key().to_string(), o.name().to_string());
+    let objects = |s: &DesiredState| -> Vec<StateObject> {
+        s.objects()
+            .into_iter()
+            .filter(|o| !matches!(o, StateObject::Allocation(_)))
+            .collect()
+    };
+    let (old, new) = (objects(old), objects(new));
+    let mut summary = lbfwd_config::ChangeSummary::default();
+    for o in &new {
+        match old.iter().find(|p| key(p) == key(o)) {
+            None => summary.created.push(key(o)),
+            Some(p) if p != o => summary.replaced.push(key(o)),
+            Some(_) => {}
+        }
+    }
+    for o in &old {
+        if !new.iter().any(|n| key(n) == key(o)) {
+            summary.deleted.push(key(o));
+        }
+    }
+    summary
+}
+
+/// What lbfwd derived for a routing, interface, network or pool object
+/// (`lbctl routing|nic|network|pool get/list`); `None` for other kinds and
+/// for a routing whose load balancer does not exist.
+fn derived_status(state: &State, object: &StateObject) -> Option<ObjectStatus> {
+    let lbs = &state.resolved.load_balancers;
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    match object {
+        StateObject::LoadBalancerRouting(r) => {
+            let lb = lbs.iter().find(|l| l.name == r.name)?;
+            // A routing of a load balancer with a selector is ignored.
+            let selector = state
+                .config
+                .state
+                .load_balancers
+                .iter()
+                .any(|s| s.name == r.name && s.network_interface_selector.is_some());
+            let source = if selector {
+                proto::RoutingSource::Selector
+            } else {
+                proto::RoutingSource::External
+            };
+            Some(ObjectStatus::Routing(proto::RoutingStatus::from_resolved(
+                lb, source,
+            )))
+        }
+        StateObject::NetworkInterface(i) => {
+            let selected_by = lbs
+                .iter()
+                .filter(|l| {
+                    l.network == i.network
+                        && l.destinations
+                            .iter()
+                            .any(|d| d.name == i.name || (!i.uid.is_empty() && d.uid == i.uid))
+                })
+                .map(|l| l.name.clone())
+                .collect();
+            Some(ObjectStatus::NetworkInterface(proto::InterfaceStatus {
+                selected_by: sorted(selected_by),
+            }))
+        }
+        StateObject::Network(n) => Some(ObjectStatus::Network(proto::NetworkStatus {
+            interfaces: sorted(
+                state
+                    .config
+                    .state
+                    .network_interfaces
+                    .iter()
+                    .filter(|i| i.network == n.name)
+                    .map(|i| i.name.clone())
+                    .collect(),
+            ),
+            load_balancers: sorted(
+                lbs.iter()
+                    .filter(|l| l.network == n.name)
+                    .map(|l| l.name.clone())
+                    .collect(),
+            ),
+        })),
+        StateObject::Pool(p) => {
+            let capacity = p
+                .addresses
+                .iter()
+                .filter_map(|a| lbfwd_config::pool::AddrRange::parse(a).ok())
+                .fold(0u64, |n, r| {
+                    n.saturating_add(u64::try_from(r.size()).unwrap_or(u64::MAX))
+                });
+            let mut allocated: Vec<proto::Allocation> = lbs
+                .iter()
+                .flat_map(|l| {
+                    l.ips
+                        .iter()
+                        .filter(|a| a.pool.as_deref() == Some(p.name.as_str()))
+                        .map(|a| proto::Allocation {
+                            addr: a.addr,
+                            load_balancer: l.name.clone(),
+                        })
+                })
+                .collect();
+            allocated.sort();
+            Some(ObjectStatus::Pool(proto::PoolStatus {
+                capacity,
+                allocated,
+            }))
+        }
+        StateObject::LoadBalancer(_) | StateObject::Allocation(_) => None,
+    }
+}
+
 fn api(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError {
         code,
@@ -307,6 +461,7 @@ impl ControlHandler {
             .as_ref()
             .map(|r| r.resolved.clone())
             .ok_or_else(|| api(ErrorCode::Internal, "the change produced no resolution"))?;
+        refuse_taken_addresses(&summary)?;
         self.commit(&mut state, next, resolved, &before, Some(&summary))
     }
 
@@ -398,7 +553,7 @@ impl ControlHandler {
         let before = state.resolved.clone();
         let summary = lbfwd_config::ChangeSummary {
             warnings: resolution.warnings.iter().map(|w| w.to_string()).collect(),
-            ..Default::default()
+            ..object_changes(&state.config.state, &fresh.state)
         };
         self.commit(
             &mut state,
@@ -486,7 +641,7 @@ impl ControlHandler {
                         .iter()
                         .find(|l| l.name == name)
                         .map(|l| ObjectStatus::LoadBalancer(l.into())),
-                    _ => None,
+                    _ => derived_status(&state, &o),
                 };
                 Object {
                     kind,

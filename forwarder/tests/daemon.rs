@@ -1383,6 +1383,48 @@ destinations = [ { name = "be3" }, { name = "be1", weight = 50 } ]
         "10.0.3.13"
     );
 
+    // What lbfwd derived for interfaces, networks and pools.
+    let nic = d.json(&["nic", "get", "be1"]);
+    assert_eq!(
+        nic["status"]["network_interface"]["selected_by"],
+        serde_json::json!(["api", "base", "ext", "web"]),
+        "{nic:#}"
+    );
+    let table = d.ok(&["nic", "list"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("be2 ") && l.ends_with("api, web")),
+        "{table}"
+    );
+    let net = d.json(&["network", "get", "n"]);
+    assert_eq!(
+        net["status"]["network"],
+        serde_json::json!({
+            "interfaces": ["be1", "be2", "be3", "shop-1"],
+            "load_balancers": ["api", "base", "ext", "shop", "web"],
+        }),
+        "{net:#}"
+    );
+    let pool = d.json(&["pool", "get", "public"]);
+    let held = |addr: &str, lb: &str| serde_json::json!({ "addr": addr, "load_balancer": lb });
+    assert_eq!(
+        pool["status"]["pool"],
+        serde_json::json!({
+            "capacity": 16,
+            "allocated": [
+                held("203.0.113.0", "base"),
+                held("203.0.113.1", "web"),
+                held("203.0.113.2", "shop"),
+                held("203.0.113.3", "api"),
+                held("203.0.113.4", "ext"),
+                held("2001:db8:100::", "shop"),
+            ],
+        }),
+        "{pool:#}"
+    );
+    assert!(d.ok(&["pool", "list"]).contains("6/16"));
+
     // The list, the status, the export and the saved state agree.
     let list = d.json(&["lb", "list"]);
     let names: Vec<&str> = list
@@ -1506,6 +1548,10 @@ labels = { app = "web" }
 underlay = "10.0.3.14"
 "#,
     );
+    let dup = dir.write(
+        "dup.toml",
+        "[[load_balancer]]\nname = \"dup\"\ntype = \"Public\"\nnetwork = \"n\"\nips = [\"203.0.113.1\"]\n",
+    );
     let full = dir.write(
         "full.toml",
         &(3..=9)
@@ -1562,6 +1608,12 @@ underlay = "10.0.3.14"
             5,
             "",
             vec!["mac"],
+        ),
+        (
+            strings(&["apply", "-f", &p(&dup)]),
+            5,
+            "load_balancer[dup].ips: 203.0.113.1 is allocated to load balancer \"web\"",
+            vec![],
         ),
         (strings(&["apply", "-f", &p(&full)]), 5, "", vec!["public"]),
         (
