@@ -114,7 +114,7 @@ struct Case {
 
 fn hex(s: &str, line: usize) -> Vec<u8> {
     assert!(
-        s.len() % 2 == 0,
+        s.len().is_multiple_of(2),
         "cases.txt:{line}: odd number of hex digits"
     );
     (0..s.len())
@@ -152,43 +152,47 @@ fn load_cases() -> Vec<Case> {
         let c = case
             .as_mut()
             .unwrap_or_else(|| panic!("cases.txt:{line}: {key:?} outside a case"));
-        let step = || format!("cases.txt:{line}: {key:?} before the first step");
         match key {
-            "desc" => c.desc = value.to_string(),
-            "config" => c.config = value.to_string(),
-            "option" => c.options.push(value.to_string()),
-            "step" => c.steps.push(Step::default()),
-            "headroom" => {
-                c.steps.last_mut().expect(&step()).headroom =
-                    Some(value.parse().expect("headroom is a number"))
+            "desc" => {
+                c.desc = value.to_string();
+                continue;
             }
-            "in" => c.steps.last_mut().expect(&step()).input = hex(value, line),
+            "config" => {
+                c.config = value.to_string();
+                continue;
+            }
+            "option" => {
+                c.options.push(value.to_string());
+                continue;
+            }
+            "step" => {
+                c.steps.push(Step::default());
+                continue;
+            }
+            "end" => {
+                cases.push(case.take().expect("inside a case"));
+                continue;
+            }
+            _ => {}
+        }
+        let Some(step) = c.steps.last_mut() else {
+            panic!("cases.txt:{line}: {key:?} before the first step");
+        };
+        match key {
+            "headroom" => step.headroom = Some(value.parse().expect("headroom is a number")),
+            "in" => step.input = hex(value, line),
             "verdict" => {
-                c.steps.last_mut().expect(&step()).verdict =
+                step.verdict =
                     Some(Expect::parse(value).unwrap_or_else(|e| panic!("cases.txt:{line}: {e}")))
             }
-            "out" => c.steps.last_mut().expect(&step()).out = Some(hex(value, line)),
-            "outany" => c
-                .steps
-                .last_mut()
-                .expect(&step())
-                .outany
-                .push(hex(value, line)),
-            "released" => c
-                .steps
-                .last_mut()
-                .expect(&step())
-                .released
-                .push(hex(value, line)),
+            "out" => step.out = Some(hex(value, line)),
+            "outany" => step.outany.push(hex(value, line)),
+            "released" => step.released.push(hex(value, line)),
             "counter" => {
                 let (name, v) = value.split_once(' ').expect("counter NAME VALUE");
-                c.steps
-                    .last_mut()
-                    .expect(&step())
-                    .counters
+                step.counters
                     .push((name.to_string(), v.parse().expect("counter value")));
             }
-            "end" => cases.push(case.take().expect("end of a case")),
             _ => panic!("cases.txt:{line}: unknown key {key:?}"),
         }
     }
@@ -524,7 +528,7 @@ fn golden_cases_are_well_formed_and_cover_every_drop_reason() {
             let v = s.verdict.expect("verdict");
             if v == Expect::Tx {
                 assert!(
-                    s.out.is_some() != !s.outany.is_empty(),
+                    s.out.is_some() == s.outany.is_empty(),
                     "case {} step {}: a tx step needs out or outany",
                     c.name,
                     i + 1
