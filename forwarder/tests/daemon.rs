@@ -71,10 +71,10 @@ fn newest_mtime(dir: &Path) -> Option<(SystemTime, PathBuf)> {
                 .ok()
                 .map(|t| (t, path))
         };
-        if let Some(c) = candidate {
-            if newest.as_ref().map_or(true, |n| c.0 > n.0) {
-                newest = Some(c);
-            }
+        match (&newest, candidate) {
+            (Some(n), Some(c)) if c.0 <= n.0 => {}
+            (_, Some(c)) => newest = Some(c),
+            (_, None) => {}
         }
     }
     newest
