@@ -1754,6 +1754,138 @@ fn d_ok_change(d: &Lbfwd) {
 }
 
 #[test]
+fn socket_mode_group_and_permission_denied() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    // nobody (primary group nogroup) may use a socket given to nogroup,
+    // and gets "permission denied" (exit 4) on the default root:root 0660.
+    let as_nobody = |socket: &Path| {
+        run(
+            Command::new("runuser")
+                .args(["-u", "nobody", "--"])
+                .arg(lbctl_bin())
+                .arg("--socket")
+                .arg(socket)
+                .arg("status")
+                .env_remove("LBFWD_SOCKET"),
+            LBCTL_TIMEOUT,
+        )
+    };
+    for group in [Some("nogroup"), None] {
+        let dir = TestDir::new(if group.is_some() { "group" } else { "nogroup" });
+        let settings = group.map(|g| format!("socket_group = \"{g}\"\n"));
+        let config = memory_config(&dir, "", "").replace(
+            "[control]\n",
+            &format!("[control]\n{}", settings.as_deref().unwrap_or("")),
+        );
+        let config = dir.write("lbfwd.toml", &config);
+        // The socket's directory does not exist yet: lbfwd creates it.
+        assert!(!dir.join("run").exists());
+        let d = Lbfwd::start(&dir, &config, None);
+        let meta = std::fs::metadata(dir.socket()).expect("the socket exists");
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o660, "socket mode");
+        assert!(
+            dir.join("run/lbfwd.sock.lock").exists(),
+            "no lock file beside the socket"
+        );
+        let out = as_nobody(&dir.socket());
+        match group {
+            Some(_) => {
+                assert_eq!(meta.gid(), 65534, "the socket's group");
+                assert_eq!(out.code(), Some(0), "{}", out.describe());
+            }
+            None => {
+                assert_eq!(meta.gid(), 0, "the socket's group");
+                assert_eq!(out.code(), Some(4), "{}", out.describe());
+                assert!(
+                    out.stderr.contains(&format!(
+                        "permission denied on the control socket {}",
+                        dir.socket().display()
+                    )),
+                    "{}",
+                    out.describe()
+                );
+            }
+        }
+        let status = d.json(&["status"]);
+        assert_eq!(status["backend"], "memory");
+        assert_eq!(
+            status["state_path"],
+            dir.state_dir().join("state.toml").display().to_string()
+        );
+        assert_eq!(status["config_path"], config.display().to_string());
+    }
+}
+
+#[test]
+fn concurrent_changes_are_serialized_and_saved() {
+    let dir = TestDir::new("concurrent");
+    let mut d = start_memory(&dir, WEB_LB);
+    let v0 = d.table_version();
+    // 24 lbctl processes at once, each setting its own label on be1..be3.
+    let changes: Vec<JoinHandle<Out>> = (0..24)
+        .map(|i| {
+            let socket = d.socket.clone();
+            std::thread::spawn(move || {
+                let nic = format!("be{}", i % 3 + 1);
+                let label = format!("k{i}=v{i}");
+                lbctl(&socket, &["nic", "label", &nic, &label])
+            })
+        })
+        .collect();
+    for t in changes {
+        let out = t.join().expect("an lbctl thread");
+        assert_eq!(out.code(), Some(0), "{}", out.describe());
+    }
+    // Every change was applied on top of the others, each published once.
+    assert_eq!(d.table_version(), v0 + 24);
+    for n in 1..=3 {
+        let nic = d.json(&["nic", "get", &format!("be{n}")]);
+        let labels = nic["spec"]["labels"].as_object().expect("labels");
+        for i in (0..24).filter(|i| i % 3 + 1 == n) {
+            assert_eq!(labels[&format!("k{i}")], format!("v{i}"), "{nic:#}");
+        }
+        assert_eq!(labels.len(), 9, "{nic:#}");
+    }
+    let export = d.export();
+    d.kill9();
+    d.respawn();
+    d.wait_ready();
+    assert_eq!(d.export(), export, "the saved state missed a change");
+}
+
+#[test]
+fn a_state_that_cannot_be_saved_changes_nothing() {
+    let dir = TestDir::new("nosave");
+    let d = start_memory(&dir, WEB_LB);
+    let export = d.export();
+    let saved = dir.saved();
+    let version = d.table_version();
+    // The temporary file of the atomic save cannot be created: a directory
+    // sits at its path.
+    let blocker = dir.state_dir().join(".state.toml.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let out = d.fails(&["drain", "web", "be1"], 1);
+    assert!(
+        out.stderr.contains("cannot save the state")
+            && out.stderr.contains(&dir.state_dir().display().to_string())
+            && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(d.export(), export);
+    assert_eq!(dir.saved(), saved);
+    assert_eq!(d.table_version(), version, "published without being saved");
+    assert_eq!(weight_of(&d.json(&["lb", "get", "web"]), "be1"), 100);
+    // Once it can save again, the same change goes through.
+    std::fs::remove_dir(&blocker).unwrap();
+    d.ok(&["drain", "web", "be1"]);
+    assert_eq!(weight_of(&d.json(&["lb", "get", "web"]), "be1"), 0);
+    assert_eq!(d.table_version(), version + 1);
+    assert_ne!(dir.saved(), saved);
+}
+
+#[test]
 fn kill_9_and_restart_exports_the_same() {
     let dir = TestDir::new("kill9");
     let mut d = start_memory(&dir, BASE_LB);
@@ -1910,7 +2042,7 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
         "lbfwd.toml",
         &memory_config(&dir, "", &format!("{BASE_LB}{WEB_LB}")),
     );
-    let d = Lbfwd::start(&dir, &config, None);
+    let mut d = Lbfwd::start(&dir, &config, None);
     assert_eq!(
         addresses(&d.json(&["lb", "get", "web"])),
         ["203.0.113.1@public"]
@@ -2010,6 +2142,14 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
     assert!(out.stderr.contains("lbfwd.toml:"), "{}", out.describe());
     assert_eq!(d.export(), export);
     assert_eq!(dir.saved(), saved);
+
+    // What the reload brought in survives kill -9. (The file must be valid
+    // again: lbfwd takes its settings from it and refuses a broken one.)
+    d.kill9();
+    std::fs::write(&config, &text).unwrap();
+    d.respawn();
+    d.wait_ready();
+    assert_eq!(d.export(), export);
 }
 
 // ---------------------------------------------------------------------------
