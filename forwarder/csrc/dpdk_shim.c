@@ -210,6 +210,13 @@ int lbfwd_port_setup(uint16_t port, struct lbfwd_port_conf *c)
         if (rc < 0)
             return rc;
     }
+    /* Drivers that do not apply rxmode.mtu at start (net_af_packet sets the
+     * kernel interface's MTU only here). */
+    if (c->mtu != 0) {
+        rc = rte_eth_dev_set_mtu(port, c->mtu);
+        if (rc < 0 && rc != -ENOTSUP)
+            return rc;
+    }
     if (c->promiscuous) {
         rc = rte_eth_promiscuous_enable(port);
         if (rc < 0 && rc != -ENOTSUP)

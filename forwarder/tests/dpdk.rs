@@ -689,6 +689,7 @@ fn af_packet_on_veth_end_to_end() {
             &format!("{},iface={dev}", tag("net_af_packet_e2e")),
             &PortOptions {
                 host_tap: Some("ldpktap1".into()),
+                mtu: Some(1400),
                 ..PortOptions::new(1)
             },
         )
@@ -696,6 +697,11 @@ fn af_packet_on_veth_end_to_end() {
     .unwrap();
     assert_eq!(port.summary().driver, "net_af_packet");
     assert_eq!(port.summary().mac, dev_mac);
+    let link = output(&["ip", "-n", &ns_dpdk, "-o", "link", "show", dev]);
+    assert!(
+        link.contains("mtu 1400"),
+        "the port's MTU reached the kernel: {link}"
+    );
     // The host path's TAP answers for the port's MAC.
     assert_eq!(mac_of(&ns_dpdk, "ldpktap1"), dev_mac);
     // net_tap keeps an mbuf per RX descriptor ready; all others are free.

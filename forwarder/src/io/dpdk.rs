@@ -103,9 +103,10 @@ pub const DEFAULT_NO_HUGE_MEMORY_MB: u32 = 512;
 const POOL_CACHE: u32 = 256;
 /// Smallest mbuf pool lbfwd creates.
 const MIN_POOL: u32 = 8191;
-/// Largest MTU without scattered RX (2048-byte data room minus Ethernet
-/// header and the largest encapsulation lbfwd prepends).
-pub const MAX_MTU: u16 = 1900;
+/// Largest MTU without scattered RX: a received frame (MTU + Ethernet header
+/// + a VLAN tag) must fit the 2048 bytes of an mbuf's data room behind its
+/// headroom (encapsulation goes into the headroom).
+pub const MAX_MTU: u16 = 2048 - 18;
 
 /// What EAL initialisation failures usually come down to.
 const EAL_HINT: &str = "check that hugepages are reserved and mounted (grep Huge \
@@ -1518,6 +1519,9 @@ impl DpdkPort {
                 configured: false,
             });
             let tap_info = port_info(&tap_name, tap_id)?;
+            // The TAP keeps its default MTU (net_tap refuses more than a
+            // 1522-byte frame); the kernel does not check it on frames
+            // written into the TAP, and its own frames stay small.
             let tap_opts = PortOptions {
                 promiscuous: false,
                 mtu: None,
