@@ -103,9 +103,9 @@ pub const DEFAULT_NO_HUGE_MEMORY_MB: u32 = 512;
 const POOL_CACHE: u32 = 256;
 /// Smallest mbuf pool lbfwd creates.
 const MIN_POOL: u32 = 8191;
-/// Largest MTU without scattered RX: a received frame (MTU + Ethernet header
-/// + a VLAN tag) must fit the 2048 bytes of an mbuf's data room behind its
-/// headroom (encapsulation goes into the headroom).
+/// Largest MTU without scattered RX: a received frame (MTU plus Ethernet
+/// header and a VLAN tag) must fit the 2048 bytes of an mbuf's data room
+/// behind its headroom (encapsulation goes into the headroom).
 pub const MAX_MTU: u16 = 2048 - 18;
 
 /// What EAL initialisation failures usually come down to.
