@@ -2155,6 +2155,16 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
 // ---------------------------------------------------------------------------
 // Forwarding tests (namespace network)
 
+/// Packets dropped so far because their port is not allowed.
+fn port_drops(d: &Lbfwd) -> u64 {
+    let stats = d.json(&["stats"]);
+    stats["drops"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["reason"] == "port_not_allowed"))
+        .and_then(|r| r["packets"].as_u64())
+        .unwrap_or_else(|| panic!("no port_not_allowed drops in {stats:#}"))
+}
+
 #[test]
 fn labels_move_routing_and_forwarding() {
     let topo = Topo::up("lb");
@@ -2188,6 +2198,35 @@ fn labels_move_routing_and_forwarding() {
         );
         assert_eq!(spread.len(), 2, "{spread:?}");
     }
+
+    // The counters saw it: per target, and the blocked port as a drop.
+    let drops_before = port_drops(&d);
+    let blocked = topo.curl(&format!("http://{VIP4}:8080/"), 2);
+    assert!(blocked.iter().all(|b| b.starts_with('!')), "{blocked:?}");
+    assert!(
+        port_drops(&d) >= drops_before + 2,
+        "two SYNs to port 8080 not counted as port_not_allowed drops"
+    );
+    let stats = d.json(&["stats"]);
+    assert!(
+        stats["totals"]["tx"]["packets"].as_u64().unwrap() > 0,
+        "{stats:#}"
+    );
+    let web = &stats["load_balancers"][0];
+    assert_eq!(web["name"], "web", "{stats:#}");
+    let sent: Vec<(String, u64)> = web["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["sent"]["packets"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sent.len(), 2, "be2 is still a target: {sent:?}");
+    assert!(sent.iter().all(|(_, n)| *n > 0), "{sent:?}");
 
     // Back in: be2 answers again.
     let out = d.ok(&["nic", "label", "be2", "app=web"]);
