@@ -1980,6 +1980,14 @@ spec:
     d.respawn();
     d.wait_ready();
     assert_eq!(d.export(), export, "export differs after a restart");
+
+    // The export is a config file: without any saved state, lbfwd started
+    // on it has the same state, allocations included.
+    d.stop();
+    std::fs::remove_dir_all(dir.state_dir()).unwrap();
+    let exported = dir.write("exported.toml", &export);
+    let d = Lbfwd::start(&dir, &exported, None);
+    assert_eq!(d.export(), export, "lbfwd run --config EXPORT differs");
 }
 
 #[test]
