@@ -508,6 +508,12 @@ impl ControlHandler {
         let version = match self.dataplane.publish(&resolved) {
             Ok(v) => v,
             Err(e) => {
+                // A VIP sink fails after the new tables went out: put the
+                // current ones back, so that the dataplane keeps forwarding
+                // what the (unchanged) state says.
+                if matches!(e, crate::dataplane::DataplaneError::VipSink(_)) {
+                    let _ = self.dataplane.publish(&state.resolved);
+                }
                 // Put the saved state back as it was.
                 let _ = save_state(&state.config);
                 return Err(api(ErrorCode::Internal, format!("cannot publish: {e}")));
