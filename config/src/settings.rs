@@ -186,6 +186,13 @@ pub struct DpdkSection {
     /// Further EAL arguments, passed as they are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_eal_args: Vec<String>,
+    /// Kernel name of the TAP interface of the host path (non-VIP traffic
+    /// reaches the kernel through it); none: such frames are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_tap: Option<String>,
+    /// MTU of the DPDK port(s); the driver's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
 }
 
 /// `[dataplane.pcap]`.

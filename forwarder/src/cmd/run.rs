@@ -71,10 +71,12 @@ fn placements(config: &Config) -> Vec<WorkerPlacement> {
         .iter()
         .enumerate()
         .map(|(i, &core)| {
-            let ingress =
-                (!dp.interfaces.is_empty()).then(|| dp.interfaces[i % dp.interfaces.len()].clone());
+            // DPDK ports are not kernel interfaces: the DPDK backend checks
+            // them itself, and gives worker i queue i.
+            let ingress = (!dp.interfaces.is_empty() && dp.backend != Backend::Dpdk)
+                .then(|| dp.interfaces[i % dp.interfaces.len()].clone());
             let queue = match (&ingress, dp.backend) {
-                (Some(name), Backend::AfXdp | Backend::Dpdk) => {
+                (Some(name), Backend::AfXdp) => {
                     let q = next_queue.entry(name.clone()).or_insert(0);
                     *q += 1;
                     Some(*q - 1)
@@ -83,8 +85,8 @@ fn placements(config: &Config) -> Vec<WorkerPlacement> {
             };
             WorkerPlacement {
                 core: Some(core),
+                egress: dp.egress_interface.clone().filter(|_| ingress.is_some()),
                 ingress,
-                egress: dp.egress_interface.clone(),
                 queue,
             }
         })
@@ -182,9 +184,7 @@ fn run(args: &Args) -> Result<(), String> {
             runtime.run(open, make_pipeline)
         }
         Backend::AfXdp => run_af_xdp(&runtime, &config, &dataplane, &placements, make_pipeline),
-        Backend::Dpdk => {
-            Err("the dpdk backend is not wired into `lbfwd run` in this build".to_string())?
-        }
+        Backend::Dpdk => run_dpdk(&runtime, &config, make_pipeline),
         Backend::Pcap => {
             let (Some(input), Some(output)) = (&dp.pcap.input, &dp.pcap.output) else {
                 return Err("[dataplane.pcap] needs input and output files".into());
@@ -263,8 +263,9 @@ where
     let mut programs = std::collections::BTreeMap::new();
     for p in placements {
         let ingress = p.ingress.clone().unwrap_or_default();
-        if !programs.contains_key(&ingress) {
-            let program = XdpProgram::attach(&ingress, attach).map_err(|e| {
+        if let std::collections::btree_map::Entry::Vacant(slot) = programs.entry(ingress) {
+            let ingress = slot.key();
+            let program = XdpProgram::attach(ingress, attach).map_err(|e| {
                 lbfwd_forwarder::runtime::RuntimeError::Layout(format!("af_xdp on {ingress}: {e}"))
             })?;
             let sink_program = Arc::clone(&program);
@@ -273,7 +274,7 @@ where
                     sink_program.set_vips(vips).map_err(|e| e.to_string())
                 }))
                 .map_err(|e| lbfwd_forwarder::runtime::RuntimeError::Layout(e.to_string()))?;
-            programs.insert(ingress, program);
+            slot.insert(program);
         }
     }
     let open = |i: usize| -> Result<XskQueue, IoError> {
@@ -301,6 +302,81 @@ where
     Err(lbfwd_forwarder::runtime::RuntimeError::Layout(
         "backend af_xdp: this lbfwd was built without the `af_xdp` feature \
          (cargo build --features af_xdp; needs libxdp-dev and libbpf-dev)"
+            .into(),
+    ))
+}
+
+#[cfg(feature = "dpdk")]
+fn run_dpdk<M, P>(
+    runtime: &Runtime,
+    config: &Config,
+    make_pipeline: M,
+) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
+where
+    M: Fn(usize) -> P + Sync,
+    P: lbfwd_forwarder::worker::Processor,
+{
+    use lbfwd_forwarder::io::dpdk::{DpdkOptions, DpdkPort, PortOptions, PortSpec};
+    use lbfwd_forwarder::runtime::RuntimeError;
+    let dp = &config.settings.dataplane;
+    let bad = |e: lbfwd_forwarder::io::dpdk::DpdkError| RuntimeError::Layout(format!("dpdk: {e}"));
+    let opts = DpdkOptions::from(&dp.dpdk);
+    lbfwd_forwarder::io::dpdk::init_eal(&opts).map_err(bad)?;
+    let Some(port_name) = dp.interfaces.first() else {
+        return Err(RuntimeError::Layout(
+            "dpdk: [dataplane] interfaces must name the DPDK port (PCI address or vdev name)"
+                .into(),
+        ));
+    };
+    let mut port_opts = PortOptions::new(dp.workers.len());
+    port_opts.burst = dp.burst as u16;
+    port_opts.mtu = dp.dpdk.mtu;
+    port_opts.host_tap = dp.dpdk.host_tap.clone();
+    let (ingress, egress) = match &dp.egress_interface {
+        None => (DpdkPort::open(port_name, &port_opts).map_err(bad)?, None),
+        Some(out) => {
+            let mut out_opts = port_opts.clone();
+            out_opts.host_tap = None;
+            let (i, e) = DpdkPort::open_two_armed(
+                PortSpec::Name(port_name),
+                PortSpec::Name(out),
+                &port_opts,
+                &out_opts,
+            )
+            .map_err(bad)?;
+            (i, Some(e))
+        }
+    };
+    for port in std::iter::once(&ingress).chain(egress.iter()) {
+        eprintln!("lbfwd: dpdk: {}", port.summary());
+        match port.wait_for_link(std::time::Duration::from_secs(5)) {
+            Ok(link) => eprintln!("lbfwd: dpdk: {link}"),
+            Err(e) => eprintln!("lbfwd: dpdk: link state unknown: {e}"),
+        }
+    }
+    let open = |i: usize| -> Result<_, IoError> {
+        match &egress {
+            None => ingress.queue(i),
+            Some(e) => ingress.queue_two_armed(i, e),
+        }
+        .map_err(|e| IoError::Setup(e.to_string()))
+    };
+    runtime.run(open, make_pipeline)
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn run_dpdk<M, P>(
+    _runtime: &Runtime,
+    _config: &Config,
+    _make_pipeline: M,
+) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
+where
+    M: Fn(usize) -> P + Sync,
+    P: lbfwd_forwarder::worker::Processor,
+{
+    Err(lbfwd_forwarder::runtime::RuntimeError::Layout(
+        "backend dpdk: this lbfwd was built without the `dpdk` feature \
+         (cargo build --features dpdk; needs libdpdk-dev)"
             .into(),
     ))
 }
