@@ -91,7 +91,9 @@ pub fn write_atomic(dir: &Path, name: &str, previous: &str, text: &str) -> std::
     if target.exists() {
         // The last good copy survives even if the rename below is the last
         // thing that happens.
-        std::fs::copy(&target, dir.join(previous))?;
+        let prev = dir.join(previous);
+        std::fs::copy(&target, &prev)?;
+        std::fs::File::open(&prev)?.sync_all()?;
     }
     std::fs::rename(&tmp, &target)?;
     std::fs::File::open(dir)?.sync_all()?;
