@@ -3,6 +3,8 @@
 forwarder/tests/replay_decode.rs, independently of lbfwd.
 
     /usr/bin/python3 scripts/gen_golden.py      # Debian's python3 with scapy
+    /usr/bin/python3 scripts/gen_golden.py --fuzz-seeds DIR   # seeds for the
+                                                # `pipeline` fuzz target
 
 Writes into forwarder/tests/golden/:
 
@@ -890,7 +892,25 @@ def write():
     print("wrote %d cases and %d configs to %s" % (len(CASES), len(CONFIGS), OUT))
 
 
+def write_fuzz_seeds(directory):
+    """Seeds for the `pipeline` fuzz target (forwarder/fuzz/fuzz_targets/
+    pipeline.rs): every case's frames in its input format (byte 0: the
+    encapsulation; then per frame a 2-byte length, a time step, the bytes)."""
+    os.makedirs(directory, exist_ok=True)
+    for name, _desc, config, steps, _options in CASES:
+        encap = CONFIGS[config].encap
+        seed = bytes([{"ipip": 0, "gue": 1, "vxlan": 2}[encap]])
+        for st in steps:
+            seed += struct.pack(">HB", len(st.frame), 0) + st.frame
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(seed)
+    print("wrote %d fuzz seeds to %s" % (len(CASES), directory))
+
+
 if __name__ == "__main__":
     self_test_hash()
     build_cases()
-    write()
+    if len(sys.argv) == 3 and sys.argv[1] == "--fuzz-seeds":
+        write_fuzz_seeds(sys.argv[2])
+    else:
+        write()
