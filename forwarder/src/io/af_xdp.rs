@@ -818,6 +818,8 @@ struct Ledger {
 
 impl Ledger {
     fn new(frames: u32, frame_size: u32) -> Self {
+        #[cfg(not(debug_assertions))]
+        let _ = frames;
         Ledger {
             #[cfg(debug_assertions)]
             owners: vec![Owner::Free; frames as usize],
