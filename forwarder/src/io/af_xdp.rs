@@ -48,16 +48,20 @@
 //! list, the kernel (fill ring, RX ring), the worker (inside one `poll`), or
 //! the kernel again (TX ring until its completion). Each poll drains the
 //! completion rings into the free list, tops the fill ring up from the free
-//! list, receives a burst, and puts `Tx` frames on the egress socket's TX ring
-//! (same UMEM: the frame itself, no copy); a frame that does not fit on the TX
-//! ring goes back to the free list and counts in `tx_dropped`. Debug builds
-//! check every transition against a per-frame ledger.
+//! list and receives a burst; `Tx` frames are buffered as descriptors of the
+//! frame itself (same UMEM: no copy, also two-armed) and go onto the egress
+//! socket's TX ring once `burst` of them are buffered, or at
+//! [`WorkerQueue::flush`]; a frame that does not fit on the TX ring goes back
+//! to the free list and counts in `tx_dropped`. [`WorkerQueue::send_copy`]
+//! copies into a free frame. Debug builds check every transition against a
+//! per-frame ledger (a double free or a leak trips it in the tests).
 //!
-//! TX is kicked with `sendto(MSG_DONTWAIT)` only while the TX ring holds
-//! descriptors the kernel has not taken and the kernel asks for a wake-up
-//! (`XDP_USE_NEED_WAKEUP`): at most one system call per poll, none while
+//! TX is kicked with `sendto(MSG_DONTWAIT)` only when descriptors went onto
+//! the TX ring (or are still there) and the kernel asks for a wake-up
+//! (`XDP_USE_NEED_WAKEUP`): at most one system call per burst, none while
 //! idle. In copy mode the kernel takes at most 32 descriptors per kick; the
-//! rest go at the next poll.
+//! rest stay on the ring, count in [`WorkerQueue::tx_pending`] and go at the
+//! next flush.
 //!
 //! # Modes
 //!
