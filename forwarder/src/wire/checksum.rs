@@ -20,13 +20,20 @@ fn add_native(mut acc: u64, data: &[u8]) -> u64 {
         a[2] += u32::from_ne_bytes([c[8], c[9], c[10], c[11]]) as u64;
         a[3] += u32::from_ne_bytes([c[12], c[13], c[14], c[15]]) as u64;
     }
+    // The tail (< 16 bytes) without a memcpy: 4-byte words, then a 16-bit
+    // word, then an odd byte padded with zero (all at even offsets, so the
+    // native-order halves line up with the words above).
     let rest = chunks.remainder();
-    let mut tail = [0u8; 16];
-    tail[..rest.len()].copy_from_slice(rest);
-    a[0] += u32::from_ne_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
-    a[1] += u32::from_ne_bytes([tail[4], tail[5], tail[6], tail[7]]) as u64;
-    a[2] += u32::from_ne_bytes([tail[8], tail[9], tail[10], tail[11]]) as u64;
-    a[3] += u32::from_ne_bytes([tail[12], tail[13], tail[14], tail[15]]) as u64;
+    let mut words = rest.chunks_exact(4);
+    for c in &mut words {
+        a[1] += u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64;
+    }
+    match *words.remainder() {
+        [x] => a[2] += u16::from_ne_bytes([x, 0]) as u64,
+        [x, y] => a[2] += u16::from_ne_bytes([x, y]) as u64,
+        [x, y, z] => a[2] += u16::from_ne_bytes([x, y]) as u64 + u16::from_ne_bytes([z, 0]) as u64,
+        _ => {}
+    }
     for x in a {
         let (s, c) = acc.overflowing_add(x);
         acc = s + c as u64;

@@ -196,6 +196,108 @@ pub type Result<T> = core::result::Result<T, WireError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::ethernet::EthernetRepr;
+    use crate::wire::fixtures as fx;
+    use crate::wire::ipv4::Ipv4Repr;
+    use crate::wire::ipv6::Ipv6Repr;
+    use crate::wire::udp::{emit_udp_ipv4, emit_udp_ipv6};
+    use crate::wire::vxlan::VxlanRepr;
+
+    const LB_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const NH_MAC: [u8; 6] = [2, 0, 0, 0, 0, 3];
+    const TGT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 4];
+    const S4: [u8; 4] = [192, 0, 2, 1];
+    const T4: [u8; 4] = [10, 0, 0, 7];
+
+    fn v6(s: &str) -> [u8; 16] {
+        s.parse::<core::net::Ipv6Addr>().unwrap().octets()
+    }
+
+    /// Emits the header set of one encapsulation in front of the inner
+    /// packet, as the pipeline does: `vxlan` adds VXLAN + inner Ethernet,
+    /// `udp_port` 0 means IP-in-IP.
+    fn encap(outer_v6: bool, udp_port: u16, vxlan: bool) -> Vec<u8> {
+        let inner = &fx::INNER4[..];
+        let ip_hdr = if outer_v6 { 40 } else { 20 };
+        let udp_len = if udp_port == 0 { 0 } else { 8 };
+        let vx_len = if vxlan { 8 + 14 } else { 0 };
+        let h = 14 + ip_hdr + udp_len + vx_len;
+        let mut f = vec![0u8; h + inner.len()];
+        f[h..].copy_from_slice(inner);
+        let ety = if outer_v6 {
+            EtherType::Ipv6
+        } else {
+            EtherType::Ipv4
+        };
+        EthernetRepr {
+            dst: NH_MAC,
+            src: LB_MAC,
+            ethertype: ety,
+        }
+        .emit(&mut f)
+        .unwrap();
+        let proto = if udp_port == 0 {
+            IpProtocol::Ipv4
+        } else {
+            IpProtocol::Udp
+        };
+        let payload_len = f.len() - 14 - ip_hdr;
+        let (s6, t6) = (v6("2001:db8:1::1"), v6("2001:db8:7::7"));
+        if outer_v6 {
+            Ipv6Repr {
+                src: s6,
+                dst: t6,
+                next_header: proto,
+                payload_len,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0x12345,
+            }
+            .emit(&mut f[14..])
+            .unwrap();
+        } else {
+            Ipv4Repr {
+                src: S4,
+                dst: T4,
+                protocol: proto,
+                payload_len,
+                ttl: 64,
+                dont_frag: true,
+                ident: 0x0101,
+                tos: 0,
+            }
+            .emit(&mut f[14..])
+            .unwrap();
+        }
+        let u = 14 + ip_hdr;
+        if vxlan {
+            VxlanRepr { vni: 0x123456 }.emit(&mut f[u + 8..]).unwrap();
+            EthernetRepr {
+                dst: TGT_MAC,
+                src: LB_MAC,
+                ethertype: EtherType::Ipv4,
+            }
+            .emit(&mut f[u + 16..])
+            .unwrap();
+        }
+        if udp_port != 0 {
+            if outer_v6 {
+                emit_udp_ipv6(&mut f[u..], 50000, udp_port, &s6, &t6).unwrap();
+            } else {
+                emit_udp_ipv4(&mut f[u..], 50000, udp_port, S4, T4, true).unwrap();
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn encapsulation_header_sets_match_scapy() {
+        assert_eq!(encap(false, 0, false), fx::IPIP4_OUTER);
+        assert_eq!(encap(false, 6080, false), fx::GUE4_OUTER);
+        assert_eq!(encap(true, 6080, false), fx::GUE6_OUTER);
+        assert_eq!(encap(false, 4789, true), fx::VXLAN4_OUTER);
+        assert_eq!(encap(true, 4789, true), fx::VXLAN6_OUTER);
+    }
 
     #[test]
     fn all_lists_every_variant_in_index_order_with_unique_names() {
