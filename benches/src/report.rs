@@ -47,7 +47,10 @@ pub struct Throughput {
     pub packets: u64,
     /// Mpps, all workers.
     pub mpps: f64,
-    /// Mpps per worker core.
+    /// Share of the window the workers were on a CPU (below 1 when other
+    /// work shares their cores).
+    pub cpu_share: f64,
+    /// Mpps per worker core: packets over the CPU time the workers got.
     pub mpps_per_core: f64,
     /// ns per packet on one core, generator included.
     pub ns_per_packet: f64,
@@ -261,23 +264,23 @@ pub fn markdown(lines: &[Line], commands: &str) -> String {
         let _ = writeln!(s, "## Pipeline throughput, in-process memory path\n");
         let _ = writeln!(
             s,
-            "Mpps/core includes the generator's copy of each frame into the worker's buffers (`gen ns`); `pipeline Mpps/core` takes it out. `vs testpmd io` is Mpps/core over testpmd `io` on two net_null ports, one core{}.\n",
+            "Mpps (wall) counts packets over wall time; the machine is shared, so Mpps/core divides by the CPU time the workers actually got (`CPU %` of the window, from /proc/self/task/*/schedstat). Mpps/core includes the generator's copy of each frame into the worker's buffers (`gen ns`); `pipeline Mpps/core` takes it out. `vs testpmd io` is Mpps/core over testpmd `io` on two net_null ports, one core{}.\n",
             ceiling
                 .map(|c| format!(" ({c:.2} Mpps in this run)"))
                 .unwrap_or_default()
         );
         let _ = writeln!(
             s,
-            "| sweep | workers | cores | frame B | flows | VIPs x targets | IPv6 | drop | frag | churn ms (publishes) | Mpps | Mpps/core | ns/pkt | gen ns | pipeline Mpps/core | vs testpmd io | tx share |"
+            "| sweep | workers | cores | frame B | flows | VIPs x targets | IPv6 | drop | frag | churn ms (publishes) | Mpps (wall) | CPU % | Mpps/core | ns/pkt | gen ns | pipeline Mpps/core | vs testpmd io | tx share |"
         );
         let _ = writeln!(
             s,
-            "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for t in &tp {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} x {} | {:.0}% | {:.0}% | {:.0}% | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {} | {:.3} |",
+                "| {} | {} | {} | {} | {} | {} x {} | {:.0}% | {:.0}% | {:.0}% | {} | {:.2} | {:.0}% | {:.2} | {:.1} | {:.1} | {:.2} | {} | {:.3} |",
                 t.sweep,
                 t.workers,
                 t.cores
@@ -298,6 +301,7 @@ pub fn markdown(lines: &[Line], commands: &str) -> String {
                     format!("{} ({}, {:.0} ms each)", t.churn_ms, t.publishes, t.publish_ms)
                 },
                 t.mpps,
+                t.cpu_share * 100.0,
                 t.mpps_per_core,
                 t.ns_per_packet,
                 t.gen_ns_per_packet,

@@ -434,6 +434,30 @@ fn generator_cost(packets: &Arc<Packets>, core: usize) -> Result<f64, String> {
         .map_err(|_| "generator calibration panicked".to_string())?
 }
 
+/// On-CPU time (ns) of this process's worker threads (named `lbfwd-w*` by
+/// the runtime), from `/proc/self/task/*/schedstat`.
+fn worker_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .map(|c| c.starts_with("lbfwd-w"))
+                .unwrap_or(false)
+        })
+        .filter_map(|t| {
+            std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// Totals of a set of worker counters.
 fn counter_totals(counters: &[Arc<WorkerCounters>]) -> (u64, u64, u64, u64) {
     counters.iter().fold((0, 0, 0, 0), |acc, c| {
@@ -561,55 +585,60 @@ fn memory_point(
         .find(|c| !cores.contains(c))
         .unwrap_or(0);
     let rx_now = || -> u64 { stats.iter().map(|s| s.snapshot().queue.rx_packets).sum() };
-    let (packets_in_window, window) = std::thread::scope(|s| -> Result<(u64, f64), String> {
-        let running = s.spawn(|| {
-            runtime.run(
-                |i| {
-                    queues.lock().unwrap_or_else(|e| e.into_inner())[i]
-                        .take()
-                        .ok_or_else(|| IoError::Setup(format!("queue {i} taken twice")))
-                },
-                |i| {
-                    pipelines.lock().unwrap_or_else(|e| e.into_inner())[i]
-                        .take()
-                        .unwrap_or_else(|| unreachable!("one pipeline per worker"))
-                },
-            )
-        });
-        if a.churn_ms > 0 {
-            let (stop, publishes, publish_ns) = (&stop_churn, &publishes, &publish_ns);
-            s.spawn(move || {
-                let _ = pin(control_core);
-                let mut k = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(a.churn_ms));
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    k += 1;
-                    let t = Instant::now();
-                    let which = if k % 2 == 1 { changed } else { resolved };
-                    if let Err(e) = dp.publish(which) {
-                        eprintln!("publish failed: {e}");
-                        break;
-                    }
-                    publish_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    publishes.fetch_add(1, Ordering::Relaxed);
-                }
+    let (packets_in_window, window, cpu_window) =
+        std::thread::scope(|s| -> Result<(u64, f64, f64), String> {
+            let running = s.spawn(|| {
+                runtime.run(
+                    |i| {
+                        queues.lock().unwrap_or_else(|e| e.into_inner())[i]
+                            .take()
+                            .ok_or_else(|| IoError::Setup(format!("queue {i} taken twice")))
+                    },
+                    |i| {
+                        pipelines.lock().unwrap_or_else(|e| e.into_inner())[i]
+                            .take()
+                            .unwrap_or_else(|| unreachable!("one pipeline per worker"))
+                    },
+                )
             });
-        }
-        std::thread::sleep(Duration::from_secs_f64(a.warmup));
-        let (r0, t0) = (rx_now(), Instant::now());
-        std::thread::sleep(Duration::from_secs_f64(a.seconds));
-        let (r1, t1) = (rx_now(), Instant::now());
-        shutdown.store(true, Ordering::SeqCst);
-        stop_churn.store(true, Ordering::SeqCst);
-        running
-            .join()
-            .map_err(|_| "the runtime panicked".to_string())?
-            .map_err(|e| e.to_string())?;
-        Ok((r1 - r0, (t1 - t0).as_secs_f64()))
-    })?;
+            if a.churn_ms > 0 {
+                let (stop, publishes, publish_ns) = (&stop_churn, &publishes, &publish_ns);
+                s.spawn(move || {
+                    let _ = pin(control_core);
+                    let mut k = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(a.churn_ms));
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        k += 1;
+                        let t = Instant::now();
+                        let which = if k % 2 == 1 { changed } else { resolved };
+                        if let Err(e) = dp.publish(which) {
+                            eprintln!("publish failed: {e}");
+                            break;
+                        }
+                        publish_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        publishes.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_secs_f64(a.warmup));
+            let (r0, t0, c0) = (rx_now(), Instant::now(), worker_cpu_ns());
+            std::thread::sleep(Duration::from_secs_f64(a.seconds));
+            let (r1, t1, c1) = (rx_now(), Instant::now(), worker_cpu_ns());
+            shutdown.store(true, Ordering::SeqCst);
+            stop_churn.store(true, Ordering::SeqCst);
+            running
+                .join()
+                .map_err(|_| "the runtime panicked".to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok((
+                r1 - r0,
+                (t1 - t0).as_secs_f64(),
+                c1.saturating_sub(c0) as f64 / 1e9,
+            ))
+        })?;
     // Leave the routing as it was for the next point.
     if publishes.load(Ordering::Relaxed) % 2 == 1 {
         dp.publish(resolved).map_err(|e| e.to_string())?;
@@ -618,7 +647,14 @@ fn memory_point(
     let after = counter_totals(dp.counters());
     let rx = (after.0 - before.0).max(1) as f64;
     let mpps = packets_in_window as f64 / window / 1e6;
-    let per_core = mpps / workers as f64;
+    // Per core: packets over the CPU time the workers actually got (the
+    // machine is shared; a worker that waits for its core is not slower).
+    let cpu_share = cpu_window / (window * workers as f64);
+    let per_core = if cpu_window > 0.0 {
+        packets_in_window as f64 / cpu_window / 1e6
+    } else {
+        mpps / workers as f64
+    };
     let ns = 1e3 / per_core;
     let n_pub = publishes.load(Ordering::Relaxed);
     let rec = Throughput {
@@ -644,6 +680,7 @@ fn memory_point(
         seconds: window,
         packets: packets_in_window,
         mpps,
+        cpu_share,
         mpps_per_core: per_core,
         ns_per_packet: ns,
         gen_ns_per_packet: gen_ns,
@@ -657,8 +694,8 @@ fn memory_point(
         flow_picks: after.3 - before.3,
     };
     eprintln!(
-        "{} workers, {} B, {} flows: {:.2} Mpps ({:.2} per core, {:.1} ns/pkt, generator {:.1} ns)",
-        workers, traffic.frame_len, traffic.flows, mpps, per_core, ns, gen_ns
+        "{} workers, {} B, {} flows: {:.2} Mpps wall ({:.0}% of the cores' time), {:.2} Mpps per core-second, {:.1} ns/pkt, generator {:.1} ns",
+        workers, traffic.frame_len, traffic.flows, mpps, cpu_share * 100.0, per_core, ns, gen_ns
     );
     Ok(rec)
 }
