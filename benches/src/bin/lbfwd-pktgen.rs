@@ -543,6 +543,10 @@ fn memory_point(
         ));
     }
     let gen_ns = generator_cost(&packets[0], cores[0])?;
+    let want_flows: u64 = packets
+        .iter()
+        .map(|p| p.mix().flows - p.mix().dropped)
+        .sum();
     let pcfg = pipeline_config(traffic.flows as usize / workers + 1);
     let pipelines: Vec<Option<Pipeline>> = (0..workers)
         .map(|i| {
@@ -623,7 +627,17 @@ fn memory_point(
                     }
                 });
             }
-            std::thread::sleep(Duration::from_secs_f64(a.warmup));
+            // Warm up for at least --warmup, and until every accepted flow
+            // is in a flow table (the measured window is the steady
+            // state), but never longer than a minute.
+            let started = Instant::now();
+            let picks = || counter_totals(dp.counters()).3 - before.3;
+            while started.elapsed() < Duration::from_secs_f64(a.warmup)
+                || (picks() < want_flows && started.elapsed() < Duration::from_secs(60))
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!("warm-up {:.1} s", started.elapsed().as_secs_f64());
             let (r0, t0, c0) = (rx_now(), Instant::now(), worker_cpu_ns());
             std::thread::sleep(Duration::from_secs_f64(a.seconds));
             let (r1, t1, c1) = (rx_now(), Instant::now(), worker_cpu_ns());

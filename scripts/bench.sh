@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# lbfwd's benchmark suite: installs what it needs, builds the release
+# binaries, measures, and writes benches/results/ (results.md, results.json,
+# raw.jsonl and PNG plots). Run as root from anywhere in a clone:
+#
+#   scripts/bench.sh            # the whole suite (about 10 minutes with the build)
+#   BENCH_QUICK=1 scripts/bench.sh   # shorter windows, fewer points
+#
+# What it runs, in order (every measurement prints the machine it ran on):
+#  1. dpdk-testpmd `io` and `macswap` on two net_null ports, one core
+#     (scripts/dpdk-ceiling.sh): the I/O ceiling of one core;
+#  2. the pipeline on the in-process memory path (lbfwd-pktgen memory):
+#     1000 VIPs x 100 targets, Maglev M=65537, VXLAN; Mpps per core against
+#     workers, frame size and flows; a mixed traffic point (IPv6, filtered,
+#     fragments) and one with routing changes published during the run;
+#  3. burst latency percentiles through the pipeline (lbfwd-pktgen latency);
+#  4. Maglev build time and disruption (lbfwd-pktgen maglev);
+#  5. the veth path: lbfwd-pktgen send -> veth -> forwarder -> veth -> sink
+#     counters, for lbfwd (af_packet, af_xdp) and dpdk-testpmd io/macswap on
+#     the same veths (net_af_packet, net_af_xdp);
+#  6. lbfwd-pktgen report: tables and plots.
+#
+# Pinning (as the README tells users): workers on dedicated cores, the
+# highest cores first; generator, sink and control threads on core 0. On a
+# 2-core machine: generator/sink on core 0, one worker on core 1.
+#
+# Environment:
+#   BENCH_QUICK=1        short windows and fewer points (a smoke run)
+#   BENCH_SKIP_VETH=1    skip the veth section (no root/netns)
+#   BENCH_SKIP_DPDK=1    skip testpmd
+#   BENCH_OUT=DIR        results directory (default benches/results)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+start_time=$(date +%s)
+
+quick=${BENCH_QUICK:-0}
+out_dir=${BENCH_OUT:-$root/benches/results}
+raw="$out_dir/raw.jsonl"
+log_dir=$(mktemp -d /tmp/lbfwd-bench.XXXXXX)
+ncores=$(nproc)
+last_core=$((ncores - 1))
+gen_core=0
+
+say() { echo "== $(date +%T) $*"; }
+
+# --- dependencies and build ---------------------------------------------------
+# shellcheck source=lib/deps.sh
+. "$here/lib/deps.sh"
+install_deps
+if ! [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  say "installing fonts-dejavu-core (plot labels)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-dejavu-core
+fi
+
+say "building release binaries (lbfwd with af_xdp, lbfwd-pktgen)"
+cargo build --release --features lbfwd-forwarder/af_xdp \
+  -p lbfwd-forwarder --bin lbfwd -p lbfwd-benches --bin lbfwd-pktgen
+target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+PKTGEN="$target_dir/release/lbfwd-pktgen"
+LBFWD="$target_dir/release/lbfwd"
+
+mkdir -p "$out_dir"
+: >"$raw"
+commands=()
+run() { # run and remember the command for results.md
+  commands+=("$*")
+  "$@"
+}
+
+if [ "$quick" = 1 ]; then
+  secs=1; warm=0.5; sizes=64,512,1500; flows=1,10000,1000000; maglev_runs=2; veth_secs=4
+else
+  secs=2; warm=1; sizes=64,128,256,512,1024,1500; flows=1,100,10000,100000,1000000; maglev_runs=5; veth_secs=6
+fi
+if [ "$ncores" -ge 2 ]; then worker_counts=$(seq -s, 1 $((ncores - 1))); else worker_counts=1; fi
+# Workers sweep: up to every core (core 0 shared with the system) to show scaling.
+all_workers=$(seq -s, 1 "$ncores")
+
+# --- 1. DPDK ceiling on net_null ----------------------------------------------
+if [ "${BENCH_SKIP_DPDK:-0}" != 1 ]; then
+  say "dpdk-testpmd io/macswap on net_null (ceiling of one core)"
+  ceiling_secs=$([ "$quick" = 1 ] && echo 4 || echo 6)
+  if LOG_DIR="$log_dir" MAIN_CORE=$gen_core FWD_CORE=$last_core \
+      "$here/dpdk-ceiling.sh" "$ceiling_secs" io macswap | tee "$log_dir/ceiling.txt"; then
+    commands+=("MAIN_CORE=$gen_core FWD_CORE=$last_core scripts/dpdk-ceiling.sh $ceiling_secs io macswap")
+    while read -r _ mode rate _; do
+      mode=${mode%:}
+      "$PKTGEN" io-record --out "$raw" --name "testpmd $mode" --path net_null --mpps "$rate" \
+        --detail "2 net_null ports, 1 forwarding core ($last_core), 64 B" >/dev/null
+    done < <(grep '^testpmd ' "$log_dir/ceiling.txt")
+  else
+    echo "dpdk-ceiling failed; continuing without the ceiling" >&2
+  fi
+fi
+
+# --- 2. memory path -----------------------------------------------------------
+say "pipeline, memory path: the reference point and the sweeps"
+common=(--out "$raw" --seconds "$secs" --warmup "$warm")
+run "$PKTGEN" memory "${common[@]}" --sweep workers --workers "$all_workers" --flows 1000000 --sizes 64
+run "$PKTGEN" memory "${common[@]}" --sweep size --workers 1 --flows 1000000 --sizes "$sizes"
+run "$PKTGEN" memory "${common[@]}" --sweep flows --workers 1 --flows "$flows" --sizes 64
+run "$PKTGEN" memory "${common[@]}" --sweep mix --workers 1 --flows 1000000 --sizes 64 \
+  --ipv6-share 0.3 --drop-share 0.1 --frag-share 0.05
+run "$PKTGEN" memory "${common[@]}" --sweep churn --workers 1 --flows 1000000 --sizes 64 \
+  --churn-ms 100 --seconds $((secs * 3))
+
+# --- 3. latency ---------------------------------------------------------------
+say "burst latency"
+run "$PKTGEN" latency --out "$raw" --flows 1000000 --rounds 2 --burst 32
+
+# --- 4. Maglev ----------------------------------------------------------------
+say "Maglev build time and disruption"
+run "$PKTGEN" maglev --out "$raw" --runs "$maglev_runs"
+
+# --- 5. veth path -------------------------------------------------------------
+P=lbb
+veth_cleanup() {
+  for ns in gen lb sink; do ip netns del "$P-$ns" 2>/dev/null || true; done
+}
+fwd_pid=""
+stop_fwd() {
+  if [ -n "$fwd_pid" ] && kill -0 "$fwd_pid" 2>/dev/null; then
+    kill -INT "$fwd_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$fwd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$fwd_pid" 2>/dev/null || true
+  fi
+  fwd_pid=""
+}
+trap 'stop_fwd; veth_cleanup; rm -rf /var/run/dpdk/lbb-*' EXIT
+
+veth_setup() {
+  veth_cleanup
+  for ns in gen lb sink; do
+    ip netns add "$P-$ns"
+    ip netns exec "$P-$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$P-$ns" link set lo up
+  done
+  ip link add "$P-g0" netns "$P-gen" type veth peer name "$P-l0" netns "$P-lb"
+  ip link add "$P-l1" netns "$P-lb" type veth peer name "$P-s0" netns "$P-sink"
+  for pair in gen:g0 lb:l0 lb:l1 sink:s0; do
+    ns=${pair%%:*}; dev=$P-${pair#*:}
+    ip -n "$P-$ns" link set "$dev" mtu 3000 up
+    ip netns exec "$P-$ns" ethtool -K "$dev" gro off gso off tso off >/dev/null 2>&1 || true
+  done
+  ip -n "$P-lb" addr add 10.255.0.2/24 dev "$P-l1"
+  ip -n "$P-sink" addr add 10.255.0.1/24 dev "$P-s0"
+}
+
+mac_of() { ip -n "$P-$1" -br link show dev "$P-$2" | awk '{print $3}'; }
+
+# One measurement: the forwarder already runs; send for veth_secs, count at
+# the sink over the middle of it, record.
+veth_measure() { # NAME PATH DETAIL
+  local name=$1 path=$2 detail=$3 l0mac
+  l0mac=$(mac_of lb l0)
+  ip netns exec "$P-sink" taskset -c $gen_core "$PKTGEN" count --dev "$P-s0" \
+    --warmup 1.5 --seconds $((veth_secs - 3)) >"$log_dir/count.json" &
+  local count_pid=$!
+  ip netns exec "$P-gen" "$PKTGEN" send --dev "$P-g0" --dst-mac "$l0mac" --core $gen_core \
+    --lbs "$veth_lbs" --targets "$veth_targets" --flows "$veth_flows" --size 64 \
+    --seconds "$veth_secs" >"$log_dir/send.json"
+  wait "$count_pid"
+  local got offered
+  got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mpps"])' "$log_dir/count.json")
+  offered=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mpps"])' "$log_dir/send.json")
+  echo "   $name on $path: $got Mpps at the sink (offered $offered)"
+  "$PKTGEN" io-record --out "$raw" --name "$name" --path "$path" --mpps "$got" \
+    --offered "$offered" --detail "$detail" >/dev/null
+}
+
+veth_lbs=100; veth_targets=10; veth_flows=10000
+if [ "${BENCH_SKIP_VETH:-0}" != 1 ]; then
+  say "veth path: generator on core $gen_core, forwarder on core $last_core"
+  veth_setup
+  s0mac=$(mac_of sink s0)
+  commands+=("veth: ip netns exec $P-gen lbfwd-pktgen send --dev $P-g0 --core $gen_core --lbs $veth_lbs --targets $veth_targets --flows $veth_flows --size 64; sink: lbfwd-pktgen count --dev $P-s0 (rx_packets)")
+  for backend in af_packet af_xdp; do
+    rundir="$log_dir/run-$backend"; mkdir -p "$rundir"
+    "$PKTGEN" config --backend "$backend" --ingress "$P-l0" --egress "$P-l1" --workers "$last_core" \
+      --next-hop-mac "$s0mac" --run-dir "$rundir" --lbs "$veth_lbs" --targets "$veth_targets" \
+      --flow-capacity 65536 >"$rundir/lbfwd.toml"
+    ip netns exec "$P-lb" "$LBFWD" run --config "$rundir/lbfwd.toml" >"$rundir/log" 2>&1 &
+    fwd_pid=$!
+    sleep 3
+    if ! kill -0 "$fwd_pid" 2>/dev/null; then
+      echo "lbfwd run ($backend) did not start:" >&2; tail -20 "$rundir/log" >&2; fwd_pid=""; continue
+    fi
+    commands+=("ip netns exec $P-lb lbfwd run --config lbfwd.toml  # backend $backend, egress $P-l1, workers [$last_core]")
+    veth_measure "lbfwd $backend" "veth $backend" \
+      "lbfwd run, $veth_lbs VIPs x $veth_targets targets, VXLAN, worker on core $last_core, $veth_flows flows, 64 B"
+    stop_fwd
+    tail -5 "$rundir/log" | sed 's/^/   lbfwd: /'
+  done
+  if [ "${BENCH_SKIP_DPDK:-0}" != 1 ]; then
+    for pmd in af_packet af_xdp; do
+      for mode in io macswap; do
+        prefix="lbb-$pmd-$mode"
+        vdevs=(--vdev "net_${pmd}0,iface=$P-l0" --vdev "net_${pmd}1,iface=$P-l1")
+        ip netns exec "$P-lb" dpdk-testpmd -l "$gen_core,$last_core" --main-lcore $gen_core \
+          --no-huge -m 1024 --no-shconf --no-pci --file-prefix "$prefix" "${vdevs[@]}" \
+          --log-level=lib.eal:warning -- --forward-mode="$mode" --nb-cores=1 --burst=32 \
+          --total-num-mbufs=16384 --stats-period=1 --auto-start </dev/null \
+          >"$log_dir/testpmd-$pmd-$mode.log" 2>&1 &
+        fwd_pid=$!
+        sleep 4
+        if ! kill -0 "$fwd_pid" 2>/dev/null; then
+          echo "testpmd $mode on net_$pmd did not start:" >&2
+          tail -20 "$log_dir/testpmd-$pmd-$mode.log" >&2; fwd_pid=""; continue
+        fi
+        commands+=("ip netns exec $P-lb dpdk-testpmd -l $gen_core,$last_core --no-huge --vdev net_${pmd}0,iface=$P-l0 --vdev net_${pmd}1,iface=$P-l1 -- --forward-mode=$mode --nb-cores=1")
+        veth_measure "testpmd $mode" "veth $pmd" "dpdk-testpmd net_$pmd, forwarding core $last_core, 64 B"
+        stop_fwd
+        rm -rf "/var/run/dpdk/$prefix"
+      done
+    done
+  fi
+  veth_cleanup
+fi
+
+# --- 6. report ----------------------------------------------------------------
+say "report"
+cmd_text=$(printf '%s\n' "${commands[@]}" | sed "s#$target_dir/release/##g")
+"$PKTGEN" report --in "$raw" --out-dir "$out_dir" --commands "$cmd_text"
+elapsed=$(( $(date +%s) - start_time ))
+say "done in ${elapsed}s; results in $out_dir (logs in $log_dir)"
