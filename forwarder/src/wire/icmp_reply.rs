@@ -141,7 +141,8 @@ fn v6_source_ok(a: &[u8; 16]) -> bool {
 
 /// Builds an ICMPv4 error in place: `buf[..28]` is room for the new IPv4 and
 /// ICMP headers, `buf[28..]` holds the original IPv4 packet (or as much of
-/// it as the caller has: at least its header and 8 bytes). Quotes as much
+/// it as the caller has: at least its header; RFC 792 wants 8 bytes more).
+/// Quotes the whole datagram up to its total length, or as much
 /// of the original as fits in [`ICMPV4_ERROR_MAX`] bytes, writes the headers
 /// (from `src` to the original source, TTL 64, no DF, TOS 0xc0, `rest` in
 /// bytes 4..8 of the ICMP header) and returns the length of the new
@@ -155,7 +156,7 @@ pub fn icmpv4_error(buf: &mut [u8], src: [u8; 4], ty: u8, code: u8, rest: u32) -
         return Err(WireError::TruncatedIpv4);
     }
     let ihl = p.header_len() as usize;
-    if ihl < 20 || orig.len() < ihl + 8 {
+    if ihl < 20 || orig.len() < ihl {
         return Err(WireError::BadIpv4HeaderLen);
     }
     if p.frag_offset() != 0 || !v4_source_ok(p.src_addr()) {
@@ -167,11 +168,12 @@ pub fn icmpv4_error(buf: &mut [u8], src: [u8; 4], ty: u8, code: u8, rest: u32) -
             return Err(WireError::Unexpected);
         }
     }
+    // The whole datagram when it is short, else as much as fits (at least
+    // the header and 8 bytes: ihl + 8 <= 68 < 548). Never past its end.
     let quote = orig
         .len()
-        .min(p.total_len() as usize)
-        .min(ICMPV4_ERROR_MAX - ICMPV4_ERROR_PREFIX)
-        .max(ihl + 8);
+        .min((p.total_len() as usize).max(ihl))
+        .min(ICMPV4_ERROR_MAX - ICMPV4_ERROR_PREFIX);
     let dst = p.src_addr();
     let len = ICMPV4_ERROR_PREFIX + quote;
     Ipv4Repr {
@@ -510,7 +512,10 @@ mod tests {
             buf.extend_from_slice(ip);
             buf.truncate(len);
             let r = icmpv4_frag_needed(&mut buf, [192, 0, 2, 1], 1000);
-            assert_eq!(r.is_ok(), len >= ICMPV4_ERROR_PREFIX + 28, "len {len}");
+            assert_eq!(r.is_ok(), len >= ICMPV4_ERROR_PREFIX + 20, "len {len}");
+            if let Ok(n) = r {
+                assert_eq!(n, len);
+            }
         }
         let ip = &fx::TCP6[14..];
         for len in 0..ICMPV6_ERROR_PREFIX + ip.len() {

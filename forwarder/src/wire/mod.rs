@@ -120,7 +120,8 @@ pub enum WireError {
     /// The buffer given to an emitter or builder is too small.
     #[error("buffer too small")]
     BufferTooSmall,
-    /// A length does not fit its field (e.g. an IPv4 total length over 65535).
+    /// A length does not fit its field (e.g. an IPv4 total length over
+    /// 65535, or an IPv6 packet ending more than 65535 bytes into its frame).
     #[error("length does not fit its header field")]
     LengthOverflow,
 }

@@ -532,6 +532,11 @@ fn parse_ipv6(b: &[u8], l3_off: usize, vlans: VlanIds) -> Result<Parsed> {
     if total > b.len() {
         return Err(WireError::IpLengthBeyondFrame);
     }
+    // Offsets in `Parsed` are u16: refuse the (theoretical) packets whose
+    // end would not fit (an IPv6 payload of more than 65535 - 40 - L2 bytes).
+    if l3_off + total > 0xffff {
+        return Err(WireError::LengthOverflow);
+    }
     let pkt = &b[..total];
     let w = walk_ipv6(pkt, false)?;
     let l4 = parse_l4(IpVersion::V6, w.protocol, &pkt[w.l4_offset..], w.frag)?;
@@ -1019,6 +1024,19 @@ mod tests {
             Err(WireError::IpLengthBeyondFrame)
         );
         assert_eq!(parse_frame(&fx::TCP6[..40]), Err(WireError::TruncatedIpv6));
+    }
+
+    #[test]
+    fn huge_ipv6_payload_does_not_overflow_offsets() {
+        let mut f = fx::TCP6.to_vec();
+        f[18..20].copy_from_slice(&0xffffu16.to_be_bytes());
+        f.resize(14 + 40 + 0xffff, 0);
+        assert_eq!(parse_frame(&f), Err(WireError::LengthOverflow));
+        let mut f = fx::TCP6.to_vec();
+        let len = 0xffff - 14 - 40;
+        f[18..20].copy_from_slice(&(len as u16).to_be_bytes());
+        f.resize(14 + 40 + len, 0);
+        assert_eq!(ip(&f).ip_end(), 0xffff);
     }
 
     #[test]
