@@ -664,6 +664,20 @@ def build_cases():
     case("frag4-tiny-first",
          "IPv4 first fragment too short for the TCP header (RFC 1858): malformed, its later fragment rejected",
          "features", [Step(t1, "drop:malformed"), Step(t2, "drop:fragment_rejected")])
+    # A first fragment that passes the filter but cannot be sent (too big
+    # for the underlay): its datagram's later fragments must not be sent
+    # either, in order or held.
+    bigd = bytes(IP(src=CLIENT4, dst=WEB4) / UDP(sport=5556, dport=1500) / Raw(bytes(1600)))[20:]
+    k1 = frag4(bigd, 0, 1432, True, 0x5454)
+    k2 = frag4(bigd, 1432, len(bigd) - 1432, False, 0x5454)
+    assert len(ip_of(bytes(k1))) == 1452
+    case("frag4-first-too-big",
+         "IPv4 first fragment too big for the underlay (no DF): dropped, and so is its later fragment",
+         "features", [Step(k1, "drop:too_big"), Step(k2, "drop:fragment_rejected")])
+    case("frag4-held-first-too-big",
+         "IPv4 later fragment held, then its first fragment too big: nothing released",
+         "features", [Step(k2, "held"), Step(k1, "drop:too_big", released=[])])
+
     case("frag4-no-stash", "fragment_stash without slots: a later fragment first is dropped (fragment overflow)",
          "features", [Step(f2, "drop:fragment_overflow")], options=["held_slots 0"])
 
@@ -682,6 +696,20 @@ def build_cases():
          "features", [Step(e1, "tx", p1), Step(e2, "tx", p2), Step(e3, "tx", p3)])
     case("frag6-out-of-order", "IPv6 last fragment first: held, released after the first fragment",
          "features", [Step(e3, "held"), Step(e1, "tx", p1, released=[p3]), Step(e2, "tx", p2)])
+    big6d = bytes(IPv6(src=CLIENT6, dst=WEB6) / UDP(sport=5557, dport=1500) / Raw(bytes(1600)))[40:]
+    j1, j2 = frag6(big6d, 0, 1408, True, 0x99), frag6(big6d, 1408, len(big6d) - 1408, False, 0x99)
+    assert len(ip_of(bytes(j1))) == 1456
+
+    def too_big6_of(frame, mtu):
+        e = Ether(bytes(frame))
+        orig = ip_of(bytes(frame))
+        p = IPv6(orig)
+        return bytes(Ether(dst=e.src, src=e.dst) / IPv6(src=p.dst, dst=p.src, hlim=64, tc=0, fl=0)
+                     / ICMPv6PacketTooBig(mtu=mtu) / Raw(orig[: 1280 - 48]))
+
+    case("frag6-first-too-big",
+         "IPv6 first fragment too big: packet too big answered; its later fragment is not sent",
+         "features", [Step(j1, "tx", too_big6_of(j1, 1450)), Step(j2, "drop:fragment_rejected")])
     bad6 = bytes(IPv6(src=CLIENT6, dst=WEB6) / UDP(sport=5555, dport=999) / Raw(payload6))[40:]
     b1, b2 = frag6(bad6, 0, 24, True, 7), frag6(bad6, 24, 40, False, 7)
     case("frag6-first-rejected", "IPv6 fragments of a datagram whose first fragment was rejected",
