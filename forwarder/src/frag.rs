@@ -466,6 +466,25 @@ impl<V: Copy + Default> FragTracker<V> {
         }
     }
 
+    /// Withdraws the acceptance of `key`'s first fragment, for when it was
+    /// accepted by the filter but could not be sent after all (e.g. too big
+    /// for the underlay): its later fragments are dropped from now on, and
+    /// the fragments it holds are dropped (counted as rejected). Returns how
+    /// many held fragments were dropped. Does not count the first fragment's
+    /// bytes again; a datagram without an entry is left alone.
+    pub fn reject(&mut self, key: &FragKey) -> u32 {
+        let Some(i) = self.position(key) else {
+            return 0;
+        };
+        self.entries[i].state = State::Rejected;
+        let dropped = self.drop_held(i);
+        self.stats.held_dropped_rejected += u64::from(dropped);
+        if self.entries[i].complete() {
+            self.end(i, End::Completed);
+        }
+        dropped
+    }
+
     /// Hands the fragments held for `key`'s datagram to `f`, in arrival
     /// order, and frees their slots; returns how many. Only after its first
     /// fragment was accepted (otherwise nothing is released).
@@ -896,6 +915,32 @@ mod tests {
             Later::Drop(FragDrop::FirstRejected)
         );
         assert_eq!(t.stats().held_dropped_rejected, 2);
+        assert!(t.is_empty());
+    }
+
+    /// An accepted first fragment that could not be sent after all: the
+    /// acceptance is withdrawn, held and later fragments are dropped.
+    #[test]
+    fn withdrawn_acceptance_drops_the_rest() {
+        let mut t = FragTracker::<u32>::new(cfg()).unwrap();
+        let k = key(21);
+        assert_eq!(t.later_fragment(&k, frag(2, 4), b"c", 0), Later::Held);
+        assert_eq!(t.first_fragment(&k, frag(0, 4), Some(5), 0), 1);
+        assert_eq!(t.reject(&k), 1);
+        assert!(take(&mut t, &k).is_empty());
+        assert_eq!(t.free_slots(), 8);
+        assert_eq!(
+            t.later_fragment(&k, frag(1, 4), b"b", 0),
+            Later::Drop(FragDrop::FirstRejected)
+        );
+        // 300 of 400 bytes seen: the last fragment ends the entry.
+        assert_eq!(
+            t.later_fragment(&k, frag(3, 4), b"d", 0),
+            Later::Drop(FragDrop::FirstRejected)
+        );
+        assert!(t.is_empty());
+        assert_eq!(t.stats().held_dropped_rejected, 1);
+        assert_eq!(t.reject(&key(22)), 0, "unknown datagram");
         assert!(t.is_empty());
     }
 
