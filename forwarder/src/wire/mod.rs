@@ -39,7 +39,9 @@ mod fixtures;
 
 pub use ethernet::EtherType;
 pub use ip::{IpProtocol, IpVersion};
-pub use parse::{parse_frame, Embedded, Fragment, IcmpInfo, IcmpKind, L4Info, Parsed, ParsedFrame};
+pub use parse::{
+    parse_frame, Embedded, Fragment, IcmpInfo, IcmpKind, L4Info, NotIp, Parsed, ParsedFrame, Ports,
+};
 
 /// Why a packet could not be parsed or a header could not be emitted.
 ///
