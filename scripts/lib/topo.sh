@@ -23,9 +23,11 @@
 #   down PREFIX        stop every process in its namespaces, delete them
 #   env PREFIX         print the network's facts as KEY=VALUE lines (MACs are
 #                      read back from the namespaces)
-#   config PREFIX [--backend af_packet|af_xdp] [--underlay 4|6]
+#   config PREFIX [--backend af_packet|af_xdp|dpdk] [--underlay 4|6]
 #                 [--exclude beN]... [--workers "1,2"] (default: the last core)
-#                      print the lbfwd config (TOML) for this network
+#                      print the lbfwd config (TOML) for this network; with
+#                      dpdk, lbfwd drives PREFIX-l0 through DPDK's
+#                      net_af_packet PMD (no hugepages, idle backoff)
 #   selftest PREFIX    prove the network without lbfwd: the lb namespace's own
 #                      kernel VXLAN devices stand in for lbfwd, toward each
 #                      backend over both underlay families
@@ -375,14 +377,39 @@ topo_config() {
     esac
   done
   case "$underlay" in 4|6) ;; *) topo_die "config: --underlay must be 4 or 6, got '$underlay'" ;; esac
+  case "$backend" in
+    af_packet|af_xdp|dpdk) ;;
+    *) topo_die "config: --backend must be af_packet, af_xdp or dpdk, got '$backend'" ;;
+  esac
   local st="$TOPO_STATE_ROOT/$p"
   [ -n "$(topo_namespaces "$p")" ] || topo_die "no network with prefix $p (run: topo.sh up $p)"
-  cat <<EOF
-# lbfwd config for the namespace network '$p' (scripts/lib/topo.sh).
+  echo "# lbfwd config for the namespace network '$p' (scripts/lib/topo.sh)."
+  if [ "$backend" = dpdk ]; then
+    # DPDK's net_af_packet PMD on the lb node's veth: a real DPDK port on a
+    # kernel interface, without hugepages. The kernel keeps its own copy of
+    # every frame, so ARP/NDP and ping of the lb node's addresses still
+    # work. Idle backoff: a polling worker must not starve a small machine.
+    cat <<EOF
+[dataplane]
+backend = "dpdk"
+interfaces = ["net_af_packet0"]
+workers = [$workers]
+idle = "backoff"
+
+[dataplane.dpdk]
+no_huge = true
+memory_mb = 512
+vdevs = ["net_af_packet0,iface=$p-l0"]
+EOF
+  else
+    cat <<EOF
 [dataplane]
 backend = "$backend"
 interfaces = ["$p-l0"]
 workers = [$workers]
+EOF
+  fi
+  cat <<EOF
 
 [underlay]
 encap = "vxlan"

@@ -3,7 +3,7 @@
 use crate::client::{http_get, url};
 use crate::cmd::{self, Output};
 use crate::topo::{Node, Topology, TopologyInfo};
-use crate::{Binaries, Error};
+use crate::{is_root, Binaries, Error};
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,7 +29,9 @@ pub enum ApplyMethod {
 
 /// A running `lbfwd run --config FILE` in the lb namespace. Dropping it
 /// stops it (SIGTERM, then SIGKILL); when the test is panicking, its output
-/// is printed.
+/// is printed. Whenever an lbfwd it started has exited, the runtime
+/// directory DPDK's EAL made for it (`/var/run/dpdk/lbfwd-PID`, see
+/// [`dpdk_runtime_dir`]) is removed.
 #[derive(Debug)]
 pub struct Lbfwd {
     topo: Arc<TopologyInfo>,
@@ -59,6 +61,18 @@ impl Lbfwd {
         d.spawn()?;
         d.wait_ready(READY_TIMEOUT)?;
         Ok(d)
+    }
+
+    /// The process id of the running lbfwd (`None` once it exited or was
+    /// stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The runtime directory of the running lbfwd's DPDK EAL (whether or
+    /// not it exists: only the `dpdk` backend makes one).
+    pub fn dpdk_runtime_dir(&self) -> Option<PathBuf> {
+        self.pid().map(dpdk_runtime_dir)
     }
 
     /// The config file lbfwd runs with.
@@ -96,12 +110,13 @@ impl Lbfwd {
             .stdout(out)
             .stderr(err);
         let line = cmd::describe(&c);
-        eprintln!("[{}] starting: {line}", self.topo.prefix());
         // `ip netns exec` execs lbfwd: the child's pid is lbfwd's.
-        self.child = Some(c.spawn().map_err(|source| Error::Spawn {
-            command: line,
+        let child = c.spawn().map_err(|source| Error::Spawn {
+            command: line.clone(),
             source,
-        })?);
+        })?;
+        eprintln!("[{}] started (pid {}): {line}", self.topo.prefix(), child.id());
+        self.child = Some(child);
         Ok(())
     }
 
@@ -151,7 +166,9 @@ impl Lbfwd {
         match status {
             Ok(None) => Ok(()),
             Ok(Some(s)) => {
-                self.child = None;
+                if let Some(c) = self.child.take() {
+                    remove_dpdk_runtime_dir(c.id());
+                }
                 Err(self.error(format!("exited: {s}")))
             }
             Err(e) => Err(self.error(format!("cannot be waited for: {e}"))),
@@ -179,10 +196,13 @@ impl Lbfwd {
             return Err(self.error("was not running when asked to stop".into()));
         };
         if let Ok(Some(s)) = child.try_wait() {
+            remove_dpdk_runtime_dir(child.id());
             return Err(self.error(format!("had exited before it was stopped: {s}")));
         }
         cmd::signal(child.id(), "TERM");
-        match cmd::wait_deadline(&mut child, STOP_TIMEOUT) {
+        let status = cmd::wait_deadline(&mut child, STOP_TIMEOUT);
+        remove_dpdk_runtime_dir(child.id());
+        match status {
             Some(s) if s.success() => Ok(self.log()),
             Some(s) => Err(self.error(format!("exited with {s} after SIGTERM (expected 0)"))),
             None => Err(self.error(format!(
@@ -268,6 +288,7 @@ impl Drop for Lbfwd {
         if cmd::wait_deadline(&mut child, STOP_TIMEOUT).is_none() {
             eprintln!("[{}] lbfwd ignored SIGTERM; killed", self.topo.prefix());
         }
+        remove_dpdk_runtime_dir(child.id());
         if std::thread::panicking() {
             eprintln!(
                 "[{}] lbfwd's output ({}):\n{}",
@@ -276,6 +297,33 @@ impl Drop for Lbfwd {
                 self.log()
             );
         }
+    }
+}
+
+/// Where DPDK's EAL keeps the runtime files of lbfwd process `pid`: lbfwd
+/// passes `--file-prefix=lbfwd-PID`, and EAL puts that directory under
+/// `/var/run/dpdk` for root (else under `$XDG_RUNTIME_DIR/dpdk` or
+/// `/tmp/dpdk`). With `--no-shconf`/`--in-memory` it stays (nearly) empty,
+/// but EAL never removes it.
+pub fn dpdk_runtime_dir(pid: u32) -> PathBuf {
+    let base = if is_root() {
+        PathBuf::from("/var/run")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+    };
+    base.join("dpdk").join(format!("lbfwd-{pid}"))
+}
+
+/// Removes the DPDK runtime directory of lbfwd process `pid`, which has
+/// exited (nothing when there is none); says so when that fails.
+fn remove_dpdk_runtime_dir(pid: u32) {
+    let dir = dpdk_runtime_dir(pid);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!("cannot remove DPDK's runtime directory {}: {e}", dir.display()),
     }
 }
 

@@ -116,14 +116,21 @@ pub enum Backend {
     AfPacket,
     /// `af_xdp`: needs the cargo feature `af_xdp` (libxdp, libbpf).
     AfXdp,
+    /// `dpdk`: needs the cargo feature `dpdk` (libdpdk); the tests drive
+    /// the lb node's veth through DPDK's `net_af_packet` PMD.
+    Dpdk,
 }
 
 impl Backend {
+    /// Every backend.
+    pub const ALL: [Backend; 3] = [Backend::AfPacket, Backend::AfXdp, Backend::Dpdk];
+
     /// The name the config file uses.
     pub fn config_name(self) -> &'static str {
         match self {
             Backend::AfPacket => "af_packet",
             Backend::AfXdp => "af_xdp",
+            Backend::Dpdk => "dpdk",
         }
     }
 
@@ -132,6 +139,35 @@ impl Backend {
         match self {
             Backend::AfPacket => 'p',
             Backend::AfXdp => 'x',
+            Backend::Dpdk => 'd',
+        }
+    }
+
+    /// The cargo feature of `lbfwd-forwarder` that compiles this backend
+    /// in (`None`: always there).
+    pub fn cargo_feature(self) -> Option<&'static str> {
+        match self {
+            Backend::AfPacket => None,
+            Backend::AfXdp => Some("af_xdp"),
+            Backend::Dpdk => Some("dpdk"),
+        }
+    }
+
+    /// The pkg-config modules that feature links against.
+    pub fn pkg_config_modules(self) -> &'static [&'static str] {
+        match self {
+            Backend::AfPacket => &[],
+            Backend::AfXdp => &["libxdp", "libbpf"],
+            Backend::Dpdk => &["libdpdk"],
+        }
+    }
+
+    /// The Debian packages that provide those modules.
+    pub fn debian_packages(self) -> &'static str {
+        match self {
+            Backend::AfPacket => "",
+            Backend::AfXdp => "libxdp-dev and libbpf-dev",
+            Backend::Dpdk => "libdpdk-dev",
         }
     }
 }

@@ -6,9 +6,22 @@ use crate::daemon::{ApplyMethod, Lbfwd};
 use crate::topo::{ConfigOptions, Topology};
 use crate::{lbfwd_binaries, require_root, serial, Backend, Error};
 
+use std::sync::MutexGuard;
+
 /// What `lbfwd run` says when its binary lacks the AF_XDP backend.
 pub const WITHOUT_AF_XDP: &str = "built without the `af_xdp` feature";
-use std::sync::MutexGuard;
+/// What `lbfwd run` says when its binary lacks the DPDK backend.
+pub const WITHOUT_DPDK: &str = "built without the `dpdk` feature";
+
+/// What `lbfwd run` says when its binary lacks `backend` (`None`: every
+/// binary has it).
+pub fn without_feature_message(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::AfPacket => None,
+        Backend::AfXdp => Some(WITHOUT_AF_XDP),
+        Backend::Dpdk => Some(WITHOUT_DPDK),
+    }
+}
 
 /// A network with lbfwd forwarding on it. Fields drop in order: lbfwd
 /// stops, then the network is deleted, then the next test may start.
@@ -27,7 +40,8 @@ impl Scenario {
     /// Builds network `TAG` + backend letter (TAG: 1-7 characters of
     /// [a-z0-9]), starts lbfwd with the config `opts` describes and waits
     /// until it forwards. `None` when the test must be skipped: not root, or
-    /// AF_XDP asked for on a machine that cannot build it (both printed).
+    /// AF_XDP or DPDK asked for on a machine that cannot build it (both
+    /// printed).
     /// Panics with the cause when anything else fails.
     pub fn start(test: &str, tag: &str, opts: ConfigOptions) -> Option<Self> {
         let name = format!("{test}::{}", opts.backend);
@@ -37,10 +51,14 @@ impl Scenario {
         let bins = match lbfwd_binaries(opts.backend) {
             Ok(Some(b)) => b,
             Ok(None) => {
+                let backend = opts.backend;
                 eprintln!(
-                    "\n!!!!! SKIPPED {name}: lbfwd cannot be built with the af_xdp feature here \
-                     (pkg-config finds no libxdp/libbpf; `. scripts/lib/deps.sh; install_deps` \
-                     installs libxdp-dev and libbpf-dev) !!!!!\n"
+                    "\n!!!!! SKIPPED {name}: lbfwd cannot be built with the {} feature here \
+                     (pkg-config finds no {}; `. scripts/lib/deps.sh; install_deps` \
+                     installs {}) !!!!!\n",
+                    backend.cargo_feature().unwrap_or_default(),
+                    backend.pkg_config_modules().join("/"),
+                    backend.debian_packages(),
                 );
                 return None;
             }
@@ -58,11 +76,12 @@ impl Scenario {
             // A binary given by LBFWD_E2E_BIN may lack the feature; lbfwd
             // says so and exits.
             Err(Error::Lbfwd { output, .. })
-                if opts.backend == Backend::AfXdp && output.contains(WITHOUT_AF_XDP) =>
+                if without_feature_message(opts.backend).is_some_and(|m| output.contains(m)) =>
             {
                 eprintln!(
-                    "\n!!!!! SKIPPED {name}: {} was built without the af_xdp feature !!!!!\n",
-                    bins.lbfwd.display()
+                    "\n!!!!! SKIPPED {name}: {} was built without the {} feature !!!!!\n",
+                    bins.lbfwd.display(),
+                    opts.backend.cargo_feature().unwrap_or_default()
                 );
                 return None;
             }
@@ -96,13 +115,34 @@ impl Scenario {
     }
 
     /// Stops lbfwd (SIGTERM), asserts it exits 0, prints and returns its
-    /// output (the final counters); then the network is deleted.
+    /// output (the final counters); then the network is deleted. With the
+    /// `dpdk` backend, also asserts that DPDK's runtime directory of lbfwd
+    /// was where the cleanup looks while lbfwd ran, and is gone after.
     pub fn finish(mut self) -> String {
+        let dpdk_dir = match self.opts.backend {
+            Backend::Dpdk => self.lbfwd.dpdk_runtime_dir(),
+            _ => None,
+        };
+        if let Some(dir) = &dpdk_dir {
+            assert!(
+                dir.is_dir(),
+                "DPDK's runtime directory of the running lbfwd is not {}: \
+                 the cleanup would leave it behind",
+                dir.display()
+            );
+        }
         let out = self
             .lbfwd
             .stop()
             .unwrap_or_else(|e| panic!("stopping lbfwd: {e}"));
         eprintln!("[{}] lbfwd's output:\n{out}", self.topo.prefix());
+        if let Some(dir) = &dpdk_dir {
+            assert!(
+                !dir.exists(),
+                "DPDK's runtime directory {} is left after lbfwd stopped",
+                dir.display()
+            );
+        }
         out
     }
 }
