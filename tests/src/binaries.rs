@@ -60,8 +60,7 @@ pub fn lbfwd_binaries(backend: Backend) -> Result<Option<Binaries>, Error> {
     }
     let built = BUILT
         .get_or_init(|| {
-            let backends: Vec<Backend> =
-                FEATURED.into_iter().filter(|b| buildable(*b)).collect();
+            let backends: Vec<Backend> = FEATURED.into_iter().filter(|b| buildable(*b)).collect();
             build(&backends).map(|bins| Build { bins, backends })
         })
         .clone()

@@ -115,7 +115,11 @@ impl Lbfwd {
             command: line.clone(),
             source,
         })?;
-        eprintln!("[{}] started (pid {}): {line}", self.topo.prefix(), child.id());
+        eprintln!(
+            "[{}] started (pid {}): {line}",
+            self.topo.prefix(),
+            child.id()
+        );
         self.child = Some(child);
         Ok(())
     }
@@ -323,7 +327,10 @@ fn remove_dpdk_runtime_dir(pid: u32) {
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => eprintln!("cannot remove DPDK's runtime directory {}: {e}", dir.display()),
+        Err(e) => eprintln!(
+            "cannot remove DPDK's runtime directory {}: {e}",
+            dir.display()
+        ),
     }
 }
 
