@@ -30,9 +30,9 @@ macro_rules! scenarios {
     )*};
 }
 
-// DPDK runs the scenarios of CI's issue: TCP, UDP, ICMP, the host path and
-// the removal of a backend; the IPv6 underlay is the pipeline's, the same
-// for every backend, and stays with the two kernel backends.
+// Every scenario runs with every backend. For DPDK the IPv6 underlay
+// matters too: its outer header is 20 bytes longer, prepended into the
+// mbuf's headroom.
 scenarios! {
     tcp_connections_spread_and_stay: af_packet af_xdp dpdk;
     udp_port_range_filter: af_packet af_xdp dpdk;
