@@ -563,6 +563,12 @@ def build_cases():
     case("echo4-bad-checksum", "ICMP echo request with a wrong checksum is not answered", "features",
          [Step(f, "drop:malformed")])
 
+    f = bytearray(bytes(eth() / IP(src=CLIENT4, dst=WEB4, ttl=55) / ICMP(type=8, id=3, seq=4) / Raw(b"abc")))
+    f[24:26] = struct.pack(">H", struct.unpack(">H", bytes(f[24:26]))[0] ^ 0x5555)
+    case("echo4-bad-ip-checksum",
+         "ICMP echo request whose IPv4 header checksum is wrong (RFC 1122 3.2.1.2): not answered",
+         "features", [Step(bytes(f), "drop:bad_checksum")])
+
     def echo6_reply(frame):
         e = Ether(frame)
         ip = e[IPv6]
@@ -749,6 +755,11 @@ def build_cases():
 
     case("too-big4", "IPv4 DF of 1451 bytes: ICMP frag-needed from the VIP with MTU 1450, quoting 548 bytes",
          "features", [Step(big, "tx", too_big4(bytes(big), 1450), counters=[("too_big_sent", 1)])])
+    badck = bytearray(bytes(sized4(1451, sport=40004)))
+    badck[24:26] = struct.pack(">H", struct.unpack(">H", bytes(badck[24:26]))[0] ^ 0x5555)
+    case("too-big4-bad-ip-checksum",
+         "IPv4 DF too big, IPv4 header checksum wrong: no ICMP answer to a corrupt source",
+         "features", [Step(bytes(badck), "drop:bad_checksum")])
     nodf = sized4(1451, df=False)
     case("too-big4-no-df", "IPv4 without DF too big for the underlay: dropped (lbfwd does not fragment)",
          "features", [Step(nodf, "drop:too_big")])
