@@ -2,13 +2,15 @@
 //!
 //! Sums are kept as folded 16-bit one's complement sums in host order of the
 //! big-endian words (i.e. the value you would write with `to_be_bytes`), and
-//! complemented only when written into a header. The data loop adds 64-bit
-//! native-endian words with end-around carry and byte-swaps once at the end,
-//! which RFC 1071 §2(B) shows is equivalent.
+//! complemented only when written into a header. The data loop adds 32-bit
+//! native-endian words into four 64-bit accumulators (no carries to handle),
+//! folds, and byte-swaps once at the end, which RFC 1071 §2(B) shows is
+//! equivalent.
 
-/// Adds `data` into a 64-bit one's complement accumulator (native order).
+/// Sums `data` as native-endian 32-bit words (16-bit and 8-bit for the
+/// tail) into a 64-bit accumulator, to be folded by [`fold_native`].
 #[inline(always)]
-fn add_native(mut acc: u64, data: &[u8]) -> u64 {
+fn add_native(data: &[u8]) -> u64 {
     // Four independent accumulators of 32-bit words: no carry handling in the
     // hot loop (2^32 words would be needed to overflow one), and the adds can
     // run in parallel.
@@ -34,11 +36,9 @@ fn add_native(mut acc: u64, data: &[u8]) -> u64 {
         [x, y, z] => a[2] += u16::from_ne_bytes([x, y]) as u64 + u16::from_ne_bytes([z, 0]) as u64,
         _ => {}
     }
-    for x in a {
-        let (s, c) = acc.overflowing_add(x);
-        acc = s + c as u64;
-    }
-    acc
+    // Each accumulator holds at most len/16 + 2 words below 2^32: no
+    // overflow of the total for any slice shorter than 2^58 bytes.
+    a[0] + a[1] + a[2] + a[3]
 }
 
 /// Folds a native-order 64-bit accumulator to a 16-bit sum of big-endian
@@ -57,7 +57,7 @@ fn fold_native(acc: u64) -> u16 {
 /// big-endian 16-bit words; an odd last byte is padded with a zero.
 #[inline]
 pub fn sum(data: &[u8]) -> u16 {
-    fold_native(add_native(0, data))
+    fold_native(add_native(data))
 }
 
 /// One's complement addition of two folded sums.
@@ -118,8 +118,10 @@ pub fn pseudo_header_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, len: u3
     fold32(x as u32) // x < 2^32 after two folds
 }
 
+/// Folds a 32-bit accumulator of 16-bit words (at most 65535 of them) into
+/// a 16-bit one's complement sum.
 #[inline(always)]
-fn fold32(acc: u32) -> u16 {
+pub fn fold32(acc: u32) -> u16 {
     let mut x = (acc & 0xffff) + (acc >> 16);
     x = (x & 0xffff) + (x >> 16);
     x as u16

@@ -792,6 +792,32 @@ mod tests {
     }
 
     #[test]
+    fn authentication_header_is_walked_in_4_byte_units() {
+        // TCP6 with an AH (payload len 4: (4 + 2) * 4 = 24 bytes) inserted.
+        let mut f = fx::TCP6.to_vec();
+        let mut ah = [0u8; 24];
+        ah[0] = 6;
+        ah[1] = 4;
+        f.splice(54..54, ah);
+        f[20] = 51;
+        let pl = u16::from_be_bytes([f[18], f[19]]) + 24;
+        f[18..20].copy_from_slice(&pl.to_be_bytes());
+        let p = ip(&f);
+        assert_eq!((p.protocol, p.l4_offset), (IpProtocol::Tcp, 54 + 24));
+        assert_eq!(
+            p.ports(),
+            Some(Ports {
+                src: 40001,
+                dst: 80
+            })
+        );
+        // ESP is an upper layer: not walked, no ports.
+        f[20] = 50;
+        let p = ip(&f);
+        assert_eq!((p.protocol, p.l4), (IpProtocol::Esp, L4Info::Other));
+    }
+
+    #[test]
     fn vlan_tags() {
         let p = ip(&fx::UDP4_QINQ);
         assert_eq!(
