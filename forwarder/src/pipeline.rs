@@ -321,6 +321,21 @@ fn malformed(e: WireError) -> DropReason {
     }
 }
 
+/// Whether lbfwd may answer this packet itself: an IPv4 header must carry a
+/// correct checksum (the parser leaves that to the targets for forwarded
+/// packets, but lbfwd's own answers must not be triggered by a corrupt one).
+#[inline]
+fn header_ok_for_answer(frame: &Frame<'_>, p: &Parsed) -> bool {
+    if p.version != IpVersion::V4 {
+        return true;
+    }
+    let l3 = p.l3_offset as usize;
+    let data = frame.data();
+    let ihl = usize::from(data[l3] & 0x0f) * 4;
+    data.get(l3..l3 + ihl)
+        .is_some_and(crate::wire::checksum::verify)
+}
+
 /// The fast-path key of a 16-byte parsed address.
 #[inline(always)]
 fn key_of(addr: &[u8; 16]) -> u128 {
@@ -406,13 +421,17 @@ impl State {
             }
             return Verdict::Drop(DropReason::NoTarget);
         };
+        let (verdict, forwarded) =
+            self.encap_outcome(t, lb, &lb.targets[target as usize], hash, frame, &p);
         if let Some((key, info)) = frag_key {
-            let value = FragValue {
+            // Later fragments follow the first only if it was really sent to
+            // the target (not answered with "too big", not dropped).
+            let value = forwarded.then_some(FragValue {
                 slot: lb.targets[target as usize].slot,
                 hash,
-            };
-            let held = self.frags.first_fragment(&key, info, Some(value), self.now);
-            if held > 0 {
+            });
+            let held = self.frags.first_fragment(&key, info, value, self.now);
+            if let (true, Some(value)) = (held > 0, value) {
                 if self.pending_len < MAX_PENDING_RELEASES {
                     self.pending[self.pending_len] = Some(Release { key, value });
                     self.pending_len += 1;
@@ -422,7 +441,7 @@ impl State {
                 }
             }
         }
-        self.encap(t, lb, &lb.targets[target as usize], hash, frame, &p)
+        verdict
     }
 
     /// Counts a filter drop against the load balancer.
@@ -480,6 +499,9 @@ impl State {
             IcmpKind::EchoRequest { .. } => {
                 if !lb.icmp_echo_reply {
                     return self.filtered(lb, DropReason::IcmpEcho);
+                }
+                if !header_ok_for_answer(frame, p) {
+                    return Verdict::Drop(DropReason::BadChecksum);
                 }
                 match frame_echo_reply(frame, p) {
                     Ok(()) => {
@@ -540,13 +562,28 @@ impl State {
         frame: &mut Frame<'_>,
         p: &Parsed,
     ) -> Verdict {
+        self.encap_outcome(t, lb, target, hash, frame, p).0
+    }
+
+    /// [`Self::encap`], also telling whether the packet went to the target
+    /// (false when it was answered with "too big" or dropped).
+    #[inline]
+    fn encap_outcome(
+        &mut self,
+        t: &Tables,
+        lb: &LbTable,
+        target: &Target,
+        hash: u64,
+        frame: &mut Frame<'_>,
+        p: &Parsed,
+    ) -> (Verdict, bool) {
         match encapsulate(&t.underlay, lb.vni, target, hash, frame, p) {
             Ok(()) => {
                 self.counters.targets[target.slot as usize].count(frame.len());
-                Verdict::Tx
+                (Verdict::Tx, true)
             }
-            Err(Encapsulation::TooBig { inner_mtu }) => self.too_big(frame, p, inner_mtu),
-            Err(Encapsulation::Drop(reason)) => Verdict::Drop(reason),
+            Err(Encapsulation::TooBig { inner_mtu }) => (self.too_big(frame, p, inner_mtu), false),
+            Err(Encapsulation::Drop(reason)) => (Verdict::Drop(reason), false),
         }
     }
 
@@ -558,6 +595,9 @@ impl State {
         let is_icmp_error = matches!(p.l4, L4Info::Icmp(i) if i.kind.is_error());
         if (p.version == IpVersion::V4 && !p.df) || is_icmp_error {
             return Verdict::Drop(DropReason::TooBig);
+        }
+        if !header_ok_for_answer(frame, p) {
+            return Verdict::Drop(DropReason::BadChecksum);
         }
         if !self.too_big.take(self.now) {
             return Verdict::Drop(DropReason::TooBigRateLimited);
