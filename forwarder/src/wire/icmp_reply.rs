@@ -80,11 +80,13 @@ pub fn icmpv4_echo_reply(ip: &mut [u8]) -> Result<()> {
         (old_ttl as u16) << 8 | proto,
         (ANSWER_TTL as u16) << 8 | proto,
     ));
+    // The ICMP checksum is computed afresh (answers are off the fast path):
+    // an incremental update (RFC 1624) yields 0x0000 where RFC 1071 gives
+    // 0xffff, e.g. for an all-zero echo, and receivers reject 0x0000 there.
     let icmp = &mut ip[ihl..];
-    let code = icmp[1] as u16;
-    let ck = u16::from_be_bytes([icmp[2], icmp[3]]);
     icmp[0] = Icmpv4Message::EchoReply.into();
-    let ck = checksum::update16(ck, 0x0800 | code, code);
+    icmp[2..4].copy_from_slice(&[0, 0]);
+    let ck = checksum::checksum(icmp);
     icmp[2..4].copy_from_slice(&ck.to_be_bytes());
     Ok(())
 }
