@@ -164,10 +164,13 @@ pub fn icmpv4_error(buf: &mut [u8], src: [u8; 4], ty: u8, code: u8, rest: u32) -
     if p.frag_offset() != 0 || !v4_source_ok(p.src_addr()) {
         return Err(WireError::Unexpected);
     }
+    // Not in answer to an ICMP error; an ICMP message cut before its type
+    // may be one.
     if p.protocol() == IpProtocol::Icmp {
-        let t: Icmpv4Message = orig[ihl].into();
-        if t.is_error() {
-            return Err(WireError::Unexpected);
+        let ty = orig.get(ihl).filter(|_| p.total_len() as usize > ihl);
+        match ty {
+            Some(&t) if !Icmpv4Message::from(t).is_error() => {}
+            _ => return Err(WireError::Unexpected),
         }
     }
     // The whole datagram when it is short, else as much as fits (at least
@@ -230,18 +233,18 @@ pub fn icmpv6_error(buf: &mut [u8], src: &[u8; 16], ty: u8, code: u8, rest: u32)
     if !v6_source_ok(&dst) {
         return Err(WireError::Unexpected);
     }
-    // Not in answer to an ICMPv6 error, nor to a non-first fragment.
+    // Not in answer to an ICMPv6 error (or a message cut before its type),
+    // nor to a non-first fragment, nor to a broken extension header chain.
     let avail = orig.len().min(40 + p.payload_len() as usize);
-    if let Ok(u) = super::ipv6::walk_ext_headers(p.next_header(), &orig[40..avail]) {
-        if matches!(u.frag, Some(f) if f.offset != 0) {
-            return Err(WireError::Unexpected);
-        }
-        if u.protocol == IpProtocol::Icmpv6 {
-            if let Some(&t) = orig.get(40 + u.offset) {
-                if t < 128 {
-                    return Err(WireError::Unexpected);
-                }
-            }
+    let u = super::ipv6::walk_ext_headers(p.next_header(), &orig[40..avail])
+        .map_err(|_| WireError::Unexpected)?;
+    if matches!(u.frag, Some(f) if f.offset != 0) {
+        return Err(WireError::Unexpected);
+    }
+    if u.protocol == IpProtocol::Icmpv6 {
+        match orig[..avail].get(40 + u.offset) {
+            Some(&t) if t >= 128 => {}
+            _ => return Err(WireError::Unexpected),
         }
     }
     let quote = avail.min(ICMPV6_ERROR_MAX - ICMPV6_ERROR_PREFIX);
@@ -504,6 +507,32 @@ mod tests {
         );
         assert!(!v6_source_ok(&v4_mapped([192, 0, 2, 1])));
         assert!(!v6_source_ok(&[0; 16]));
+    }
+
+    /// Fuzzer find: an ICMP packet whose quote ends right after the IP
+    /// header (the type byte is missing) made the builder index past it.
+    #[test]
+    fn icmp_cut_before_its_type_is_not_answered() {
+        let input: [u8; 40] = [
+            0x4a, 0x00, 0x00, 0x36, 0x00, 0x01, 0x00, 0x00, 0x40, 0x01, 0x7b, 0x06, 0x08, 0x00,
+            0x45, 0x00, 0x00, 0x19, 0x4f, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x01, 0x40, 0x00,
+            0x3d, 0x06, 0xd7, 0x00, 0x00, 0xd9, 0x17, 0x00, 0x00, 0x00, 0x10, 0x00,
+        ];
+        let mut raw = vec![0u8; ICMPV4_ERROR_PREFIX];
+        raw.extend_from_slice(&input);
+        assert_eq!(
+            icmpv4_frag_needed(&mut raw, [192, 0, 2, 1], 1280),
+            Err(WireError::Unexpected)
+        );
+        // The same with an echo request type byte is answered.
+        let mut ok = fx::ECHO4[14..14 + 21].to_vec();
+        ok[2..4].copy_from_slice(&21u16.to_be_bytes());
+        let mut raw = vec![0u8; ICMPV4_ERROR_PREFIX];
+        raw.extend_from_slice(&ok);
+        assert_eq!(
+            icmpv4_frag_needed(&mut raw, [192, 0, 2, 1], 1280),
+            Ok(28 + 21)
+        );
     }
 
     #[test]
