@@ -29,6 +29,8 @@
 #   BENCH_SKIP_VETH=1    skip the veth section (no root/netns)
 #   BENCH_SKIP_DPDK=1    skip testpmd
 #   BENCH_OUT=DIR        results directory (default benches/results)
+#   BENCH_NO_BUILD=1     use the release binaries already built
+#   BENCH_SECTIONS="..."  sections to run (default: dpdk memory latency maglev veth)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,6 +47,10 @@ last_core=$((ncores - 1))
 gen_core=0
 
 say() { echo "== $(date +%T) $*"; }
+sections=" ${BENCH_SECTIONS:-dpdk memory latency maglev veth} "
+want() { [[ "$sections" == *" $1 "* ]]; }
+[ "${BENCH_SKIP_VETH:-0}" = 1 ] && sections=${sections/ veth / }
+[ "${BENCH_SKIP_DPDK:-0}" = 1 ] && sections=${sections/ dpdk / }
 
 # --- dependencies and build ---------------------------------------------------
 # shellcheck source=lib/deps.sh
@@ -55,9 +61,11 @@ if ! [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-dejavu-core
 fi
 
-say "building release binaries (lbfwd with af_xdp, lbfwd-pktgen)"
-cargo build --release --features lbfwd-forwarder/af_xdp \
-  -p lbfwd-forwarder --bin lbfwd -p lbfwd-benches --bin lbfwd-pktgen
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+  say "building release binaries (lbfwd with af_xdp, lbfwd-pktgen)"
+  cargo build --release --features lbfwd-forwarder/af_xdp \
+    -p lbfwd-forwarder --bin lbfwd -p lbfwd-benches --bin lbfwd-pktgen
+fi
 target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 PKTGEN="$target_dir/release/lbfwd-pktgen"
@@ -65,9 +73,11 @@ LBFWD="$target_dir/release/lbfwd"
 
 mkdir -p "$out_dir"
 : >"$raw"
-commands=()
+cmd_file="$log_dir/commands.txt"
+: >"$cmd_file"
+note_cmd() { echo "$*" >>"$cmd_file"; }
 run() { # run and remember the command for results.md
-  commands+=("$*")
+  note_cmd "$*"
   "$@"
 }
 
@@ -81,12 +91,12 @@ if [ "$ncores" -ge 2 ]; then worker_counts=$(seq -s, 1 $((ncores - 1))); else wo
 all_workers=$(seq -s, 1 "$ncores")
 
 # --- 1. DPDK ceiling on net_null ----------------------------------------------
-if [ "${BENCH_SKIP_DPDK:-0}" != 1 ]; then
+if want dpdk; then
   say "dpdk-testpmd io/macswap on net_null (ceiling of one core)"
   ceiling_secs=$([ "$quick" = 1 ] && echo 4 || echo 6)
   if LOG_DIR="$log_dir" MAIN_CORE=$gen_core FWD_CORE=$last_core \
       "$here/dpdk-ceiling.sh" "$ceiling_secs" io macswap | tee "$log_dir/ceiling.txt"; then
-    commands+=("MAIN_CORE=$gen_core FWD_CORE=$last_core scripts/dpdk-ceiling.sh $ceiling_secs io macswap")
+    note_cmd "MAIN_CORE=$gen_core FWD_CORE=$last_core scripts/dpdk-ceiling.sh $ceiling_secs io macswap"
     while read -r _ mode rate _; do
       mode=${mode%:}
       "$PKTGEN" io-record --out "$raw" --name "testpmd $mode" --path net_null --mpps "$rate" \
@@ -98,23 +108,30 @@ if [ "${BENCH_SKIP_DPDK:-0}" != 1 ]; then
 fi
 
 # --- 2. memory path -----------------------------------------------------------
+if want memory; then
 say "pipeline, memory path: the reference point and the sweeps"
-common=(--out "$raw" --seconds "$secs" --warmup "$warm")
+common=(--out "$raw" --warmup "$warm")
+common+=(--seconds "$secs")
 run "$PKTGEN" memory "${common[@]}" --sweep workers --workers "$all_workers" --flows 1000000 --sizes 64
 run "$PKTGEN" memory "${common[@]}" --sweep size --workers 1 --flows 1000000 --sizes "$sizes"
 run "$PKTGEN" memory "${common[@]}" --sweep flows --workers 1 --flows "$flows" --sizes 64
 run "$PKTGEN" memory "${common[@]}" --sweep mix --workers 1 --flows 1000000 --sizes 64 \
   --ipv6-share 0.3 --drop-share 0.1 --frag-share 0.05
-run "$PKTGEN" memory "${common[@]}" --sweep churn --workers 1 --flows 1000000 --sizes 64 \
-  --churn-ms 100 --seconds $((secs * 3))
+run "$PKTGEN" memory --out "$raw" --warmup "$warm" --seconds $((secs * 3)) --sweep churn \
+  --workers 1 --flows 1000000 --sizes 64 --churn-ms 100
+fi
 
 # --- 3. latency ---------------------------------------------------------------
-say "burst latency"
-run "$PKTGEN" latency --out "$raw" --flows 1000000 --rounds 2 --burst 32
+if want latency; then
+  say "burst latency"
+  run "$PKTGEN" latency --out "$raw" --flows 1000000 --rounds 2 --burst 32
+fi
 
 # --- 4. Maglev ----------------------------------------------------------------
-say "Maglev build time and disruption"
-run "$PKTGEN" maglev --out "$raw" --runs "$maglev_runs"
+if want maglev; then
+  say "Maglev build time and disruption"
+  run "$PKTGEN" maglev --out "$raw" --runs "$maglev_runs"
+fi
 
 # --- 5. veth path -------------------------------------------------------------
 P=lbb
@@ -143,7 +160,7 @@ veth_setup() {
   ip link add "$P-l1" netns "$P-lb" type veth peer name "$P-s0" netns "$P-sink"
   for pair in gen:g0 lb:l0 lb:l1 sink:s0; do
     ns=${pair%%:*}; dev=$P-${pair#*:}
-    ip -n "$P-$ns" link set "$dev" mtu 3000 up
+    ip -n "$P-$ns" link set "$dev" up
     ip netns exec "$P-$ns" ethtool -K "$dev" gro off gso off tso off >/dev/null 2>&1 || true
   done
   ip -n "$P-lb" addr add 10.255.0.2/24 dev "$P-l1"
@@ -173,11 +190,11 @@ veth_measure() { # NAME PATH DETAIL
 }
 
 veth_lbs=100; veth_targets=10; veth_flows=10000
-if [ "${BENCH_SKIP_VETH:-0}" != 1 ]; then
+veth_section() {
   say "veth path: generator on core $gen_core, forwarder on core $last_core"
   veth_setup
   s0mac=$(mac_of sink s0)
-  commands+=("veth: ip netns exec $P-gen lbfwd-pktgen send --dev $P-g0 --core $gen_core --lbs $veth_lbs --targets $veth_targets --flows $veth_flows --size 64; sink: lbfwd-pktgen count --dev $P-s0 (rx_packets)")
+  note_cmd "veth: ip netns exec $P-gen lbfwd-pktgen send --dev $P-g0 --core $gen_core --lbs $veth_lbs --targets $veth_targets --flows $veth_flows --size 64; sink: ip netns exec $P-sink lbfwd-pktgen count --dev $P-s0 (rx_packets)"
   for backend in af_packet af_xdp; do
     rundir="$log_dir/run-$backend"; mkdir -p "$rundir"
     "$PKTGEN" config --backend "$backend" --ingress "$P-l0" --egress "$P-l1" --workers "$last_core" \
@@ -189,9 +206,10 @@ if [ "${BENCH_SKIP_VETH:-0}" != 1 ]; then
     if ! kill -0 "$fwd_pid" 2>/dev/null; then
       echo "lbfwd run ($backend) did not start:" >&2; tail -20 "$rundir/log" >&2; fwd_pid=""; continue
     fi
-    commands+=("ip netns exec $P-lb lbfwd run --config lbfwd.toml  # backend $backend, egress $P-l1, workers [$last_core]")
+    note_cmd "lbfwd-pktgen config --backend $backend --ingress $P-l0 --egress $P-l1 --workers $last_core --lbs $veth_lbs --targets $veth_targets ... > lbfwd.toml; ip netns exec $P-lb lbfwd run --config lbfwd.toml"
     veth_measure "lbfwd $backend" "veth $backend" \
-      "lbfwd run, $veth_lbs VIPs x $veth_targets targets, VXLAN, worker on core $last_core, $veth_flows flows, 64 B"
+      "lbfwd run, $veth_lbs VIPs x $veth_targets targets, VXLAN, worker on core $last_core, $veth_flows flows, 64 B" \
+      || echo "   lbfwd $backend: measurement failed" >&2
     stop_fwd
     tail -5 "$rundir/log" | sed 's/^/   lbfwd: /'
   done
@@ -211,19 +229,25 @@ if [ "${BENCH_SKIP_VETH:-0}" != 1 ]; then
           echo "testpmd $mode on net_$pmd did not start:" >&2
           tail -20 "$log_dir/testpmd-$pmd-$mode.log" >&2; fwd_pid=""; continue
         fi
-        commands+=("ip netns exec $P-lb dpdk-testpmd -l $gen_core,$last_core --no-huge --vdev net_${pmd}0,iface=$P-l0 --vdev net_${pmd}1,iface=$P-l1 -- --forward-mode=$mode --nb-cores=1")
-        veth_measure "testpmd $mode" "veth $pmd" "dpdk-testpmd net_$pmd, forwarding core $last_core, 64 B"
+        note_cmd "ip netns exec $P-lb dpdk-testpmd -l $gen_core,$last_core --no-huge --vdev net_${pmd}0,iface=$P-l0 --vdev net_${pmd}1,iface=$P-l1 -- --forward-mode=$mode --nb-cores=1"
+        veth_measure "testpmd $mode" "veth $pmd" "dpdk-testpmd net_$pmd, forwarding core $last_core, 64 B" \
+          || echo "   testpmd $mode on net_$pmd: measurement failed" >&2
         stop_fwd
         rm -rf "/var/run/dpdk/$prefix"
       done
     done
   fi
   veth_cleanup
+}
+if want veth; then
+  # A failure here (no AF_XDP on this kernel, a PMD missing) must not cost
+  # the rest of the results.
+  ( veth_section ) || echo "veth section failed; see above (results so far are kept)" >&2
 fi
 
 # --- 6. report ----------------------------------------------------------------
 say "report"
-cmd_text=$(printf '%s\n' "${commands[@]}" | sed "s#$target_dir/release/##g")
+cmd_text=$(sed "s#$target_dir/release/##g" "$cmd_file")
 "$PKTGEN" report --in "$raw" --out-dir "$out_dir" --commands "$cmd_text"
 elapsed=$(( $(date +%s) - start_time ))
 say "done in ${elapsed}s; results in $out_dir (logs in $log_dir)"
