@@ -163,17 +163,18 @@ fn setups() -> &'static [Setup] {
 }
 
 fn pipeline_config() -> PipelineConfig {
-    let mut c = PipelineConfig::default();
-    c.flow_capacity = 64;
-    c.frag = FragConfig {
-        entries: 8,
-        held_slots: 4,
-        slot_size: 256,
-        max_held_per_entry: 2,
-        timeout: Duration::from_millis(500),
-    };
-    c.too_big_rate = 3;
-    c
+    PipelineConfig {
+        flow_capacity: 64,
+        frag: FragConfig {
+            entries: 8,
+            held_slots: 4,
+            slot_size: 256,
+            max_held_per_entry: 2,
+            timeout: Duration::from_millis(500),
+        },
+        too_big_rate: 3,
+        ..PipelineConfig::default()
+    }
 }
 
 // ---------------------------------------------------------------------------
