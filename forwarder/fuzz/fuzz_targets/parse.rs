@@ -10,8 +10,8 @@ use lbfwd_forwarder::wire::checksum;
 use lbfwd_forwarder::wire::ethernet::{EthernetFrame, VlanTag};
 use lbfwd_forwarder::wire::gue::{self, GuePacket};
 use lbfwd_forwarder::wire::icmp_reply::{
-    frame_echo_reply, frame_too_big, icmpv4_frag_needed, icmpv6_packet_too_big,
-    ICMPV4_ERROR_MAX, ICMPV4_ERROR_PREFIX, ICMPV6_ERROR_MAX, ICMPV6_ERROR_PREFIX,
+    frame_echo_reply, frame_too_big, icmpv4_frag_needed, icmpv6_packet_too_big, ICMPV4_ERROR_MAX,
+    ICMPV4_ERROR_PREFIX, ICMPV6_ERROR_MAX, ICMPV6_ERROR_PREFIX,
 };
 use lbfwd_forwarder::wire::icmpv4::Icmpv4Packet;
 use lbfwd_forwarder::wire::icmpv6::Icmpv6Packet;
@@ -40,19 +40,53 @@ fn reference_sum(data: &[u8]) -> u16 {
 /// point is that none panics once `new_checked` passed).
 fn views(b: &[u8]) {
     if let Ok(e) = EthernetFrame::new_checked(b) {
-        let _ = (e.dst_addr(), e.src_addr(), e.ethertype(), e.payload().len(), e.l3());
+        let _ = (
+            e.dst_addr(),
+            e.src_addr(),
+            e.ethertype(),
+            e.payload().len(),
+            e.l3(),
+        );
     }
     if let Ok(t) = VlanTag::new_checked(b) {
         let _ = (t.pcp(), t.dei(), t.vid(), t.inner_ethertype());
     }
     if let Ok(p) = Ipv4Packet::new_checked(b) {
-        let _ = (p.dscp(), p.ecn(), p.ident(), p.dont_frag(), p.more_frags(), p.frag_offset());
-        let _ = (p.ttl(), p.protocol(), p.checksum(), p.src_addr(), p.dst_addr());
-        let _ = (p.options().len(), p.payload().len(), p.verify_checksum(), p.is_fragment());
+        let _ = (
+            p.dscp(),
+            p.ecn(),
+            p.ident(),
+            p.dont_frag(),
+            p.more_frags(),
+            p.frag_offset(),
+        );
+        let _ = (
+            p.ttl(),
+            p.protocol(),
+            p.checksum(),
+            p.src_addr(),
+            p.dst_addr(),
+        );
+        let _ = (
+            p.options().len(),
+            p.payload().len(),
+            p.verify_checksum(),
+            p.is_fragment(),
+        );
     }
     if let Ok(p) = Ipv6Packet::new_checked(b) {
-        let _ = (p.traffic_class(), p.flow_label(), p.next_header(), p.hop_limit());
-        let _ = (p.src_addr(), p.dst_addr(), p.payload().len(), p.upper_layer());
+        let _ = (
+            p.traffic_class(),
+            p.flow_label(),
+            p.next_header(),
+            p.hop_limit(),
+        );
+        let _ = (
+            p.src_addr(),
+            p.dst_addr(),
+            p.payload().len(),
+            p.upper_layer(),
+        );
     }
     let _ = walk_ext_headers(IpProtocol::HopByHop, b);
     if let Ok(h) = ExtHeader::new_checked(b) {
@@ -62,33 +96,84 @@ fn views(b: &[u8]) {
         let _ = (h.next_header(), h.frag_offset(), h.more_frags(), h.ident());
     }
     if let Ok(p) = TcpPacket::new_checked(b) {
-        let _ = (p.src_port(), p.dst_port(), p.seq(), p.ack(), p.flags(), p.window());
+        let _ = (
+            p.src_port(),
+            p.dst_port(),
+            p.seq(),
+            p.ack(),
+            p.flags(),
+            p.window(),
+        );
         let _ = (p.checksum(), p.payload().len());
     }
     if let Ok(p) = UdpPacket::new_checked(b) {
-        let _ = (p.src_port(), p.dst_port(), p.len(), p.checksum(), p.payload().len());
-        let _ = (p.verify_checksum_v4([1; 4], [2; 4]), p.verify_checksum_v6(&[1; 16], &[2; 16]));
+        let _ = (
+            p.src_port(),
+            p.dst_port(),
+            p.len(),
+            p.checksum(),
+            p.payload().len(),
+        );
+        let _ = (
+            p.verify_checksum_v4([1; 4], [2; 4]),
+            p.verify_checksum_v6(&[1; 16], &[2; 16]),
+        );
     }
     if let Ok(p) = SctpPacket::new_checked(b) {
-        let _ = (p.src_port(), p.dst_port(), p.verification_tag(), p.checksum(), p.payload());
+        let _ = (
+            p.src_port(),
+            p.dst_port(),
+            p.verification_tag(),
+            p.checksum(),
+            p.payload(),
+        );
     }
     if let Ok(p) = Icmpv4Packet::new_checked(b) {
-        let _ = (p.msg_type(), p.msg_code(), p.echo_ident(), p.echo_seq(), p.next_hop_mtu());
+        let _ = (
+            p.msg_type(),
+            p.msg_code(),
+            p.echo_ident(),
+            p.echo_seq(),
+            p.next_hop_mtu(),
+        );
         let _ = (p.is_frag_needed(), p.data().len(), p.verify_checksum());
         if let Ok(e) = p.embedded() {
-            let _ = (e.ip().src_addr(), e.ip().protocol(), e.transport().len(), e.ports());
+            let _ = (
+                e.ip().src_addr(),
+                e.ip().protocol(),
+                e.transport().len(),
+                e.ports(),
+            );
+            let _ = (
+                e.ip().options().len(),
+                e.ip().payload().len(),
+                e.ip().verify_checksum(),
+            );
         }
     }
     if let Ok(p) = Icmpv6Packet::new_checked(b) {
-        let _ = (p.msg_type(), p.msg_code(), p.echo_ident(), p.echo_seq(), p.mtu());
+        let _ = (
+            p.msg_type(),
+            p.msg_code(),
+            p.echo_ident(),
+            p.echo_seq(),
+            p.mtu(),
+        );
         let _ = (p.data().len(), p.verify_checksum(&[1; 16], &[2; 16]));
         if let Ok(e) = p.embedded() {
-            let _ = (e.ip().src_addr(), e.upper_layer());
+            let _ = (e.ip().src_addr(), e.upper_layer(), e.ip().payload().len());
         }
     }
     let _ = gue::variant(b);
     if let Ok(g) = GuePacket::new_checked(b) {
-        let _ = (g.is_control(), g.hlen(), g.protocol(), g.flags(), g.options(), g.payload());
+        let _ = (
+            g.is_control(),
+            g.hlen(),
+            g.protocol(),
+            g.flags(),
+            g.options(),
+            g.payload(),
+        );
     }
     if let Ok(v) = VxlanPacket::new_checked(b) {
         let _ = (v.flags(), v.vni_valid(), v.vni(), v.payload().len());
@@ -144,7 +229,9 @@ fuzz_target!(|data: &[u8]| {
                 panic!("echo reply does not parse")
             };
             assert_eq!((a.src, a.dst), (p.dst, p.src));
-            let L4Info::Icmp(i) = a.l4 else { panic!("not ICMP") };
+            let L4Info::Icmp(i) = a.l4 else {
+                panic!("not ICMP")
+            };
             assert!(matches!(i.kind, IcmpKind::EchoReply { .. }));
         }
         buf[HEADROOM..].copy_from_slice(data);
@@ -158,7 +245,9 @@ fuzz_target!(|data: &[u8]| {
             panic!("too-big answer does not parse")
         };
         assert_eq!(a.dst, p.src);
-        let L4Info::Icmp(i) = a.l4 else { panic!("not ICMP") };
+        let L4Info::Icmp(i) = a.l4 else {
+            panic!("not ICMP")
+        };
         assert!(matches!(
             i.kind,
             IcmpKind::FragNeeded { mtu: 1280 } | IcmpKind::PacketTooBig { mtu: 1280 }
@@ -170,7 +259,9 @@ fuzz_target!(|data: &[u8]| {
             IpVersion::V4 => {
                 assert!(ip.len() <= ICMPV4_ERROR_MAX);
                 assert!(Ipv4Packet::new_checked(ip).unwrap().verify_checksum());
-                assert!(Icmpv4Packet::new_checked(&ip[20..]).unwrap().verify_checksum());
+                assert!(Icmpv4Packet::new_checked(&ip[20..])
+                    .unwrap()
+                    .verify_checksum());
             }
             IpVersion::V6 => {
                 assert!(ip.len() <= ICMPV6_ERROR_MAX);

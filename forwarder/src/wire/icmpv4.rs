@@ -325,6 +325,9 @@ mod tests {
         assert_eq!(e.ip().protocol(), IpProtocol::Tcp);
         assert_eq!(e.ports(), Some((443, 51000)));
         assert_eq!(e.transport().len(), 8);
+        // The quoted header's total length (1500) exceeds the quote: the
+        // payload is what was quoted.
+        assert_eq!(e.ip().payload().len(), 8);
     }
 
     #[test]

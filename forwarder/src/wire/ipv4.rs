@@ -184,10 +184,14 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         checksum::verify(&self.buffer.as_ref()[..self.header_len() as usize])
     }
 
-    /// The payload, up to the total length (Ethernet padding excluded).
+    /// The payload, up to the total length (Ethernet padding excluded), or
+    /// to the end of the buffer when it is shorter (a quote in an ICMP
+    /// error).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len() as usize..self.total_len() as usize]
+        let b = self.buffer.as_ref();
+        let end = (self.total_len() as usize).min(b.len());
+        b.get(self.header_len() as usize..end).unwrap_or(&[])
     }
 }
 
@@ -263,11 +267,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(c);
     }
 
-    /// The payload, writable, up to the total length.
+    /// The payload, writable, up to the total length (or the end of the
+    /// buffer).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len() as usize, self.total_len() as usize);
-        &mut self.buffer.as_mut()[h..t]
+        let b = self.buffer.as_mut();
+        let end = t.min(b.len());
+        b.get_mut(h..end).unwrap_or(&mut [])
     }
 }
 

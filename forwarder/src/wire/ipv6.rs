@@ -127,10 +127,14 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         a
     }
 
-    /// The payload (extension headers included), up to the payload length.
+    /// The payload (extension headers included), up to the payload length,
+    /// or to the end of the buffer when it is shorter (a quote in an ICMPv6
+    /// error).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + self.payload_len() as usize]
+        let b = self.buffer.as_ref();
+        let end = (HEADER_LEN + self.payload_len() as usize).min(b.len());
+        b.get(HEADER_LEN..end).unwrap_or(&[])
     }
 
     /// Walks the extension headers to the upper-layer protocol (at most
@@ -178,11 +182,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         self.buffer.as_mut()[field::DST].copy_from_slice(&a);
     }
 
-    /// The payload, writable.
+    /// The payload, writable (up to the payload length or the end of the
+    /// buffer).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let n = self.payload_len() as usize;
-        &mut self.buffer.as_mut()[HEADER_LEN..HEADER_LEN + n]
+        let b = self.buffer.as_mut();
+        let end = (HEADER_LEN + n).min(b.len());
+        b.get_mut(HEADER_LEN..end).unwrap_or(&mut [])
     }
 }
 
