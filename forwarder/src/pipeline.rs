@@ -435,10 +435,8 @@ impl State {
                 if self.pending_len < MAX_PENDING_RELEASES {
                     self.pending[self.pending_len] = Some(Release { key, value });
                     self.pending_len += 1;
-                } else {
-                    // They stay held and time out; counted by the tracker.
-                    self.counters.dropped(DropReason::FragmentOverflow);
                 }
+                // Else they stay held and time out (counted by the tracker).
             }
         }
         verdict

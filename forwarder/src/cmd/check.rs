@@ -53,6 +53,11 @@ pub fn main(args: Args) -> ExitCode {
             for e in &errors {
                 eprintln!("error: {e}");
             }
+            eprintln!(
+                "lbfwd check: {} error{} found",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -61,13 +66,13 @@ pub fn main(args: Args) -> ExitCode {
     }
     match args.output {
         Output::Json => match serde_json::to_string_pretty(&json(&resolution)) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => crate::cmd::write_stdout(&format!("{s}\n")),
             Err(e) => {
                 eprintln!("lbfwd check: cannot write JSON: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        Output::Text => print!("{}", text(&config, &resolution)),
+        Output::Text => crate::cmd::write_stdout(&text(&config, &resolution)),
     }
     ExitCode::SUCCESS
 }
@@ -124,10 +129,14 @@ pub fn text(config: &Config, r: &Resolution) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "{source}: OK: {} load balancer(s), backend {}, encap {:?}, {} worker(s)",
+        "{source}: OK: {} load balancer(s), backend {}, encap {}, {} worker(s)",
         r.resolved.load_balancers.len(),
         config.settings.dataplane.backend,
-        config.settings.underlay.encap,
+        match config.settings.underlay.encap {
+            lbfwd_config::Encap::IpIp => "ipip".to_string(),
+            lbfwd_config::Encap::Gue { port } => format!("gue (UDP {port})"),
+            lbfwd_config::Encap::Vxlan { port } => format!("vxlan (UDP {port})"),
+        },
         config.settings.dataplane.workers.len()
     );
     for lb in &r.resolved.load_balancers {

@@ -98,8 +98,11 @@ fn replay(args: &Args) -> Result<(), String> {
     let extra = extra_counters(&counters);
     match args.format {
         Output::Text => {
-            println!("{frames} frames from {}", args.input.display());
-            print!("{}", render_text(&snap, &extra));
+            crate::cmd::write_stdout(&format!(
+                "{frames} frames from {}\n{}",
+                args.input.display(),
+                render_text(&snap, &extra)
+            ));
         }
         Output::Json => {
             let mut value = serde_json::to_value(&snap).map_err(|e| e.to_string())?;
@@ -109,10 +112,10 @@ fn replay(args: &Args) -> Result<(), String> {
                 .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
                 .collect::<serde_json::Map<_, _>>()
                 .into();
-            println!(
-                "{}",
+            crate::cmd::write_stdout(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
-            );
+            ));
         }
     }
     Ok(())
