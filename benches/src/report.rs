@@ -479,6 +479,7 @@ pub fn line_plot(
     y_label: &str,
     log_x: bool,
     series: &[Series],
+    legend_top: bool,
 ) -> Result<(), ReportError> {
     use plotters::prelude::*;
     let perr = |e: &dyn std::fmt::Display| ReportError::Plot {
@@ -542,7 +543,11 @@ pub fn line_plot(
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerLeft)
+                .position(if legend_top {
+                    SeriesLabelPosition::UpperLeft
+                } else {
+                    SeriesLabelPosition::LowerLeft
+                })
                 .draw()
                 .map_err(|e| perr(&e))?;
         }};
@@ -665,6 +670,7 @@ pub fn write_all(lines: &[Line], dir: &Path, commands: &str) -> Result<Vec<Strin
             "Mpps per core",
             log_x,
             &series,
+            false,
         )?;
         written.push(path.display().to_string());
     }
@@ -708,6 +714,7 @@ pub fn write_all(lines: &[Line], dir: &Path, commands: &str) -> Result<Vec<Strin
             "flows moved (%)",
             false,
             &series,
+            true,
         )?;
         written.push(path.display().to_string());
     }
