@@ -191,8 +191,9 @@ struct Tuple {
     sport: u16,
 }
 
-/// Flow `i`: client `198.18.0.0 + i / 4096`-ish spread over /15, source
-/// port from `i`, VIP of load balancer `i % lbs`.
+/// Flow `i`: a client address in 198.18.0.0/15 from a multiplicative hash
+/// of `i`, source port `1024 + i % 64000`, the VIP of load balancer
+/// `i % lbs`, TCP port 80.
 fn tuple(i: u64, lbs: usize) -> Tuple {
     let client = 0xC612_0000u32 + ((i.wrapping_mul(2_654_435_761) >> 7) as u32 & 0x1_ffff);
     Tuple {
