@@ -2421,6 +2421,7 @@ mod tests {
             pci_allow: vec!["0000:01:00.0".into()],
             vdevs: vec!["net_null0".into()],
             extra_eal_args: vec!["--log-level=8".into()],
+            ..Default::default()
         };
         let opts = DpdkOptions::from(&section);
         assert_eq!(
