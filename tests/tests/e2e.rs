@@ -80,6 +80,22 @@ fn backend_rx(topo: &TopologyInfo, dev_key: &str) -> [u64; 3] {
     c
 }
 
+/// [`backend_rx`] once it stopped moving: the closing handshakes of earlier
+/// connections (their last ACKs pass through lbfwd) can trail by a while on
+/// a busy machine. Waits until two reads 200 ms apart agree, 3 s at most.
+fn quiet_backend_rx(topo: &TopologyInfo, dev_key: &str) -> [u64; 3] {
+    let mut last = backend_rx(topo, dev_key);
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = backend_rx(topo, dev_key);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 fn delta(after: [u64; 3], before: [u64; 3]) -> [u64; 3] {
     [
         after[0] - before[0],
@@ -134,9 +150,8 @@ fn tcp_connections_spread_and_stay(backend: Backend) {
     // One connection, one backend, counted where the kernel decapsulates.
     for vip in [topo.vip4(), topo.vip6()] {
         let size = 8_000_000;
-        // Let the closing handshakes of the connections above finish.
-        std::thread::sleep(Duration::from_millis(300));
-        let before = backend_rx(topo, "VX4");
+        // After the closing handshakes of the connections above.
+        let before = quiet_backend_rx(topo, "VX4");
         let t = http_get(
             topo,
             &url(vip, 80, &format!("/big?bytes={size}")),
@@ -257,7 +272,9 @@ fn icmp_echo_to_vip_dropped(backend: Backend) {
     };
     let topo = &s.topo;
     for vip in [topo.vip4(), topo.vip6()] {
-        let before = backend_rx(topo, "VX4");
+        // After the closing handshakes of lbfwd's readiness probes and of
+        // the HTTP check below.
+        let before = quiet_backend_rx(topo, "VX4");
         let got = ping(topo, Node::Client, vip, 3).expect("ping");
         let d = delta(backend_rx(topo, "VX4"), before);
         assert_eq!(got, 0, "ping {vip} was answered");
