@@ -247,7 +247,7 @@ fi
 
 # --- 6. report ----------------------------------------------------------------
 say "report"
-cmd_text=$(sed "s#$target_dir/release/##g" "$cmd_file")
+cmd_text=$(sed -e "s#$target_dir/release/##g" -e "s#$root/##g" "$cmd_file")
 "$PKTGEN" report --in "$raw" --out-dir "$out_dir" --commands "$cmd_text"
 elapsed=$(( $(date +%s) - start_time ))
 say "done in ${elapsed}s; results in $out_dir (logs in $log_dir)"
