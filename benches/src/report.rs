@@ -572,6 +572,15 @@ pub fn line_plot(
     Ok(())
 }
 
+/// One Mpps plot: sweep name, file, x label, log x, the x of a point.
+type PlotSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    Box<dyn Fn(&Throughput) -> f64>,
+);
+
 /// Writes `results.json`, `results.md` and the PNG plots of `lines` into
 /// `dir`. Returns the files written.
 pub fn write_all(lines: &[Line], dir: &Path, commands: &str) -> Result<Vec<String>, ReportError> {
@@ -608,7 +617,7 @@ pub fn write_all(lines: &[Line], dir: &Path, commands: &str) -> Result<Vec<Strin
             .collect()
     };
     let ceiling = io_ceiling(lines, "testpmd io", "net_null");
-    let plots: [(&str, &str, &str, bool, Box<dyn Fn(&Throughput) -> f64>); 3] = [
+    let plots: [PlotSpec; 3] = [
         (
             "workers",
             "mpps_per_core_vs_workers.png",

@@ -689,6 +689,56 @@ mod tests {
     }
 
     #[test]
+    fn the_pipeline_gives_every_class_its_verdict() {
+        use crate::synth::{self, SynthSpec};
+        use lbfwd_forwarder::counters::DropReason;
+        use lbfwd_forwarder::dataplane::Dataplane;
+        use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
+        let shape = SynthSpec {
+            lbs: 10,
+            targets: 4,
+            maglev_size: 251,
+            ..SynthSpec::default()
+        };
+        let resolved = synth::resolved(&shape, None).unwrap();
+        let dp = Dataplane::new(&resolved, synth::underlay(shape.encap), 1).unwrap();
+        let mut pipeline = Pipeline::new(
+            dp.publisher().reader(0),
+            dp.counters()[0].clone(),
+            &PipelineConfig::default(),
+        )
+        .unwrap();
+        let spec = TrafficSpec {
+            flows: 3000,
+            vips: 10,
+            frame_len: 64,
+            drop_share: 0.2,
+            ipv6_share: 0.3,
+            frag_share: 0.1,
+            ..TrafficSpec::default()
+        };
+        let packets = Arc::new(Packets::build(&spec, 0, 1).unwrap());
+        let mix = packets.mix();
+        assert!(
+            mix.dropped > 0 && mix.fragments > 0 && mix.ipv6 > 0,
+            "{mix:?}"
+        );
+        let mut q = GenQueue::new(packets.clone(), 0);
+        pipeline.begin(1);
+        q.poll(packets.len(), |f| pipeline.run(f).disposition())
+            .unwrap();
+        let c = &dp.counters()[0];
+        assert_eq!(c.rx.packets.get(), mix.packets);
+        assert_eq!(c.tx.packets.get(), mix.packets - mix.dropped, "{mix:?}");
+        assert_eq!(
+            c.drops[DropReason::PortNotAllowed as usize].get(),
+            mix.dropped
+        );
+        assert_eq!(c.drops_total(), mix.dropped);
+        assert_eq!(q.stats().tx_packets, mix.packets - mix.dropped);
+    }
+
+    #[test]
     fn bad_specs_are_refused() {
         let ok = TrafficSpec::default();
         for (bad, what) in [
