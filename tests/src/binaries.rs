@@ -58,6 +58,9 @@ pub fn lbfwd_binaries(backend: Backend) -> Result<Option<Binaries>, Error> {
             .unwrap_or_else(|_| lbfwd.with_file_name("lbctl"));
         return Ok(Some(Binaries { lbfwd, lbctl }));
     }
+    if !buildable(backend) {
+        return Ok(None);
+    }
     let built = BUILT
         .get_or_init(|| {
             let backends: Vec<Backend> = FEATURED.into_iter().filter(|b| buildable(*b)).collect();
@@ -108,7 +111,7 @@ fn build(backends: &[Backend]) -> Result<Binaries, String> {
     let workspace = cargo_build(
         &["test", "--workspace", "--no-run"],
         &features,
-        "the same build as scripts/test.sh, nothing to compile when it ran",
+        "the workspace's test build, as scripts/test.sh runs it: nothing to compile after it",
     );
     let (lbfwd, lbctl) = match workspace {
         Ok(found) => found,
