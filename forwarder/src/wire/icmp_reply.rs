@@ -387,6 +387,31 @@ mod tests {
         }
     }
 
+    /// An all-zero echo: the reply's ICMP data sums to 0, so its checksum
+    /// must be 0xffff (RFC 1071), which an incremental update would give as
+    /// 0x0000.
+    #[test]
+    fn all_zero_echo_reply_checksum_verifies() {
+        let mut ip = [0u8; 28];
+        Ipv4Repr {
+            src: [198, 51, 100, 20],
+            dst: [203, 0, 113, 10],
+            protocol: IpProtocol::Icmp,
+            payload_len: 8,
+            ttl: 60,
+            dont_frag: false,
+            ident: 0,
+            tos: 0,
+        }
+        .emit(&mut ip)
+        .unwrap();
+        ip[20..28].copy_from_slice(&[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+        icmpv4_echo_reply(&mut ip).unwrap();
+        assert_eq!(ip[20..28], [0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+        assert!(checksum::verify(&ip[20..]));
+        assert!(Ipv4Packet::new_checked(&ip[..]).unwrap().verify_checksum());
+    }
+
     #[test]
     fn echo_reply_refusals() {
         // Bad ICMP checksum.
