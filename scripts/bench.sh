@@ -117,6 +117,12 @@ run "$PKTGEN" memory "${common[@]}" --sweep size --workers 1 --flows 1000000 --s
 run "$PKTGEN" memory "${common[@]}" --sweep flows --workers 1 --flows "$flows" --sizes 64
 run "$PKTGEN" memory "${common[@]}" --sweep mix --workers 1 --flows 1000000 --sizes 64 \
   --ipv6-share 0.3 --drop-share 0.1 --frag-share 0.05
+# The same flows with glibc's malloc on transparent huge pages (THP is
+# "madvise" on Debian; the tunable makes malloc ask for it): how much of the
+# cost is TLB misses.
+note_cmd "GLIBC_TUNABLES=glibc.malloc.hugetlb=1 lbfwd-pktgen memory ${common[*]} --sweep flows_thp --workers 1 --flows $flows --sizes 64"
+GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "$PKTGEN" memory "${common[@]}" --sweep flows_thp \
+  --workers 1 --flows "$flows" --sizes 64
 run "$PKTGEN" memory --out "$raw" --warmup "$warm" --seconds $((secs * 3)) --sweep churn \
   --workers 1 --flows 1000000 --sizes 64 --churn-ms 100
 fi

@@ -660,6 +660,14 @@ pub fn write_all(lines: &[Line], dir: &Path, commands: &str) -> Result<Vec<Strin
                 reference: false,
             },
         ];
+        let thp = tp(&format!("{sweep}_thp"));
+        if !thp.is_empty() {
+            series.push(Series {
+                label: "lbfwd Mpps per core, malloc on transparent huge pages".into(),
+                points: thp.iter().map(|t| (x(t), t.mpps_per_core)).collect(),
+                reference: false,
+            });
+        }
         if let Some(c) = ceiling {
             let xs: Vec<f64> = points.iter().map(&x).collect();
             let (lo, hi) = xs
