@@ -342,13 +342,184 @@ fn key_of(addr: &[u8; 16]) -> u128 {
     u128::from_be_bytes(*addr)
 }
 
+/// What the fast path knows of a packet ([`parse_fast`]): much less than
+/// [`Parsed`], and only for the common case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FastPacket {
+    /// Offset of the IP header in the frame.
+    l3: usize,
+    /// Length of the IP packet (the frame may carry Ethernet padding after
+    /// it).
+    ip_len: usize,
+    /// IP version.
+    version: IpVersion,
+    /// IP protocol: TCP, UDP or SCTP.
+    proto: u8,
+    /// Source address (IPv4-mapped for IPv4).
+    src: [u8; 16],
+    /// Destination address (IPv4-mapped for IPv4).
+    dst: [u8; 16],
+    /// Transport source port.
+    sport: u16,
+    /// Transport destination port.
+    dport: u16,
+}
+
+#[inline(always)]
+fn rd16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// The fast path's parser: the common case only — Ethernet with no or one
+/// VLAN tag, IPv4 without options and not a fragment, or IPv6 without
+/// extension headers, carrying TCP, UDP or SCTP. `None` for everything
+/// else, which the full parser ([`crate::wire::parse_frame`]) then handles.
+///
+/// A packet it accepts is one `parse_frame` accepts with the same fields
+/// (the same length checks, in the same order of strictness), so both paths
+/// reach the same verdict.
+#[inline(always)]
+fn parse_fast(d: &[u8]) -> Option<FastPacket> {
+    let mut ty = rd16(d.get(..14)?, 12);
+    let mut l3 = 14;
+    if ty == 0x8100 || ty == 0x88a8 {
+        ty = rd16(d.get(..18)?, 16);
+        l3 = 18;
+    }
+    let b = d.get(l3..)?;
+    let (version, total, proto, src, dst, l4) = match ty {
+        0x0800 => {
+            let h = b.get(..20)?;
+            // Version 4, no options.
+            if h[0] != 0x45 {
+                return None;
+            }
+            let total = usize::from(rd16(h, 2));
+            // Neither MF nor a fragment offset.
+            if rd16(h, 6) & 0x3fff != 0 || total > b.len() {
+                return None;
+            }
+            let src = crate::flow::v4_mapped([h[12], h[13], h[14], h[15]]);
+            let dst = crate::flow::v4_mapped([h[16], h[17], h[18], h[19]]);
+            (IpVersion::V4, total, h[9], src, dst, b.get(20..total)?)
+        }
+        0x86dd => {
+            let h = b.get(..40)?;
+            if h[0] >> 4 != 6 {
+                return None;
+            }
+            let total = 40 + usize::from(rd16(h, 4));
+            if total > b.len() || l3 + total > 0xffff {
+                return None;
+            }
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(&h[8..24]);
+            dst.copy_from_slice(&h[24..40]);
+            (IpVersion::V6, total, h[6], src, dst, &b[40..total])
+        }
+        _ => return None,
+    };
+    match proto {
+        IPPROTO_TCP => {
+            let h = l4.get(..20)?;
+            let doff = usize::from(h[12] >> 4) * 4;
+            if doff < 20 || doff > l4.len() {
+                return None;
+            }
+        }
+        IPPROTO_UDP => {
+            let ulen = usize::from(rd16(l4.get(..8)?, 4));
+            if ulen < 8 || ulen > l4.len() {
+                return None;
+            }
+        }
+        IPPROTO_SCTP => {
+            l4.get(..12)?;
+        }
+        _ => return None,
+    }
+    Some(FastPacket {
+        l3,
+        ip_len: total,
+        version,
+        proto,
+        src,
+        dst,
+        sport: rd16(l4, 0),
+        dport: rd16(l4, 2),
+    })
+}
+
 impl State {
-    #[inline]
+    /// Every stage for one frame: the fast path when the packet is the
+    /// common case, else the full path.
+    #[inline(always)]
     fn process(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
-        let p = match crate::wire::parse_frame(frame.data()) {
+        match parse_fast(frame.data()) {
+            Some(f) => self.process_fast(t, frame, &f),
+            None => self.process_full(t, frame),
+        }
+    }
+
+    /// The fast path: an unfragmented TCP/UDP/SCTP packet without IPv4
+    /// options or IPv6 extension headers ([`parse_fast`] said so). Gives the
+    /// same verdict, counters and bytes as [`Self::process_full`] would.
+    #[inline(always)]
+    fn process_fast(&mut self, t: &Tables, frame: &mut Frame<'_>, f: &FastPacket) -> Verdict {
+        let Some((lb_idx, lb)) = t.lb_for(key_of(&f.dst)) else {
+            self.counters.host_not_vip.inc();
+            return Verdict::Host;
+        };
+        // Ethernet padding is not part of the packet.
+        let end = f.l3 + f.ip_len;
+        if frame.len() > end {
+            frame.set_len(end);
+        }
+        if lb.filter.allows(f.proto, f.dport) != Some(true) {
+            return self.filtered(lb, DropReason::PortNotAllowed);
+        }
+        let flow = FlowKey::new(f.src, f.dst, f.proto, f.sport, f.dport, lb.vni);
+        let hash = flow.flow_hash();
+        let Some(target) = self.pick(t, lb_idx, lb, &flow, hash) else {
+            return Verdict::Drop(DropReason::NoTarget);
+        };
+        let target = &lb.targets[target as usize];
+        let inner = Inner {
+            l3: f.l3,
+            ip_len: f.ip_len,
+            version: f.version,
+        };
+        match encapsulate_inner(&t.underlay, lb.vni, target, hash, frame, inner) {
+            Ok(()) => {
+                self.counters.targets[target.slot as usize].count(frame.len());
+                Verdict::Tx
+            }
+            Err(Encapsulation::TooBig { inner_mtu }) => self.too_big_reparsed(frame, inner_mtu),
+            Err(Encapsulation::Drop(reason)) => Verdict::Drop(reason),
+        }
+    }
+
+    /// [`Self::too_big`] for the fast path, which has no [`Parsed`]: parses
+    /// the (unchanged) frame in full first. Rare: packets over the MTU.
+    #[cold]
+    #[inline(never)]
+    fn too_big_reparsed(&mut self, frame: &mut Frame<'_>, inner_mtu: u32) -> Verdict {
+        match crate::wire::parse_frame(frame.data()) {
+            Ok(ParsedFrame::Ip(p)) => self.too_big(frame, &p, inner_mtu),
+            // The fast path parsed it: cannot happen, but never panic.
+            _ => Verdict::Drop(DropReason::Malformed),
+        }
+    }
+
+    /// The full path: every packet the fast path does not take.
+    #[inline(never)]
+    fn process_full(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
+        let parsed = crate::wire::parse_frame(frame.data());
+        let p = match &parsed {
             Ok(ParsedFrame::Ip(p)) => p,
             Ok(ParsedFrame::NotIp(_)) => return Verdict::Host,
-            Err(e) => return Verdict::Drop(malformed(e)),
+            Err(e) => return Verdict::Drop(malformed(*e)),
         };
         let Some((lb_idx, lb)) = t.lb_for(key_of(&p.dst)) else {
             self.counters.host_not_vip.inc();
@@ -360,7 +531,7 @@ impl State {
         }
         let proto = u8::from(p.protocol);
         if let L4Info::Icmp(info) = p.l4 {
-            return self.icmp(t, lb_idx, lb, &p, info, frame);
+            return self.icmp(t, lb_idx, lb, p, info, frame);
         }
         if !matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
             return self.filtered(lb, DropReason::ProtocolNotAllowed);
@@ -385,7 +556,7 @@ impl State {
                     .later_fragment(&key, info, frame.data(), self.now)
                 {
                     Later::Forward(v) => match t.target_in(lb_idx, v.slot) {
-                        Some(i) => self.encap(t, lb, &lb.targets[i as usize], v.hash, frame, &p),
+                        Some(i) => self.encap(t, lb, &lb.targets[i as usize], v.hash, frame, p),
                         None => Verdict::Drop(DropReason::NoTarget),
                     },
                     Later::Held => Verdict::Held,
@@ -422,7 +593,7 @@ impl State {
             return Verdict::Drop(DropReason::NoTarget);
         };
         let (verdict, forwarded) =
-            self.encap_outcome(t, lb, &lb.targets[target as usize], hash, frame, &p);
+            self.encap_outcome(t, lb, &lb.targets[target as usize], hash, frame, p);
         if let Some((key, info)) = frag_key {
             // Later fragments follow the first only if it was really sent to
             // the target (not answered with "too big", not dropped).
@@ -741,8 +912,38 @@ pub fn encapsulate(
     frame: &mut Frame<'_>,
     p: &Parsed,
 ) -> Result<(), Encapsulation> {
-    let l3 = p.l3_offset as usize;
-    let inner_len = p.ip_len as usize;
+    let inner = Inner {
+        l3: p.l3_offset as usize,
+        ip_len: p.ip_len as usize,
+        version: p.version,
+    };
+    encapsulate_inner(u, vni, target, hash, frame, inner)
+}
+
+/// Where the inner IP packet sits in a frame: all that encapsulation needs
+/// to know of it.
+#[derive(Clone, Copy, Debug)]
+struct Inner {
+    /// Offset of its IP header.
+    l3: usize,
+    /// Its length.
+    ip_len: usize,
+    /// Its IP version.
+    version: IpVersion,
+}
+
+/// [`encapsulate`] on the position of the inner packet.
+#[inline]
+fn encapsulate_inner(
+    u: &UnderlayParams,
+    vni: u32,
+    target: &Target,
+    hash: u64,
+    frame: &mut Frame<'_>,
+    p: Inner,
+) -> Result<(), Encapsulation> {
+    let l3 = p.l3;
+    let inner_len = p.ip_len;
     let overhead = encap_overhead(u.encap, target.underlay);
     if overhead + inner_len > usize::from(u.mtu) {
         return Err(Encapsulation::TooBig {
