@@ -32,6 +32,7 @@ use crate::frag::{FragConfig, FragDrop, FragError, FragInfo, FragKey, FragTracke
 use crate::frame::{Frame, HEADROOM};
 use crate::io::Disposition;
 use crate::tables::{LbTable, TableReader, Tables, Target, Underlay, UnderlayParams};
+use crate::wire::checksum;
 use crate::wire::ethernet::EthernetRepr;
 use crate::wire::icmp_reply::frame_echo_reply;
 use crate::wire::icmp_reply::frame_too_big;
@@ -484,15 +485,21 @@ impl State {
         let Some(target) = self.pick(t, lb_idx, lb, &flow, hash) else {
             return Verdict::Drop(DropReason::NoTarget);
         };
-        let target = &lb.targets[target as usize];
         let inner = Inner {
             l3: f.l3,
             ip_len: f.ip_len,
             version: f.version,
         };
-        match encapsulate_inner(&t.underlay, lb.vni, target, hash, frame, inner) {
+        let tpl = &lb.templates[target as usize];
+        let done = if tpl.is_empty() {
+            let target = &lb.targets[target as usize];
+            encapsulate_inner(&t.underlay, lb.vni, target, hash, frame, inner)
+        } else {
+            encapsulate_template(tpl, t.underlay.mtu, hash, frame, inner)
+        };
+        match done {
             Ok(()) => {
-                self.counters.targets[target.slot as usize].count(frame.len());
+                self.counters.targets[tpl.slot() as usize].count(frame.len());
                 Verdict::Tx
             }
             Err(Encapsulation::TooBig { inner_mtu }) => self.too_big_reparsed(frame, inner_mtu),
@@ -899,6 +906,211 @@ pub fn udp_source_port(hash: u64) -> u16 {
     0xC000 | ((hash >> 48) as u16 & 0x3FFF)
 }
 
+/// Longest outer header lbfwd writes: Ethernet 14 + IPv6 40 + UDP 8 +
+/// VXLAN 8 + inner Ethernet 14.
+pub const MAX_ENCAP_LEN: usize = 84;
+
+/// The outer headers toward one target, built with the tables: what
+/// [`encapsulate`] writes, with the per-packet fields (lengths, checksums,
+/// TOS / traffic class, UDP source port, flow label, inner EtherType or
+/// IP-in-IP protocol) left zero. Per packet the fast path copies it and
+/// patches those fields; the result is byte for byte what [`encapsulate`]
+/// writes (a unit test compares the two).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct EncapTemplate {
+    /// The headers, outer Ethernet first; `len` bytes are used.
+    bytes: [u8; MAX_ENCAP_LEN],
+    /// Bytes of `bytes` in use; 0 when the template cannot be used (no
+    /// underlay source address of the target's family, or an MTU too small
+    /// for any packet): the full encapsulation then decides.
+    len: u8,
+    /// Outer IPv6 (else IPv4).
+    outer_v6: bool,
+    /// IP-in-IP (else UDP: GUE or VXLAN).
+    ipip: bool,
+    /// VXLAN (an inner Ethernet header ends the template).
+    vxlan: bool,
+    /// Outer IPv4: the one's complement sum of the header with TOS, total
+    /// length, protocol (IP-in-IP only) and checksum zero. Outer IPv6 with
+    /// UDP: the pseudo-header sum without the length.
+    sum: u16,
+    /// The target's counter slot.
+    slot: u32,
+}
+
+impl EncapTemplate {
+    /// The template toward `target` (of a load balancer with network
+    /// `vni`) under the underlay settings `u`.
+    pub fn new(u: &UnderlayParams, vni: u32, target: &Target) -> Self {
+        let mut t = EncapTemplate {
+            bytes: [0; MAX_ENCAP_LEN],
+            len: 0,
+            outer_v6: matches!(target.underlay, Underlay::V6(_)),
+            ipip: u.encap == Encap::IpIp,
+            vxlan: matches!(u.encap, Encap::Vxlan { .. }),
+            sum: 0,
+            slot: target.slot,
+        };
+        // Let the reference write the headers in front of a minimal inner
+        // IPv4 header (hash 0, TOS 0), then clear the per-packet fields.
+        let mut buf = [0u8; HEADROOM + 20];
+        buf[HEADROOM] = 0x45;
+        buf[HEADROOM + 3] = 20;
+        let mut frame = Frame::new(&mut buf, HEADROOM, 20);
+        let inner = Inner {
+            l3: 0,
+            ip_len: 20,
+            version: IpVersion::V4,
+        };
+        if encapsulate_inner(u, vni, target, 0, &mut frame, inner).is_err() {
+            return t;
+        }
+        let len = frame.len() - 20;
+        t.bytes[..len].copy_from_slice(&frame.data()[..len]);
+        let b = &mut t.bytes;
+        if t.outer_v6 {
+            b[14..20].fill(0); // version, traffic class, flow label, length
+            b[14] = 0x60;
+            if t.ipip {
+                b[20] = 0;
+            } else {
+                b[58..62].fill(0); // UDP length, checksum
+                b[54..56].fill(0); // UDP source port
+                let mut src = [0u8; 16];
+                let mut dst = [0u8; 16];
+                src.copy_from_slice(&b[22..38]);
+                dst.copy_from_slice(&b[38..54]);
+                t.sum = checksum::pseudo_header_v6(&src, &dst, IPPROTO_UDP, 0);
+            }
+        } else {
+            b[15..18].fill(0); // TOS, total length
+            b[24..26].fill(0); // checksum
+            if t.ipip {
+                b[23] = 0;
+            } else {
+                b[34..36].fill(0); // UDP source port
+                b[38..40].fill(0); // UDP length
+            }
+            t.sum = checksum::sum(&b[14..34]);
+        }
+        if t.vxlan {
+            b[len - 2..len].fill(0);
+        }
+        t.len = len as u8;
+        t
+    }
+
+    /// Bytes of outer headers it writes (0: not usable).
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True when the template cannot be used (see [`EncapTemplate::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The target's counter slot.
+    #[inline(always)]
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+
+/// Copies the first `N` bytes of `from` into `to` (a fixed-size copy the
+/// compiler turns into a few moves).
+#[inline(always)]
+fn copy_fixed<const N: usize>(to: &mut [u8], from: &[u8; MAX_ENCAP_LEN]) {
+    to[..N].copy_from_slice(&from[..N]);
+}
+
+/// [`encapsulate`] with a target's [`EncapTemplate`] (not empty): the same
+/// checks in the same order, the same bytes.
+#[inline(always)]
+fn encapsulate_template(
+    tpl: &EncapTemplate,
+    mtu: u16,
+    hash: u64,
+    frame: &mut Frame<'_>,
+    p: Inner,
+) -> Result<(), Encapsulation> {
+    let len = usize::from(tpl.len);
+    let overhead = len - 14;
+    if overhead + p.ip_len > usize::from(mtu) {
+        return Err(Encapsulation::TooBig {
+            inner_mtu: u32::from(mtu).saturating_sub(overhead as u32),
+        });
+    }
+    let tos = {
+        let d = frame.data();
+        let b = d
+            .get(p.l3..p.l3 + 2)
+            .ok_or(Encapsulation::Drop(DropReason::Malformed))?;
+        match p.version {
+            IpVersion::V4 => b[1],
+            IpVersion::V6 => (b[0] << 4) | (b[1] >> 4),
+        }
+    };
+    if !frame.adjust_head(p.l3 as isize - len as isize) {
+        return Err(Encapsulation::Drop(DropReason::NoHeadroom));
+    }
+    let data = frame.data_mut();
+    let h = &tpl.bytes;
+    match len {
+        34 => copy_fixed::<34>(data, h),
+        42 => copy_fixed::<42>(data, h),
+        54 => copy_fixed::<54>(data, h),
+        62 => copy_fixed::<62>(data, h),
+        64 => copy_fixed::<64>(data, h),
+        84 => copy_fixed::<84>(data, h),
+        _ => data[..len].copy_from_slice(&h[..len]),
+    }
+    let inner_v6 = p.version == IpVersion::V6;
+    let ip_proto = if inner_v6 { 41u8 } else { 4 };
+    let udp_len = (p.ip_len + overhead - if tpl.outer_v6 { 40 } else { 20 }) as u16;
+    if tpl.outer_v6 {
+        let word = (6u32 << 28) | (u32::from(tos) << 20) | flow_label_from_hash(hash as u32);
+        data[14..18].copy_from_slice(&word.to_be_bytes());
+        data[18..20].copy_from_slice(&udp_len.to_be_bytes());
+        if tpl.ipip {
+            data[20] = ip_proto;
+        } else {
+            data[54..56].copy_from_slice(&udp_source_port(hash).to_be_bytes());
+            data[58..60].copy_from_slice(&udp_len.to_be_bytes());
+            if tpl.vxlan {
+                data[len - 2] = if inner_v6 { 0x86 } else { 0x08 };
+                data[len - 1] = if inner_v6 { 0xdd } else { 0x00 };
+            }
+            // Required over IPv6 (RFC 8200 section 8.1): the whole datagram.
+            let pseudo = checksum::fold32(u32::from(tpl.sum) + u32::from(udp_len));
+            let c = checksum::checksum_with(pseudo, &data[54..]);
+            let c = if c == 0 { 0xffff } else { c };
+            data[60..62].copy_from_slice(&c.to_be_bytes());
+        }
+    } else {
+        let total = (p.ip_len + overhead) as u16;
+        let proto = if tpl.ipip { ip_proto } else { 0 };
+        let c = !checksum::fold32(
+            u32::from(tpl.sum) + u32::from(tos) + u32::from(total) + u32::from(proto),
+        );
+        data[15] = tos;
+        data[16..18].copy_from_slice(&total.to_be_bytes());
+        data[24..26].copy_from_slice(&c.to_be_bytes());
+        if tpl.ipip {
+            data[23] = ip_proto;
+        } else {
+            data[34..36].copy_from_slice(&udp_source_port(hash).to_be_bytes());
+            data[38..40].copy_from_slice(&udp_len.to_be_bytes());
+            if tpl.vxlan {
+                data[len - 2] = if inner_v6 { 0x86 } else { 0x08 };
+                data[len - 1] = if inner_v6 { 0xdd } else { 0x00 };
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Encapsulates the IP packet of `frame` (summarised by `p`, Ethernet
 /// padding already trimmed) toward `target`, in place: the outer headers are
 /// written in front of the inner IP header, over the old Ethernet header and
@@ -1045,4 +1257,243 @@ fn encapsulate_inner(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A well-formed frame: Ethernet (no, one or two VLAN tags), IPv4 (with
+    /// or without options) or IPv6, TCP/UDP/SCTP/ICMP, `payload` bytes, and
+    /// `pad` bytes of Ethernet padding.
+    fn frame(r: &mut Rng, v6: bool, tags: usize, proto: u8, payload: usize, pad: usize) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        for i in 0..tags {
+            f.extend_from_slice(if i == 0 { &[0x88, 0xa8] } else { &[0x81, 0x00] });
+            f.extend_from_slice(&[0, 7]);
+        }
+        let l4_len = match proto {
+            IPPROTO_TCP => 20,
+            IPPROTO_UDP => 8,
+            IPPROTO_SCTP => 12,
+            _ => 8,
+        } + payload;
+        let tos = r.next() as u8;
+        if v6 {
+            f.extend_from_slice(&[0x86, 0xdd]);
+            let word = (6u32 << 28) | (u32::from(tos) << 20) | (r.next() as u32 & 0xf_ffff);
+            f.extend_from_slice(&word.to_be_bytes());
+            f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+            f.extend_from_slice(&[proto, 64]);
+            f.extend_from_slice(
+                &(0x2001_0db8_c000u128 << 80 | r.below(1000) as u128).to_be_bytes(),
+            );
+            f.extend_from_slice(&(0x2001_0db8_0100u128 << 80 | 5).to_be_bytes());
+        } else {
+            f.extend_from_slice(&[0x08, 0x00]);
+            let opts = if r.below(8) == 0 { 4 } else { 0 };
+            let total = (20 + opts + l4_len) as u16;
+            f.push(0x45 + (opts / 4) as u8);
+            f.push(tos);
+            f.extend_from_slice(&total.to_be_bytes());
+            f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, proto, 0, 0]);
+            f.extend_from_slice(&[198, 18, r.next() as u8, 1]);
+            f.extend_from_slice(&[203, 0, 113, 5]);
+            f.extend(std::iter::repeat_n(1u8, opts));
+        }
+        let sport = r.next() as u16;
+        let dport: u16 = if r.below(2) == 0 { 80 } else { 1500 };
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        match proto {
+            IPPROTO_TCP => {
+                f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 2, 1, 0, 0, 0, 0, 0])
+            }
+            IPPROTO_UDP => {
+                f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+                f.extend_from_slice(&[0, 0]);
+            }
+            _ => f.extend_from_slice(&[0; 8][..l4_len - payload - 4]),
+        }
+        f.extend((0..payload).map(|i| i as u8));
+        f.extend(std::iter::repeat_n(0u8, pad));
+        f
+    }
+
+    /// Random damage: one byte of the headers changed, or the frame cut.
+    fn damage(r: &mut Rng, f: &mut Vec<u8>) {
+        match r.below(4) {
+            0 => {}
+            1 => {
+                let at = r.below(f.len().min(80) as u64) as usize;
+                f[at] = r.next() as u8;
+            }
+            2 => {
+                let at = 12 + r.below(f.len().min(80) as u64 - 12) as usize;
+                f[at] ^= 1 << r.below(8);
+            }
+            _ => f.truncate(r.below(f.len() as u64 + 1) as usize),
+        }
+    }
+
+    /// Whatever `parse_fast` accepts, `parse_frame` accepts with the same
+    /// fields; and every common-case packet takes the fast path.
+    #[test]
+    fn fast_parser_agrees_with_the_full_parser() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut fast = 0;
+        for _ in 0..200_000 {
+            let v6 = r.below(2) == 0;
+            let tags = r.below(3) as usize;
+            let proto = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, 1, 58][r.below(5) as usize];
+            let (payload, pad) = (r.below(40) as usize, r.below(3) as usize * 7);
+            let mut f = frame(&mut r, v6, tags, proto, payload, pad);
+            damage(&mut r, &mut f);
+            let full = crate::wire::parse_frame(&f);
+            match parse_fast(&f) {
+                Some(q) => {
+                    fast += 1;
+                    let Ok(ParsedFrame::Ip(p)) = full else {
+                        panic!("fast path took what the full parser refuses: {f:02x?} {full:?}");
+                    };
+                    assert_eq!(p.frag, None, "{f:02x?}");
+                    assert_eq!(p.l3_offset as usize, q.l3);
+                    assert_eq!(p.ip_len as usize, q.ip_len);
+                    assert_eq!(p.version, q.version);
+                    assert_eq!(u8::from(p.protocol), q.proto);
+                    assert_eq!((p.src, p.dst), (q.src, q.dst));
+                    assert_eq!(
+                        p.l4,
+                        L4Info::Ports(crate::wire::Ports {
+                            src: q.sport,
+                            dst: q.dport
+                        })
+                    );
+                }
+                None => {
+                    if let Ok(ParsedFrame::Ip(p)) = full {
+                        let common = p.vlans.count <= 1
+                            && p.frag.is_none()
+                            && matches!(p.l4, L4Info::Ports(_))
+                            && p.l4_offset - p.l3_offset
+                                == if p.version == IpVersion::V4 { 20 } else { 40 };
+                        assert!(!common, "common packet missed the fast path: {f:02x?}");
+                    }
+                }
+            }
+        }
+        assert!(fast > 50_000, "only {fast} frames took the fast path");
+    }
+
+    fn underlay(encap: Encap, mtu: u16) -> UnderlayParams {
+        UnderlayParams {
+            encap,
+            source_ipv4: Some(Ipv4Addr::new(10, 0, 2, 2)),
+            source_ipv6: Some(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2)),
+            source_mac: [2, 0, 0, 0, 2, 2],
+            next_hop_mac: [2, 0, 0, 0, 2, 1],
+            mtu,
+        }
+    }
+
+    fn target(v6: bool) -> Target {
+        Target {
+            name: "t".into(),
+            uid: String::new(),
+            underlay: if v6 {
+                Underlay::V6(Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 7).octets())
+            } else {
+                Underlay::V4([10, 0, 3, 7])
+            },
+            mac: [2, 0, 0, 0, 3, 7],
+            weight: 1,
+            slot: 3,
+        }
+    }
+
+    /// The template path writes exactly what the reference `encapsulate`
+    /// writes, and refuses exactly what it refuses, for every encapsulation,
+    /// both underlay and inner families, VLAN tags, padding, TOS and hash.
+    #[test]
+    fn template_encapsulation_equals_the_reference() {
+        let mut r = Rng(7);
+        for encap in [
+            Encap::IpIp,
+            Encap::Gue { port: 6080 },
+            Encap::Vxlan { port: 4789 },
+        ] {
+            for outer_v6 in [false, true] {
+                for mtu in [1500u16, 110] {
+                    let u = underlay(encap, mtu);
+                    let tgt = target(outer_v6);
+                    let tpl = EncapTemplate::new(&u, 0x00ab_cdef, &tgt);
+                    assert!(!tpl.is_empty());
+                    assert_eq!(tpl.len(), 14 + encap_overhead(encap, tgt.underlay));
+                    for _ in 0..300 {
+                        let v6 = r.below(2) == 0;
+                        let proto = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP][r.below(3) as usize];
+                        let (tags, payload, pad) = (
+                            r.below(2) as usize,
+                            r.below(100) as usize,
+                            r.below(2) as usize * 5,
+                        );
+                        let f = frame(&mut r, v6, tags, proto, payload, pad);
+                        let Some(q) = parse_fast(&f) else {
+                            continue;
+                        };
+                        let Ok(ParsedFrame::Ip(p)) = crate::wire::parse_frame(&f) else {
+                            unreachable!()
+                        };
+                        let hash = r.next();
+                        let run = |template: bool| {
+                            let mut buf = vec![0u8; HEADROOM + f.len()];
+                            buf[HEADROOM..].copy_from_slice(&f);
+                            let mut fr = Frame::new(&mut buf, HEADROOM, p.ip_end());
+                            let inner = Inner {
+                                l3: q.l3,
+                                ip_len: q.ip_len,
+                                version: q.version,
+                            };
+                            let res = if template {
+                                encapsulate_template(&tpl, u.mtu, hash, &mut fr, inner)
+                            } else {
+                                encapsulate(&u, 0x00ab_cdef, &tgt, hash, &mut fr, &p)
+                            };
+                            (res, fr.data().to_vec())
+                        };
+                        assert_eq!(
+                            run(true),
+                            run(false),
+                            "{encap:?} outer v6 {outer_v6} mtu {mtu}: {f:02x?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn template_without_underlay_source_is_empty() {
+        let mut u = underlay(Encap::Vxlan { port: 4789 }, 1500);
+        u.source_ipv6 = None;
+        assert!(EncapTemplate::new(&u, 1, &target(true)).is_empty());
+        assert!(!EncapTemplate::new(&u, 1, &target(false)).is_empty());
+    }
 }

@@ -9,6 +9,7 @@
 
 use crate::counters::{SlotError, SlotRegistry, MAX_TARGET_SLOTS};
 use crate::maglev::MaglevTable;
+use crate::pipeline::EncapTemplate;
 use arc_swap::ArcSwap;
 use lbfwd_config::model::{Encap, IcmpEcho, Protocol, Resolved};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -167,6 +168,9 @@ pub struct LbTable {
     pub maglev: MaglevTable,
     /// Destinations, in the resolved (deterministic) order.
     pub targets: Vec<Target>,
+    /// The outer headers toward each of `targets` (same index), for the
+    /// fast path.
+    pub templates: Vec<EncapTemplate>,
 }
 
 /// Open-addressing map from VIP to load-balancer index; power-of-two
@@ -364,6 +368,10 @@ impl TableBuilder {
                 vips.push((addr_key(ip.addr), lb_index as u32));
                 vip_list.push(ip.addr);
             }
+            let templates = targets
+                .iter()
+                .map(|t| EncapTemplate::new(underlay, lb.vni, t))
+                .collect();
             lbs.push(LbTable {
                 name: lb.name.clone(),
                 slot: assignment.lbs[&lb.name],
@@ -372,6 +380,7 @@ impl TableBuilder {
                 icmp_echo_reply: lb.icmp_echo == IcmpEcho::Reply,
                 maglev,
                 targets,
+                templates,
             });
         }
         let mut released = assignment.released_targets;
