@@ -68,8 +68,13 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
 fi
 target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-PKTGEN="$target_dir/release/lbfwd-pktgen"
-LBFWD="$target_dir/release/lbfwd"
+# Run private copies: in a shared checkout another build may replace the
+# binaries in the target directory (e.g. lbfwd without af_xdp) mid-run.
+mkdir -p "$log_dir/bin"
+cp "$target_dir/release/lbfwd-pktgen" "$target_dir/release/lbfwd" "$log_dir/bin/"
+PKTGEN="$log_dir/bin/lbfwd-pktgen"
+LBFWD="$log_dir/bin/lbfwd"
+"$LBFWD" --version >/dev/null 2>&1 || true
 
 mkdir -p "$out_dir"
 : >"$raw"
@@ -253,7 +258,7 @@ fi
 
 # --- 6. report ----------------------------------------------------------------
 say "report"
-cmd_text=$(sed -e "s#$target_dir/release/##g" -e "s#$root/##g" "$cmd_file")
+cmd_text=$(sed -e "s#$log_dir/bin/##g" -e "s#$root/##g" "$cmd_file")
 "$PKTGEN" report --in "$raw" --out-dir "$out_dir" --commands "$cmd_text"
 elapsed=$(( $(date +%s) - start_time ))
 say "done in ${elapsed}s; results in $out_dir (logs in $log_dir)"
