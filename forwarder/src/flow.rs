@@ -59,7 +59,7 @@ pub const FLOW_KEY_BYTES: usize = 41;
 /// Addresses are 16 bytes; IPv4 addresses are stored IPv4-mapped
 /// (`::ffff:a.b.c.d`). A 3-tuple key (fragments, ICMP errors whose embedded
 /// header carries no ports) has both ports zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Eq, Default, PartialOrd, Ord)]
 pub struct FlowKey {
     /// Source address (IPv4-mapped for IPv4).
     pub src: [u8; 16],
@@ -74,6 +74,33 @@ pub struct FlowKey {
     pub dst_port: u16,
     /// IP protocol number (IPv4 `protocol`, IPv6 upper-layer next header).
     pub proto: u8,
+}
+
+impl PartialEq for FlowKey {
+    /// Field by field, as a derived `PartialEq` would, but in wide words
+    /// and without branches (the flow table compares keys per packet).
+    #[inline(always)]
+    fn eq(&self, o: &Self) -> bool {
+        let addrs = (u128::from_ne_bytes(self.src) ^ u128::from_ne_bytes(o.src))
+            | (u128::from_ne_bytes(self.dst) ^ u128::from_ne_bytes(o.dst));
+        let rest = (u64::from(self.network ^ o.network) << 32)
+            | (u64::from(self.src_port ^ o.src_port) << 16)
+            | u64::from(self.dst_port ^ o.dst_port)
+            | (u64::from(self.proto ^ o.proto) << 56);
+        (addrs | u128::from(rest)) == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    /// Every field, in declaration order (consistent with `PartialEq`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.src.hash(state);
+        self.dst.hash(state);
+        self.network.hash(state);
+        self.src_port.hash(state);
+        self.dst_port.hash(state);
+        self.proto.hash(state);
+    }
 }
 
 /// Maps an IPv4 address to its IPv4-mapped IPv6 form, as 16 bytes.
@@ -244,6 +271,26 @@ impl FlowKey {
         b
     }
 
+    /// A cheap keyed hash of the key for a table that is local to one
+    /// process (bucket choice in the per-worker flow table): three 64×64 →
+    /// 128-bit multiplications of the fields with `seed`-derived keys. Not
+    /// the flow hash, and not stable across processes when `seed` is random
+    /// (which keeps the buckets an attacker can aim at secret); never use
+    /// it for anything another instance must agree on.
+    #[inline(always)]
+    pub fn table_hash(&self, seed: u64) -> u64 {
+        let s = u128::from_be_bytes(self.src);
+        let d = u128::from_be_bytes(self.dst);
+        let rest = (u64::from(self.network) << 32)
+            | (u64::from(self.src_port) << 16)
+            | u64::from(self.dst_port);
+        let x = fold_mul(s as u64 ^ seed, (s >> 64) as u64 ^ P1);
+        let y = fold_mul(d as u64 ^ P2, (d >> 64) as u64 ^ seed.rotate_left(32));
+        let z = fold_mul(rest ^ P3 ^ seed, u64::from(self.proto) ^ P4);
+        let h = x ^ y.rotate_left(23) ^ z.rotate_left(43);
+        xxh3_avalanche(h)
+    }
+
     /// The flow hash: XXH3-64, seed [`FLOW_HASH_SEED`], default secret,
     /// over [`to_bytes`](Self::to_bytes). Fixed by specification; see the
     /// module documentation.
@@ -370,6 +417,13 @@ fn mix(lo: u64, hi: u64, secret: usize, seed: u64) -> u64 {
     let lo = lo ^ read_u64(&XXH3_SECRET[secret..]).wrapping_add(seed);
     let hi = hi ^ read_u64(&XXH3_SECRET[secret + 8..]).wrapping_sub(seed);
     let product = u128::from(lo) * u128::from(hi);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// The 128-bit product of `a` and `b`, folded to 64 bits (xor of halves).
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
     (product as u64) ^ ((product >> 64) as u64)
 }
 
@@ -690,6 +744,51 @@ mod tests {
         assert_eq!(embedded.reversed(), flow);
         assert_eq!(embedded.reversed().flow_hash(), flow.flow_hash());
         assert_eq!(flow.reversed().reversed(), flow);
+    }
+
+    /// The hand-written `eq` is the field-wise one: every single-field
+    /// change (each byte of each field) makes keys unequal, and copies are
+    /// equal; the table hash depends on every field and on the seed.
+    #[test]
+    fn key_equality_and_table_hash_see_every_field() {
+        let base = FlowKey::v6([1; 16], [2; 16], IPPROTO_UDP, 5353, 53, 7);
+        let copy = base;
+        assert_eq!(base, copy);
+        assert_eq!(base.table_hash(1), copy.table_hash(1));
+        assert_ne!(base.table_hash(1), base.table_hash(2), "seeded");
+        let mut variants = Vec::new();
+        for i in 0..16 {
+            let mut k = base;
+            k.src[i] ^= 0x80;
+            variants.push(k);
+            let mut k = base;
+            k.dst[i] ^= 1;
+            variants.push(k);
+        }
+        for bit in [0, 8, 15] {
+            variants.push(FlowKey {
+                src_port: base.src_port ^ (1 << bit),
+                ..base
+            });
+            variants.push(FlowKey {
+                dst_port: base.dst_port ^ (1 << bit),
+                ..base
+            });
+        }
+        for bit in [0, 16, 31] {
+            variants.push(FlowKey {
+                network: base.network ^ (1 << bit),
+                ..base
+            });
+        }
+        variants.push(FlowKey {
+            proto: IPPROTO_TCP,
+            ..base
+        });
+        for k in variants {
+            assert_ne!(k, base, "{k:?}");
+            assert_ne!(k.table_hash(1), base.table_hash(1), "{k:?}");
+        }
     }
 
     #[test]

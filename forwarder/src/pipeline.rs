@@ -138,6 +138,26 @@ pub enum PipelineError {
 struct FlowValue {
     /// The target's stable slot.
     slot: u32,
+    /// The flow hash (XXH3, [`FlowKey::flow_hash`]) as two halves (keeps the
+    /// value 4-byte aligned, the table slot small): computed once, on the
+    /// flow's first packet, for its Maglev pick, outer UDP source port and
+    /// flow label.
+    hash: [u32; 2],
+}
+
+impl FlowValue {
+    #[inline(always)]
+    fn new(slot: u32, hash: u64) -> Self {
+        FlowValue {
+            slot,
+            hash: [hash as u32, (hash >> 32) as u32],
+        }
+    }
+
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        u64::from(self.hash[0]) | (u64::from(self.hash[1]) << 32)
+    }
 }
 
 /// What a fragmented datagram remembers once its first fragment passed.
@@ -214,6 +234,9 @@ struct State {
     flows: FlowTable<FlowValue>,
     frags: FragTracker<FragValue>,
     counters: Arc<WorkerCounters>,
+    /// Seed of the flow table's bucket hash ([`FlowKey::table_hash`]),
+    /// random per pipeline.
+    seed: u64,
     now: u64,
     too_big: RateLimit,
     pending: [Option<Release>; MAX_PENDING_RELEASES],
@@ -235,6 +258,7 @@ impl Pipeline {
                 flows: FlowTable::new(config.flow_capacity, config.timeouts)?,
                 frags: FragTracker::new(config.frag)?,
                 counters,
+                seed: random_seed(),
                 now: 0,
                 too_big: RateLimit::new(config.too_big_rate),
                 pending: [None; MAX_PENDING_RELEASES],
@@ -313,6 +337,14 @@ impl Processor for Pipeline {
     }
 }
 
+/// A random seed from the standard library's per-process random keys.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6c62_6677_6400_0001);
+    h.finish()
+}
+
 /// The drop reason of a parse error.
 #[inline]
 fn malformed(e: WireError) -> DropReason {
@@ -356,10 +388,10 @@ struct FastPacket {
     version: IpVersion,
     /// IP protocol: TCP, UDP or SCTP.
     proto: u8,
-    /// Source address (IPv4-mapped for IPv4).
-    src: [u8; 16],
-    /// Destination address (IPv4-mapped for IPv4).
-    dst: [u8; 16],
+    /// Source address as a number (IPv4-mapped for IPv4).
+    src: u128,
+    /// Destination address as a number (IPv4-mapped for IPv4): the VIP key.
+    dst: u128,
     /// Transport source port.
     sport: u16,
     /// Transport destination port.
@@ -400,8 +432,9 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
             if rd16(h, 6) & 0x3fff != 0 || total > b.len() {
                 return None;
             }
-            let src = crate::flow::v4_mapped([h[12], h[13], h[14], h[15]]);
-            let dst = crate::flow::v4_mapped([h[16], h[17], h[18], h[19]]);
+            const MAPPED: u128 = 0xffff << 32;
+            let src = MAPPED | u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
+            let dst = MAPPED | u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
             (IpVersion::V4, total, h[9], src, dst, b.get(20..total)?)
         }
         0x86dd => {
@@ -417,6 +450,7 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
             let mut dst = [0u8; 16];
             src.copy_from_slice(&h[8..24]);
             dst.copy_from_slice(&h[24..40]);
+            let (src, dst) = (u128::from_be_bytes(src), u128::from_be_bytes(dst));
             (IpVersion::V6, total, h[6], src, dst, &b[40..total])
         }
         _ => return None,
@@ -468,7 +502,7 @@ impl State {
     /// same verdict, counters and bytes as [`Self::process_full`] would.
     #[inline(always)]
     fn process_fast(&mut self, t: &Tables, frame: &mut Frame<'_>, f: &FastPacket) -> Verdict {
-        let Some((lb_idx, lb)) = t.lb_for(key_of(&f.dst)) else {
+        let Some((lb_idx, lb)) = t.lb_for(f.dst) else {
             self.counters.host_not_vip.inc();
             return Verdict::Host;
         };
@@ -480,9 +514,15 @@ impl State {
         if lb.filter.allows(f.proto, f.dport) != Some(true) {
             return self.filtered(lb, DropReason::PortNotAllowed);
         }
-        let flow = FlowKey::new(f.src, f.dst, f.proto, f.sport, f.dport, lb.vni);
-        let hash = flow.flow_hash();
-        let Some(target) = self.pick(t, lb_idx, lb, &flow, hash) else {
+        let flow = FlowKey::new(
+            f.src.to_be_bytes(),
+            f.dst.to_be_bytes(),
+            f.proto,
+            f.sport,
+            f.dport,
+            lb.vni,
+        );
+        let Some((target, hash)) = self.pick(t, lb_idx, lb, &flow) else {
             return Verdict::Drop(DropReason::NoTarget);
         };
         let inner = Inner {
@@ -592,8 +632,7 @@ impl State {
             return self.filtered(lb, DropReason::PortNotAllowed);
         }
         let flow = FlowKey::new(p.src, p.dst, proto, ports.src, ports.dst, lb.vni);
-        let hash = flow.flow_hash();
-        let Some(target) = self.pick(t, lb_idx, lb, &flow, hash) else {
+        let Some((target, hash)) = self.pick(t, lb_idx, lb, &flow) else {
             if let Some((key, info)) = frag_key {
                 self.frags.first_fragment(&key, info, None, self.now);
             }
@@ -627,38 +666,40 @@ impl State {
         Verdict::Drop(reason)
     }
 
-    /// The target index of a flow: its remembered target if that is still
-    /// in the routing, else a Maglev pick (remembered).
-    #[inline]
+    /// The target index of a flow and its flow hash: its remembered target
+    /// if that is still in the routing, else a Maglev pick (remembered).
+    /// The flow hash (XXH3) is computed only for a flow not in the table;
+    /// the table itself is indexed by the cheaper [`FlowKey::table_hash`].
+    #[inline(always)]
     fn pick(
         &mut self,
         t: &Tables,
         lb_idx: u32,
         lb: &LbTable,
         flow: &FlowKey,
-        hash: u64,
-    ) -> Option<u32> {
-        if let Some(v) = self.flows.lookup(flow, hash, self.now) {
+    ) -> Option<(u32, u64)> {
+        let bucket_hash = flow.table_hash(self.seed);
+        if let Some(v) = self.flows.lookup(flow, bucket_hash, self.now) {
+            let hash = v.hash();
             if let Some(i) = t.target_in(lb_idx, v.slot) {
-                return Some(i);
+                return Some((i, hash));
             }
             // Its target left the routing: re-pick this flow only.
             let i = lb.maglev.pick(hash)?;
             v.slot = lb.targets[i as usize].slot;
             self.counters.flow_repicks.inc();
-            return Some(i);
+            return Some((i, hash));
         }
+        let hash = flow.flow_hash();
         let i = lb.maglev.pick(hash)?;
         self.flows.insert(
             *flow,
-            hash,
-            FlowValue {
-                slot: lb.targets[i as usize].slot,
-            },
+            bucket_hash,
+            FlowValue::new(lb.targets[i as usize].slot, hash),
             self.now,
         );
         self.counters.flow_picks.inc();
-        Some(i)
+        Some((i, hash))
     }
 
     /// ICMP and ICMPv6 addressed to a VIP.
@@ -712,7 +753,7 @@ impl State {
                 let hash = flow.flow_hash();
                 let remembered = self
                     .flows
-                    .lookup(&flow, hash, self.now)
+                    .lookup(&flow, flow.table_hash(self.seed), self.now)
                     .and_then(|v| t.target_in(lb_idx, v.slot));
                 let Some(target) = remembered.or_else(|| lb.maglev.pick(hash)) else {
                     return Verdict::Drop(DropReason::NoTarget);
@@ -1378,7 +1419,7 @@ mod tests {
                     assert_eq!(p.ip_len as usize, q.ip_len);
                     assert_eq!(p.version, q.version);
                     assert_eq!(u8::from(p.protocol), q.proto);
-                    assert_eq!((p.src, p.dst), (q.src, q.dst));
+                    assert_eq!((p.src, p.dst), (q.src.to_be_bytes(), q.dst.to_be_bytes()));
                     assert_eq!(
                         p.l4,
                         L4Info::Ports(crate::wire::Ports {
