@@ -101,30 +101,72 @@ pub struct Target {
     pub slot: u32,
 }
 
+/// Port ranges kept inline in a [`PortFilter`] per protocol; more spill
+/// to the heap.
+pub const INLINE_PORT_RANGES: usize = 4;
+
+/// The inclusive port ranges of one protocol: the first
+/// [`INLINE_PORT_RANGES`] inline (no pointer to follow per packet), the rest
+/// on the heap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PortRanges {
+    inline: [(u16, u16); INLINE_PORT_RANGES],
+    inline_len: u8,
+    more: Box<[(u16, u16)]>,
+}
+
+impl PortRanges {
+    fn new(mut ranges: Vec<(u16, u16)>) -> Self {
+        ranges.sort_unstable();
+        let n = ranges.len().min(INLINE_PORT_RANGES);
+        let mut inline = [(0, 0); INLINE_PORT_RANGES];
+        inline[..n].copy_from_slice(&ranges[..n]);
+        PortRanges {
+            inline,
+            inline_len: n as u8,
+            more: ranges[n..].into(),
+        }
+    }
+
+    #[inline(always)]
+    fn contains(&self, port: u16) -> bool {
+        let n = usize::from(self.inline_len).min(INLINE_PORT_RANGES);
+        self.inline[..n]
+            .iter()
+            .any(|&(lo, hi)| lo <= port && port <= hi)
+            || (!self.more.is_empty() && self.more.iter().any(|&(lo, hi)| lo <= port && port <= hi))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.inline_len == 0
+    }
+}
+
 /// The allow list of one load balancer: inclusive port ranges per protocol.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortFilter {
-    tcp: Vec<(u16, u16)>,
-    udp: Vec<(u16, u16)>,
-    sctp: Vec<(u16, u16)>,
+    tcp: PortRanges,
+    udp: PortRanges,
+    sctp: PortRanges,
 }
 
 impl PortFilter {
     /// A filter allowing exactly these ranges.
     pub fn new(ranges: &[lbfwd_config::model::PortRange]) -> Self {
-        let mut f = PortFilter::default();
-        for r in ranges {
-            let list = match r.protocol {
-                Protocol::Tcp => &mut f.tcp,
-                Protocol::Udp => &mut f.udp,
-                Protocol::Sctp => &mut f.sctp,
-            };
-            list.push((r.first, r.last));
+        let of = |p: Protocol| {
+            PortRanges::new(
+                ranges
+                    .iter()
+                    .filter(|r| r.protocol == p)
+                    .map(|r| (r.first, r.last))
+                    .collect(),
+            )
+        };
+        PortFilter {
+            tcp: of(Protocol::Tcp),
+            udp: of(Protocol::Udp),
+            sctp: of(Protocol::Sctp),
         }
-        for list in [&mut f.tcp, &mut f.udp, &mut f.sctp] {
-            list.sort_unstable();
-        }
-        f
     }
 
     /// Whether `port` of IP protocol `proto` may pass. `None` for protocols
@@ -137,7 +179,7 @@ impl PortFilter {
             132 => &self.sctp,
             _ => return None,
         };
-        Some(list.iter().any(|&(lo, hi)| lo <= port && port <= hi))
+        Some(list.contains(port))
     }
 
     /// Whether any port of this protocol is allowed.
@@ -173,27 +215,48 @@ pub struct LbTable {
     pub templates: Vec<EncapTemplate>,
 }
 
-/// Open-addressing map from VIP to load-balancer index; power-of-two
-/// capacity, linear probing, at most half full.
+/// A key of an [`AddrMap`].
+trait MapKey: Copy + Eq + Default {
+    /// Where probing starts (before masking).
+    fn slot(self) -> usize;
+}
+
+impl MapKey for u32 {
+    #[inline(always)]
+    fn slot(self) -> usize {
+        (u64::from(self).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+    }
+}
+
+impl MapKey for u128 {
+    #[inline(always)]
+    fn slot(self) -> usize {
+        let folded = (self as u64) ^ ((self >> 64) as u64).rotate_left(29);
+        (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+    }
+}
+
+/// Open-addressing map from an address to a load-balancer index;
+/// power-of-two capacity, linear probing, at most half full.
 #[derive(Debug, Clone)]
-pub struct VipMap {
-    keys: Box<[AddrKey]>,
+struct AddrMap<K> {
+    keys: Box<[K]>,
     values: Box<[u32]>,
     mask: usize,
 }
 
 const VIP_EMPTY: u32 = u32::MAX;
 
-impl VipMap {
-    fn new(entries: &[(AddrKey, u32)]) -> Self {
+impl<K: MapKey> AddrMap<K> {
+    fn new(entries: impl ExactSizeIterator<Item = (K, u32)>) -> Self {
         let cap = (entries.len() * 2).next_power_of_two().max(16);
-        let mut map = VipMap {
-            keys: vec![0; cap].into_boxed_slice(),
+        let mut map = AddrMap {
+            keys: vec![K::default(); cap].into_boxed_slice(),
             values: vec![VIP_EMPTY; cap].into_boxed_slice(),
             mask: cap - 1,
         };
-        for &(k, v) in entries {
-            let mut i = Self::slot(k) & map.mask;
+        for (k, v) in entries {
+            let mut i = k.slot() & map.mask;
             while map.values[i] != VIP_EMPTY {
                 i = (i + 1) & map.mask;
             }
@@ -204,15 +267,8 @@ impl VipMap {
     }
 
     #[inline(always)]
-    fn slot(k: AddrKey) -> usize {
-        let folded = (k as u64) ^ ((k >> 64) as u64).rotate_left(29);
-        (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
-    }
-
-    /// The load-balancer index of a VIP.
-    #[inline]
-    pub fn get(&self, k: AddrKey) -> Option<u32> {
-        let mut i = Self::slot(k) & self.mask;
+    fn get(&self, k: K) -> Option<u32> {
+        let mut i = k.slot() & self.mask;
         loop {
             let v = self.values[i];
             if v == VIP_EMPTY {
@@ -222,6 +278,48 @@ impl VipMap {
                 return Some(v);
             }
             i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// Map from VIP to load-balancer index: IPv4 VIPs under 4-byte keys (four
+/// times denser in the caches than 16-byte ones), IPv6 VIPs under 16-byte
+/// keys.
+#[derive(Debug, Clone)]
+pub struct VipMap {
+    v4: AddrMap<u32>,
+    v6: AddrMap<u128>,
+}
+
+/// The IPv4 address of an IPv4-mapped key.
+#[inline(always)]
+fn mapped_v4(k: AddrKey) -> Option<u32> {
+    (k >> 32 == 0xffff).then_some(k as u32)
+}
+
+impl VipMap {
+    fn new(entries: &[(AddrKey, u32)]) -> Self {
+        let v4: Vec<(u32, u32)> = entries
+            .iter()
+            .filter_map(|&(k, v)| mapped_v4(k).map(|a| (a, v)))
+            .collect();
+        let v6: Vec<(u128, u32)> = entries
+            .iter()
+            .filter(|(k, _)| mapped_v4(*k).is_none())
+            .copied()
+            .collect();
+        VipMap {
+            v4: AddrMap::new(v4.into_iter()),
+            v6: AddrMap::new(v6.into_iter()),
+        }
+    }
+
+    /// The load-balancer index of a VIP.
+    #[inline]
+    pub fn get(&self, k: AddrKey) -> Option<u32> {
+        match mapped_v4(k) {
+            Some(a) => self.v4.get(a),
+            None => self.v6.get(k),
         }
     }
 }
@@ -568,6 +666,17 @@ mod tests {
         }
         assert_eq!(map.get(addr_key("198.51.100.1".parse().unwrap())), None);
         assert_eq!(map.get(addr_key("::1".parse().unwrap())), None);
+        // IPv6 VIPs next to IPv4 ones, including the IPv4-compatible and
+        // IPv4-mapped look-alikes, which must not collide.
+        let mut both = entries.clone();
+        both.push((addr_key("2001:db8::1".parse().unwrap()), 5000));
+        both.push((addr_key("::203.0.113.0".parse().unwrap()), 5001));
+        let map = VipMap::new(&both);
+        for &(k, v) in &both {
+            assert_eq!(map.get(k), Some(v));
+        }
+        assert_eq!(map.get(addr_key("2001:db8::2".parse().unwrap())), None);
+        assert_eq!(map.get(addr_key("::203.0.113.1".parse().unwrap())), None);
     }
 
     #[test]
@@ -623,5 +732,20 @@ mod tests {
         assert_eq!(f.allows(17, 2049), Some(false));
         assert_eq!(f.allows(132, 80), Some(false));
         assert_eq!(f.allows(1, 0), None);
+        assert!(f.allows_protocol(6) && f.allows_protocol(17) && !f.allows_protocol(132));
+        // More ranges than fit inline: the rest is checked too.
+        let many: Vec<PortRange> = (0..10u16)
+            .map(|i| PortRange {
+                protocol: Protocol::Sctp,
+                first: 1000 * i,
+                last: 1000 * i + 10,
+            })
+            .collect();
+        let f = PortFilter::new(&many);
+        for i in 0..10u16 {
+            assert_eq!(f.allows(132, 1000 * i + 5), Some(true), "range {i}");
+            assert_eq!(f.allows(132, 1000 * i + 11), Some(false), "after range {i}");
+        }
+        assert_eq!(f.allows(6, 5), Some(false));
     }
 }
