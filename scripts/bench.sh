@@ -102,10 +102,14 @@ if want dpdk; then
   if LOG_DIR="$log_dir" MAIN_CORE=$gen_core FWD_CORE=$last_core \
       "$here/dpdk-ceiling.sh" "$ceiling_secs" io macswap | tee "$log_dir/ceiling.txt"; then
     note_cmd "MAIN_CORE=$gen_core FWD_CORE=$last_core scripts/dpdk-ceiling.sh $ceiling_secs io macswap"
-    while read -r _ mode rate _; do
-      mode=${mode%:}
-      "$PKTGEN" io-record --out "$raw" --name "testpmd $mode" --path net_null --mpps "$rate" \
-        --detail "2 net_null ports, 1 forwarding core ($last_core), 64 B" >/dev/null
+    # Prefer the rate per CPU-second of the forwarding core (what our
+    # Mpps/core is) when dpdk-ceiling.sh reports it; else the wall rate.
+    while read -r line; do
+      mode=$(awk '{print $2}' <<<"$line"); mode=${mode%:}
+      wall=$(awk '{print $3}' <<<"$line")
+      per_cpu=$(sed -n 's/.* \([0-9.]*\) Mpps per CPU-second.*/\1/p' <<<"$line")
+      "$PKTGEN" io-record --out "$raw" --name "testpmd $mode" --path net_null --mpps "${per_cpu:-$wall}" \
+        --detail "2 net_null ports, 1 forwarding core ($last_core), 64 B; ${per_cpu:+per CPU-second, }$wall Mpps wall" >/dev/null
     done < <(grep '^testpmd ' "$log_dir/ceiling.txt")
   else
     echo "dpdk-ceiling failed; continuing without the ceiling" >&2
