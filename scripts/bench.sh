@@ -89,7 +89,7 @@ run() { # run and remember the command for results.md
 if [ "$quick" = 1 ]; then
   secs=1; warm=0.5; sizes=64,512,1500; flows=1,10000,1000000; maglev_runs=2; veth_secs=4
 else
-  secs=2; warm=1; sizes=64,128,256,512,1024,1500; flows=1,100,10000,100000,1000000; maglev_runs=5; veth_secs=6
+  secs=2; warm=1; sizes=64,128,256,512,1024,1500; flows=1,100,1000,10000,100000,1000000; maglev_runs=5; veth_secs=6
 fi
 if [ "$ncores" -ge 2 ]; then worker_counts=$(seq -s, 1 $((ncores - 1))); else worker_counts=1; fi
 # Workers sweep: up to every core (core 0 shared with the system) to show scaling.

@@ -350,23 +350,28 @@ pub fn markdown(lines: &[Line], commands: &str) -> String {
         let _ = writeln!(s, "## I/O paths: lbfwd next to dpdk-testpmd\n");
         let _ = writeln!(
             s,
-            "`ratio` is the rate over testpmd `io` on the same path in this run.\n"
+            "`ratio` is the rate over testpmd `io` on the same path in this run; `delivered / offered` is the share of what the generator sent that reached the sink (near 1: the generator, not the forwarder, set the rate).\n"
         );
         let _ = writeln!(
             s,
-            "| path | forwarder | Mpps | offered Mpps | ratio | detail |"
+            "| path | forwarder | Mpps | offered Mpps | delivered / offered | ratio | detail |"
         );
-        let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | --- |");
+        let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: | --- |");
         for r in io {
             let base = io_ceiling(lines, "testpmd io", &r.path);
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.3} | {} | {} | {} |",
+                "| {} | {} | {:.3} | {} | {} | {} | {} |",
                 r.path,
                 r.name,
                 r.mpps,
                 if r.offered_mpps > 0.0 {
                     format!("{:.3}", r.offered_mpps)
+                } else {
+                    "-".into()
+                },
+                if r.offered_mpps > 0.0 {
+                    format!("{:.2}", r.mpps / r.offered_mpps)
                 } else {
                     "-".into()
                 },
@@ -790,7 +795,10 @@ mod tests {
         assert_eq!(back, lines);
         let md = markdown(&back, "scripts/bench.sh");
         assert!(md.contains("Test CPU, 2 cores"), "{md}");
-        assert!(md.contains("| net_null | testpmd io | 20.000 |"), "{md}");
+        assert!(
+            md.contains("| net_null | testpmd io | 20.000 | - | - | 1.00 |"),
+            "{md}"
+        );
         assert!(md.contains("| 65537 | 1000 | 10 | 1.050% |"), "{md}");
         std::fs::write(&file, "{\"kind\":\"nope\"}\n").unwrap();
         let err = read_lines(&file).unwrap_err().to_string();
