@@ -269,8 +269,8 @@ impl<V: Copy + Default> FlowTable<V> {
         }
         let buckets = capacity / WAYS;
         Ok(FlowTable {
-            meta: vec![Meta::default(); buckets].into_boxed_slice(),
-            slots: vec![Slot::default(); capacity].into_boxed_slice(),
+            meta: huge_boxed(Meta::default(), buckets),
+            slots: huge_boxed(Slot::default(), capacity),
             mask: (buckets - 1) as u64,
             timeouts: ticks,
             config: timeouts,
@@ -278,6 +278,50 @@ impl<V: Copy + Default> FlowTable<V> {
             sweep_next: 0,
             stats: FlowTableStats::default(),
         })
+    }
+
+    /// Starts loading the bucket metadata of `hash` into the caches (first
+    /// stage of a burst prefetch; a hint, no effect on the table).
+    #[inline(always)]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        crate::io::prefetch(&self.meta[(hash & self.mask) as usize]);
+    }
+
+    /// Starts loading the slot that holds `key` (flow hash `hash`), when the
+    /// bucket's tags say it may be there (second stage, once the bucket
+    /// metadata is in the caches; a hint, no effect on the table).
+    #[inline(always)]
+    pub fn prefetch_entry(&self, hash: u64) {
+        let b = (hash & self.mask) as usize;
+        let tag = tag_of(hash);
+        let meta = &self.meta[b];
+        for i in 0..WAYS {
+            if meta.class[i] != 0 && meta.tags[i] == tag {
+                let slot = &self.slots[b * WAYS + i];
+                crate::io::prefetch(slot);
+                // A slot may straddle two cache lines.
+                crate::io::prefetch(&slot.value);
+            }
+        }
+    }
+
+    /// The value of `key` if an entry holds it, expired or not, without
+    /// touching the table or its counters (for prefetching what the value
+    /// points at; [`FlowTable::lookup`] decides).
+    #[inline(always)]
+    pub fn peek(&self, key: &FlowKey, hash: u64) -> Option<&V> {
+        let b = (hash & self.mask) as usize;
+        let tag = tag_of(hash);
+        let meta = &self.meta[b];
+        for i in 0..WAYS {
+            if meta.class[i] != 0 && meta.tags[i] == tag {
+                let slot = &self.slots[b * WAYS + i];
+                if slot.key == *key {
+                    return Some(&slot.value);
+                }
+            }
+        }
+        None
     }
 
     /// The live value of `key` (whose flow hash is `hash`), refreshing its
@@ -475,6 +519,16 @@ impl<V: Copy + Default> FlowTable<V> {
             })
         })
     }
+}
+
+/// `n` copies of `value` in memory the kernel is asked to back with huge
+/// pages (fewer TLB misses on the random accesses of a large table).
+fn huge_boxed<T: Clone>(value: T, n: usize) -> Box<[T]> {
+    let mut v = Vec::with_capacity(n);
+    // Before the first write, so the pages are faulted in huge.
+    crate::io::advise_huge_pages(&mut v);
+    v.resize(n, value);
+    v.into_boxed_slice()
 }
 
 impl<V> FlowTable<V> {

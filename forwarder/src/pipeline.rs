@@ -177,6 +177,35 @@ struct Release {
     value: FragValue,
 }
 
+/// Frames of one burst the prefetch stages follow (more are processed
+/// without).
+const PREFETCH_MAX: usize = 64;
+
+/// How many frames ahead of the one being processed the third prefetch
+/// stage works (the flow's target: routing entry, counters).
+const LOOKAHEAD_SLOT: usize = 4;
+/// ... and the fourth (the target's outer header template).
+const LOOKAHEAD_TEMPLATE: usize = 2;
+
+/// Below this many live flows the flow table stays in the caches and the
+/// burst prefetch would only cost instructions: it is skipped.
+const PREFETCH_MIN_FLOWS: usize = 8192;
+
+/// What the first prefetch stage found out about one frame of a burst.
+#[derive(Clone, Copy, Debug, Default)]
+struct Prefetched {
+    /// The flow's key.
+    key: FlowKey,
+    /// Its bucket hash.
+    bucket_hash: u64,
+    /// Its load balancer's index; `u32::MAX`: not a fast-path packet to a
+    /// VIP (nothing to prefetch).
+    lb: u32,
+    /// The target slot its flow entry held when stage 3 looked
+    /// (`u32::MAX`: none).
+    slot: u32,
+}
+
 /// Most datagrams whose held fragments wait for [`Processor::drain_extra`].
 const MAX_PENDING_RELEASES: usize = 64;
 
@@ -242,6 +271,12 @@ struct State {
     pending: [Option<Release>; MAX_PENDING_RELEASES],
     pending_len: usize,
     scratch: Box<[u8]>,
+    /// The frames of the burst in prefetch ([`Processor::prefetch`]).
+    prefetched: Box<[Prefetched; PREFETCH_MAX]>,
+    /// Frames in `prefetched`.
+    prefetched_len: usize,
+    /// Frames of them processed since.
+    prefetched_next: usize,
 }
 
 impl Pipeline {
@@ -264,6 +299,9 @@ impl Pipeline {
                 pending: [None; MAX_PENDING_RELEASES],
                 pending_len: 0,
                 scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+                prefetched: Box::new([Prefetched::default(); PREFETCH_MAX]),
+                prefetched_len: 0,
+                prefetched_next: 0,
             },
         })
     }
@@ -272,6 +310,8 @@ impl Pipeline {
     /// few idle flows and fragment entries.
     pub fn begin(&mut self, now_ns: u64) {
         self.reader.refresh();
+        self.state.prefetched_len = 0;
+        self.state.prefetched_next = 0;
         self.state.now = now_ns;
         self.state.flows.sweep(now_ns, 4);
         self.state.frags.sweep(now_ns, 4);
@@ -322,6 +362,54 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The later stages of the burst prefetch, run before each frame's
+    /// [`Pipeline::run`]: before the first, the flow slots of every frame
+    /// (their buckets are in the caches by now); then, a few frames ahead,
+    /// what a flow's value points at (the target's routing entry and
+    /// counters, then its outer header template). Hints only.
+    #[inline(always)]
+    fn prefetch_ahead(&mut self) {
+        let st = &mut self.state;
+        let t = self.reader.tables();
+        let burst = &st.prefetched[..st.prefetched_len];
+        if st.prefetched_next == 0 {
+            for e in burst.iter().filter(|e| e.lb != u32::MAX) {
+                st.flows.prefetch_entry(e.bucket_hash);
+            }
+        }
+        let at = st.prefetched_next;
+        if let Some(e) = st.prefetched[..st.prefetched_len].get_mut(at + LOOKAHEAD_SLOT) {
+            if e.lb != u32::MAX {
+                if let Some(v) = st.flows.peek(&e.key, e.bucket_hash) {
+                    e.slot = v.slot;
+                    if let Some(packed) = t.target_by_slot.get(v.slot as usize) {
+                        crate::io::prefetch(packed);
+                    }
+                    if let Some(c) = st.counters.targets.get(v.slot as usize) {
+                        crate::io::prefetch(c);
+                    }
+                }
+            }
+        }
+        if let Some(e) = st.prefetched[..st.prefetched_len].get(at + LOOKAHEAD_TEMPLATE) {
+            if e.slot != u32::MAX {
+                if let Some(i) = t.target_in(e.lb, e.slot) {
+                    if let Some(tpl) = t.lbs[e.lb as usize].templates.get(i as usize) {
+                        crate::io::prefetch(tpl);
+                        crate::io::prefetch(&tpl.slot);
+                    }
+                }
+            }
+        }
+        st.prefetched_next += 1;
+        if st.prefetched_next >= st.prefetched_len {
+            st.prefetched_len = 0;
+            st.prefetched_next = 0;
+        }
+    }
+}
+
 impl Processor for Pipeline {
     fn begin_burst(&mut self, now_ns: u64) {
         self.begin(now_ns);
@@ -329,7 +417,47 @@ impl Processor for Pipeline {
 
     #[inline]
     fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
+        if self.state.prefetched_len > 0 {
+            self.prefetch_ahead();
+        }
         self.run(frame).disposition()
+    }
+
+    /// Stage 1 of the burst prefetch: the frame's flow-table bucket.
+    #[inline]
+    fn prefetch(&mut self, frame: &Frame<'_>) {
+        let st = &mut self.state;
+        if st.prefetched_next > 0 {
+            // A new burst (the last one was not processed to its end).
+            st.prefetched_len = 0;
+            st.prefetched_next = 0;
+        }
+        if st.prefetched_len == PREFETCH_MAX || st.flows.len() < PREFETCH_MIN_FLOWS {
+            return;
+        }
+        let t = self.reader.tables();
+        let mut entry = Prefetched {
+            lb: u32::MAX,
+            slot: u32::MAX,
+            ..Prefetched::default()
+        };
+        if let Some(f) = parse_fast(frame.data()) {
+            if let Some((lb_idx, lb)) = t.lb_for(f.dst) {
+                entry.key = FlowKey::new(
+                    f.src.to_be_bytes(),
+                    f.dst.to_be_bytes(),
+                    f.proto,
+                    f.sport,
+                    f.dport,
+                    lb.vni,
+                );
+                entry.bucket_hash = entry.key.table_hash(st.seed);
+                entry.lb = lb_idx;
+                st.flows.prefetch_bucket(entry.bucket_hash);
+            }
+        }
+        st.prefetched[st.prefetched_len] = entry;
+        st.prefetched_len += 1;
     }
 
     fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
@@ -1528,6 +1656,106 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The burst prefetch is a hint: with it (bursts of 32, more flows than
+    /// [`PREFETCH_MIN_FLOWS`], so it runs) every frame gets the same
+    /// disposition and bytes as without.
+    #[test]
+    fn prefetch_changes_no_result() {
+        use crate::tables::{Publisher, TableBuilder};
+        use lbfwd_config::model::*;
+        let resolved = Resolved {
+            load_balancers: vec![ResolvedLoadBalancer {
+                name: "web".into(),
+                lb_type: LoadBalancerType::Public,
+                network: "n".into(),
+                vni: 100,
+                ips: vec![
+                    AssignedIp {
+                        addr: "203.0.113.5".parse().unwrap(),
+                        pool: None,
+                    },
+                    AssignedIp {
+                        addr: "2001:db8:100::5".parse().unwrap(),
+                        pool: None,
+                    },
+                ],
+                ports: vec![PortRange {
+                    protocol: Protocol::Tcp,
+                    first: 80,
+                    last: 80,
+                }],
+                icmp_echo: IcmpEcho::Drop,
+                maglev_table_size: 251,
+                destinations: (0..4u8)
+                    .map(|i| Destination {
+                        name: format!("t{i}"),
+                        uid: String::new(),
+                        underlay: std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 3, i)),
+                        mac: Some(MacAddr([2, 0, 0, 0, 3, i])),
+                        weight: 1,
+                    })
+                    .collect(),
+            }],
+        };
+        let u = underlay(Encap::Vxlan { port: 4789 }, 1500);
+        let (tables, _) = TableBuilder::new().build(&resolved, &u, 1).unwrap();
+        let publisher = Publisher::new(tables, 2);
+        let config = PipelineConfig::default();
+        let mut with = Pipeline::new(publisher.reader(0), Arc::default(), &config).unwrap();
+        let mut without = Pipeline::new(publisher.reader(1), Arc::default(), &config).unwrap();
+        let mut r = Rng(99);
+        let frames: Vec<Vec<u8>> = (0..20_000u32)
+            .map(|i| {
+                let mut f = frame(
+                    &mut r,
+                    i % 3 == 0,
+                    (i % 5 == 0) as usize,
+                    IPPROTO_TCP,
+                    10,
+                    0,
+                );
+                // Distinct flows: the source port from the index.
+                let l3 = if i % 5 == 0 { 18 } else { 14 };
+                let l4 = l3 + if i % 3 == 0 { 40 } else { 20 };
+                f[l4..l4 + 2].copy_from_slice(&(i as u16).to_be_bytes());
+                f
+            })
+            .collect();
+        let mut prefetched = 0;
+        for round in 0..2 {
+            for (n, chunk) in frames.chunks(32).enumerate() {
+                let now = (round * 1000 + n as u64) * 1000;
+                with.begin(now);
+                without.begin(now);
+                let mut a: Vec<Vec<u8>> = chunk
+                    .iter()
+                    .map(|f| [vec![0; HEADROOM], f.clone()].concat())
+                    .collect();
+                let mut b = a.clone();
+                for buf in &mut a {
+                    let len = buf.len() - HEADROOM;
+                    with.prefetch(&Frame::new(buf, HEADROOM, len));
+                }
+                prefetched += with.state.prefetched_len;
+                for (x, y) in a.iter_mut().zip(&mut b) {
+                    let len = x.len() - HEADROOM;
+                    let mut fx = Frame::new(x, HEADROOM, len);
+                    let mut fy = Frame::new(y, HEADROOM, len);
+                    let dx = with.process(&mut fx);
+                    let dy = without.run(&mut fy).disposition();
+                    assert_eq!((dx, fx.data()), (dy, fy.data()));
+                }
+            }
+        }
+        assert!(
+            prefetched > 10_000,
+            "the prefetch stages ran ({prefetched} frames)"
+        );
+        let tx = with.counters().tx.packets.get();
+        assert_eq!(tx, without.counters().tx.packets.get());
+        assert!(tx > 15_000, "about half the frames go to port 80: {tx}");
     }
 
     #[test]

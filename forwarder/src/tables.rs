@@ -315,7 +315,7 @@ impl VipMap {
     }
 
     /// The load-balancer index of a VIP.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, k: AddrKey) -> Option<u32> {
         match mapped_v4(k) {
             Some(a) => self.v4.get(a),
@@ -347,7 +347,7 @@ pub struct Tables {
 
 impl Tables {
     /// The load balancer owning `addr`, if it is a VIP.
-    #[inline]
+    #[inline(always)]
     pub fn lb_for(&self, addr: AddrKey) -> Option<(u32, &LbTable)> {
         let i = self.vips.get(addr)?;
         Some((i, &self.lbs[i as usize]))
@@ -355,7 +355,7 @@ impl Tables {
 
     /// Where the target in counter slot `slot` sits now, if it is still in
     /// the routing of load balancer `lb`.
-    #[inline]
+    #[inline(always)]
     pub fn target_in(&self, lb: u32, slot: u32) -> Option<u32> {
         let packed = *self.target_by_slot.get(slot as usize)?;
         if packed != NO_TARGET && (packed >> 32) as u32 == lb {

@@ -74,6 +74,7 @@
 //! `Host` frames are freed (counted in [`QueueStats::freed`]).
 #![allow(unsafe_code)]
 
+use crate::worker::Processor;
 use std::ffi::{c_char, c_int, c_uint, CStr, CString};
 use std::fmt;
 use std::path::PathBuf;
@@ -1998,10 +1999,7 @@ impl DpdkQueue {
 
     /// Receives a burst on `side`'s port and runs the pipeline on it.
     #[inline]
-    fn poll_side<F>(&mut self, side: usize, burst: usize, process: &mut F) -> usize
-    where
-        F: FnMut(&mut Frame<'_>) -> Disposition,
-    {
+    fn poll_side<P: Processor>(&mut self, side: usize, burst: usize, processor: &mut P) -> usize {
         let port = self.sides[side].port;
         let has_host = self.sides[side].host.is_some();
         // SAFETY: `rx` has room for `burst` (<= MAX_BURST) pointers; the RX
@@ -2009,6 +2007,20 @@ impl DpdkQueue {
         let n = usize::from(unsafe {
             ffi::lbfwd_rx_burst(port, self.queue, self.rx.as_mut_ptr(), burst as u16)
         });
+        // Stage one of the burst: every frame the loop below will process,
+        // in the same order, for the processor's prefetch.
+        for i in 0..n {
+            let m = self.rx[i];
+            // SAFETY: a live mbuf we own, just received.
+            let v = unsafe { mbuf::view(m) };
+            if v.nb_segs != 1 || v.refcnt != 1 || v.data_off + v.data_len > v.buf_len {
+                continue;
+            }
+            // SAFETY: as in the loop below; the slice lives only for this
+            // call, before the mbuf is processed.
+            let buf = unsafe { std::slice::from_raw_parts_mut(v.buf, v.buf_len) };
+            processor.prefetch(&Frame::new(buf, v.data_off, v.data_len));
+        }
         let mut nfree = 0;
         for i in 0..n {
             let m = self.rx[i];
@@ -2030,7 +2042,7 @@ impl DpdkQueue {
             // `process`, before the mbuf is queued or freed.
             let buf = unsafe { std::slice::from_raw_parts_mut(v.buf, v.buf_len) };
             let mut frame = Frame::new(buf, v.data_off, v.data_len);
-            let disposition = process(&mut frame);
+            let disposition = processor.process(&mut frame);
             let (head, len) = (frame.head(), frame.len());
             match disposition {
                 Disposition::Tx => {
@@ -2089,18 +2101,26 @@ impl DpdkQueue {
 }
 
 impl WorkerQueue for DpdkQueue {
-    fn poll<F>(&mut self, burst: usize, mut process: F) -> Result<usize, IoError>
+    fn poll<F>(&mut self, burst: usize, process: F) -> Result<usize, IoError>
     where
         F: FnMut(&mut Frame<'_>) -> Disposition,
     {
+        self.poll_with(burst, &mut super::ClosureProcessor(process))
+    }
+
+    fn poll_with<P: Processor>(
+        &mut self,
+        burst: usize,
+        processor: &mut P,
+    ) -> Result<usize, IoError> {
         if !self.registered {
             register_current_thread()?;
             self.registered = true;
         }
         let burst = burst.clamp(1, MAX_BURST);
-        let mut n = self.poll_side(0, burst, &mut process);
+        let mut n = self.poll_side(0, burst, processor);
         if self.sides.len() > 1 {
-            n += self.poll_side(1, burst, &mut process);
+            n += self.poll_side(1, burst, processor);
         }
         self.host_countdown -= 1;
         if self.host_countdown == 0 {

@@ -22,8 +22,9 @@
 //!
 //! Nothing allocates after [`MemoryPort::new`] / [`MemoryQueue::looping`].
 
-use super::{Disposition, IoError, QueueStats, WorkerQueue};
+use super::{ClosureProcessor, Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};
+use crate::worker::Processor;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -431,11 +432,19 @@ impl MemoryQueue {
         }
     }
 
-    fn poll_looping<F>(&mut self, burst: usize, mut process: F) -> usize
-    where
-        F: FnMut(&mut Frame<'_>) -> Disposition,
-    {
+    fn poll_looping<P: Processor>(&mut self, burst: usize, processor: &mut P) -> usize {
         let mut looping = self.looping.take().expect("looping queue");
+        // Stage one: every frame of the burst, in the order processed below.
+        let mut i = looping.next;
+        for _ in 0..burst {
+            let len = looping.templates[i].len();
+            processor.prefetch(&Frame::new(&mut looping.buffers[i], HEADROOM, len));
+            i = if i + 1 == looping.buffers.len() {
+                0
+            } else {
+                i + 1
+            };
+        }
         for _ in 0..burst {
             let i = looping.next;
             looping.next = if i + 1 == looping.buffers.len() {
@@ -446,7 +455,7 @@ impl MemoryQueue {
             let len = looping.templates[i].len();
             let buf = &mut looping.buffers[i];
             let mut frame = Frame::new(buf, HEADROOM, len);
-            let disposition = process(&mut frame);
+            let disposition = processor.process(&mut frame);
             self.dispose(&frame, disposition);
             if looping.rearm_copy {
                 buf[HEADROOM..HEADROOM + len].copy_from_slice(&looping.templates[i]);
@@ -459,31 +468,60 @@ impl MemoryQueue {
     }
 }
 
+/// Frames taken off the filled ring at once by [`MemoryQueue::poll_with`]
+/// (prefetched together, then processed).
+const STAGE: usize = 64;
+
 impl WorkerQueue for MemoryQueue {
-    fn poll<F>(&mut self, burst: usize, mut process: F) -> Result<usize, IoError>
+    fn poll<F>(&mut self, burst: usize, process: F) -> Result<usize, IoError>
     where
         F: FnMut(&mut Frame<'_>) -> Disposition,
     {
+        self.poll_with(burst, &mut ClosureProcessor(process))
+    }
+
+    fn poll_with<P: Processor>(
+        &mut self,
+        burst: usize,
+        processor: &mut P,
+    ) -> Result<usize, IoError> {
         if self.looping.is_some() {
-            return Ok(self.poll_looping(burst, process));
+            return Ok(self.poll_looping(burst, processor));
         }
         let shared = self.shared.clone().expect("a fed queue has its port");
         let mut received = 0;
+        let mut descs = [Desc::default(); STAGE];
         while received < burst {
-            let Some(desc) = shared.filled.pop() else {
+            let mut n = 0;
+            while n < STAGE && received + n < burst {
+                let Some(desc) = shared.filled.pop() else {
+                    break;
+                };
+                descs[n] = desc;
+                n += 1;
+            }
+            if n == 0 {
                 break;
-            };
-            // SAFETY: `desc.index` came off the filled ring: this handle owns
-            // the buffer until it pushes it back to the free ring below.
-            let buf = unsafe { shared.rx.buffer(desc.index) };
-            let mut frame = Frame::new(buf, HEADROOM, desc.len as usize);
-            let disposition = process(&mut frame);
-            self.dispose(&frame, disposition);
-            let freed = shared.free.push(desc.index);
-            debug_assert!(freed, "free ring holds every buffer");
-            self.stats.rx_packets += 1;
-            self.stats.rx_bytes += u64::from(desc.len);
-            received += 1;
+            }
+            for desc in &descs[..n] {
+                // SAFETY: `desc.index` came off the filled ring: this handle
+                // owns the buffer until it pushes it back to the free ring
+                // below; the slice lives only for this call.
+                let buf = unsafe { shared.rx.buffer(desc.index) };
+                processor.prefetch(&Frame::new(buf, HEADROOM, desc.len as usize));
+            }
+            for desc in &descs[..n] {
+                // SAFETY: as above; the slice of the prefetch pass is gone.
+                let buf = unsafe { shared.rx.buffer(desc.index) };
+                let mut frame = Frame::new(buf, HEADROOM, desc.len as usize);
+                let disposition = processor.process(&mut frame);
+                self.dispose(&frame, disposition);
+                let freed = shared.free.push(desc.index);
+                debug_assert!(freed, "free ring holds every buffer");
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += u64::from(desc.len);
+            }
+            received += n;
         }
         Ok(received)
     }
