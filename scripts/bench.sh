@@ -210,6 +210,23 @@ veth_section() {
   veth_setup
   s0mac=$(mac_of sink s0)
   note_cmd "veth: ip netns exec $P-gen lbfwd-pktgen send --dev $P-g0 --core $gen_core --lbs $veth_lbs --targets $veth_targets --flows $veth_flows --size 64; sink: ip netns exec $P-sink lbfwd-pktgen count --dev $P-s0 (rx_packets)"
+  # The generator alone: the same sender straight into the sink's veth (no
+  # forwarder): the most any forwarder on this path can be offered.
+  ip netns exec "$P-sink" taskset -c $gen_core "$PKTGEN" count --dev "$P-s0" \
+    --warmup 1.5 --seconds $((veth_secs - 3)) >"$log_dir/count.json" &
+  count_pid=$!
+  ip netns exec "$P-lb" "$PKTGEN" send --dev "$P-l1" --dst-mac "$(mac_of sink s0)" --core $gen_core \
+    --lbs "$veth_lbs" --targets "$veth_targets" --flows "$veth_flows" --size 64 \
+    --seconds "$veth_secs" >"$log_dir/send.json" || true
+  wait "$count_pid" || true
+  if got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mpps"])' "$log_dir/count.json") \
+     && offered=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mpps"])' "$log_dir/send.json"); then
+    echo "   generator alone into the sink's veth: $got Mpps (sent $offered)"
+    "$PKTGEN" io-record --out "$raw" --name "generator alone" --path "veth" --mpps "$got" \
+      --offered "$offered" --detail "lbfwd-pktgen send on core $gen_core straight into the sink's veth, no forwarder" >/dev/null
+  fi
+  note_cmd "ip netns exec $P-lb lbfwd-pktgen send --dev $P-l1 --core $gen_core ...  # the generator alone, straight to the sink"
+
   for backend in af_packet af_xdp; do
     rundir="$log_dir/run-$backend"; mkdir -p "$rundir"
     "$PKTGEN" config --backend "$backend" --ingress "$P-l0" --egress "$P-l1" --workers "$last_core" \
