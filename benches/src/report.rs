@@ -492,13 +492,15 @@ pub fn line_plot(
         message: e.to_string(),
     };
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
+    // Room above the data for the legend.
+    let headroom = if legend_top { 1.15 } else { 1.6 };
     if all.is_empty() {
         return Ok(());
     }
     let (mut x0, mut x1) = all
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let y1 = all.iter().fold(0.0f64, |a, p| a.max(p.1)) * 1.15 + 1e-9;
+    let y1 = all.iter().fold(0.0f64, |a, p| a.max(p.1)) * headroom + 1e-9;
     if x0 == x1 {
         x0 -= 1.0;
         x1 += 1.0;
@@ -551,7 +553,7 @@ pub fn line_plot(
                 .position(if legend_top {
                     SeriesLabelPosition::UpperLeft
                 } else {
-                    SeriesLabelPosition::LowerLeft
+                    SeriesLabelPosition::UpperRight
                 })
                 .draw()
                 .map_err(|e| perr(&e))?;
@@ -678,9 +680,23 @@ pub fn write_all(lines: &[Line], dir: &Path, commands: &str) -> Result<Vec<Strin
             let (lo, hi) = xs
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+            let top = series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .fold(0.0f64, f64::max);
+            // A ceiling far above the data would flatten it: name it in the
+            // legend only.
+            let off_scale = c > 3.0 * top;
             series.push(Series {
-                label: format!("testpmd io, net_null, 1 core ({c:.1} Mpps)"),
-                points: vec![(lo, c), (hi, c)],
+                label: format!(
+                    "testpmd io, net_null, 1 core: {c:.1} Mpps{}",
+                    if off_scale { " (off scale)" } else { "" }
+                ),
+                points: if off_scale {
+                    Vec::new()
+                } else {
+                    vec![(lo, c), (hi, c)]
+                },
                 reference: true,
             });
         }
