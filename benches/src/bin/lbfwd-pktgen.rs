@@ -758,7 +758,7 @@ fn latency(a: LatencyArgs) -> Result<(), String> {
                 q.fill(burst);
                 let t0 = Instant::now();
                 pipeline.begin(now_ns());
-                q.run_filled(|f| pipeline.run(f).disposition());
+                q.run_filled_with(&mut pipeline);
                 let ns = t0.elapsed().as_nanos() as u64;
                 let h = if sent < round { &mut miss } else { &mut hit };
                 h.saturating_record(ns.max(1));
