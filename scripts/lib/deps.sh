@@ -7,7 +7,7 @@ LBFWD_FEATURES="${LBFWD_FEATURES:-lbfwd-forwarder/af_xdp lbfwd-forwarder/dpdk}"
 LBFWD_DEBS=(
   build-essential pkg-config clang llvm
   iproute2 iputils-ping ethtool tcpdump socat curl ncat netsniff-ng
-  tshark python3 python3-scapy
+  tshark python3 python3-scapy fonts-dejavu-core
   libbpf-dev libxdp-dev
   dpdk dpdk-dev libdpdk-dev
 )
