@@ -100,20 +100,6 @@ pub fn write_atomic(dir: &Path, name: &str, previous: &str, text: &str) -> std::
     Ok(())
 }
 
-fn to_kind(k: Kind) -> ConfigKind {
-    match k {
-        Kind::LoadBalancer => ConfigKind::LoadBalancer,
-        Kind::NetworkInterface => ConfigKind::NetworkInterface,
-        Kind::Network => ConfigKind::Network,
-        Kind::Pool => ConfigKind::Pool,
-        Kind::LoadBalancerRouting => ConfigKind::LoadBalancerRouting,
-    }
-}
-
-fn from_kind_key(key: &str) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| k.as_str() == key)
-}
-
 fn validation_failed(errors: &Errors) -> ApiError {
     ApiError {
         code: ErrorCode::ValidationFailed,
@@ -481,7 +467,7 @@ impl ControlHandler {
             let refs = |v: &Vec<(String, String)>| -> Vec<proto::ObjectRef> {
                 v.iter()
                     .filter_map(|(k, n)| {
-                        from_kind_key(k).map(|kind| proto::ObjectRef {
+                        Kind::from_toml_key(k).map(|kind| proto::ObjectRef {
                             kind,
                             name: n.clone(),
                         })
@@ -630,7 +616,7 @@ impl ControlHandler {
             .state
             .objects()
             .into_iter()
-            .filter(|o| o.kind() == to_kind(kind))
+            .filter(|o| o.kind() == ConfigKind::from(kind))
             .map(|o| {
                 let name = o.name().to_string();
                 let spec = match &o {

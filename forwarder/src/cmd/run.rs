@@ -12,7 +12,7 @@ use lbfwd_forwarder::io::af_packet::{
 };
 use lbfwd_forwarder::io::memory::{MemoryConfig, MemoryPort};
 use lbfwd_forwarder::io::pcap::PcapQueue;
-use lbfwd_forwarder::io::{interface_info, IoError, WorkerQueue};
+use lbfwd_forwarder::io::{interface_info, IoError};
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::report::{extra_counters, render_text, snapshot, WorkerView};
 use lbfwd_forwarder::runtime::{Layout, Runtime, WorkerPlacement};
@@ -380,7 +380,3 @@ where
             .into(),
     ))
 }
-
-/// Unused-import guard for builds without every backend.
-#[allow(dead_code)]
-fn _queue_is_worker_queue<Q: WorkerQueue>() {}
