@@ -1187,15 +1187,10 @@ impl EncapTemplate {
     }
 }
 
-/// Copies the first `N` bytes of `from` into `to` (a fixed-size copy the
-/// compiler turns into a few moves).
-#[inline(always)]
-fn copy_fixed<const N: usize>(to: &mut [u8], from: &[u8; MAX_ENCAP_LEN]) {
-    to[..N].copy_from_slice(&from[..N]);
-}
-
 /// [`encapsulate`] with a target's [`EncapTemplate`] (not empty): the same
-/// checks in the same order, the same bytes.
+/// checks in the same order, the same bytes. Each outer header shape has its
+/// own length, so the length picks a copy of [`encapsulate_fixed`] whose
+/// offsets are constants (a fixed-size copy, no bounds checks per field).
 #[inline(always)]
 fn encapsulate_template(
     tpl: &EncapTemplate,
@@ -1204,8 +1199,33 @@ fn encapsulate_template(
     frame: &mut Frame<'_>,
     p: Inner,
 ) -> Result<(), Encapsulation> {
-    let len = usize::from(tpl.len);
-    let overhead = len - 14;
+    match tpl.len {
+        34 => encapsulate_fixed::<34>(tpl, mtu, hash, frame, p),
+        42 => encapsulate_fixed::<42>(tpl, mtu, hash, frame, p),
+        54 => encapsulate_fixed::<54>(tpl, mtu, hash, frame, p),
+        62 => encapsulate_fixed::<62>(tpl, mtu, hash, frame, p),
+        64 => encapsulate_fixed::<64>(tpl, mtu, hash, frame, p),
+        84 => encapsulate_fixed::<84>(tpl, mtu, hash, frame, p),
+        // Every template has one of the lengths above; never panic anyway.
+        _ => Err(Encapsulation::Drop(DropReason::Malformed)),
+    }
+}
+
+/// [`encapsulate_template`] for a template of `LEN` bytes. The length says
+/// the shape: outer IPv4 with IP-in-IP (34), GUE (42) or VXLAN (64); outer
+/// IPv6 with IP-in-IP (54), GUE (62) or VXLAN (84).
+#[inline(always)]
+fn encapsulate_fixed<const LEN: usize>(
+    tpl: &EncapTemplate,
+    mtu: u16,
+    hash: u64,
+    frame: &mut Frame<'_>,
+    p: Inner,
+) -> Result<(), Encapsulation> {
+    let outer_v6 = matches!(LEN, 54 | 62 | 84);
+    let ipip = matches!(LEN, 34 | 54);
+    let vxlan = matches!(LEN, 64 | 84);
+    let overhead = LEN - 14;
     if overhead + p.ip_len > usize::from(mtu) {
         return Err(Encapsulation::TooBig {
             inner_mtu: u32::from(mtu).saturating_sub(overhead as u32),
@@ -1221,60 +1241,54 @@ fn encapsulate_template(
             IpVersion::V6 => (b[0] << 4) | (b[1] >> 4),
         }
     };
-    if !frame.adjust_head(p.l3 as isize - len as isize) {
+    if !frame.adjust_head(p.l3 as isize - LEN as isize) {
         return Err(Encapsulation::Drop(DropReason::NoHeadroom));
     }
-    let data = frame.data_mut();
-    let h = &tpl.bytes;
-    match len {
-        34 => copy_fixed::<34>(data, h),
-        42 => copy_fixed::<42>(data, h),
-        54 => copy_fixed::<54>(data, h),
-        62 => copy_fixed::<62>(data, h),
-        64 => copy_fixed::<64>(data, h),
-        84 => copy_fixed::<84>(data, h),
-        _ => data[..len].copy_from_slice(&h[..len]),
-    }
+    let Some(h) = frame
+        .data_mut()
+        .get_mut(..LEN)
+        .and_then(|h| <&mut [u8; LEN]>::try_from(h).ok())
+    else {
+        // The frame holds the inner IP header after LEN bytes: cannot happen.
+        return Err(Encapsulation::Drop(DropReason::Malformed));
+    };
+    h.copy_from_slice(&tpl.bytes[..LEN]);
     let inner_v6 = p.version == IpVersion::V6;
     let ip_proto = if inner_v6 { 41u8 } else { 4 };
-    let udp_len = (p.ip_len + overhead - if tpl.outer_v6 { 40 } else { 20 }) as u16;
-    if tpl.outer_v6 {
+    let udp_len = (p.ip_len + overhead - if outer_v6 { 40 } else { 20 }) as u16;
+    if vxlan {
+        h[LEN - 2] = if inner_v6 { 0x86 } else { 0x08 };
+        h[LEN - 1] = if inner_v6 { 0xdd } else { 0x00 };
+    }
+    if outer_v6 {
         let word = (6u32 << 28) | (u32::from(tos) << 20) | flow_label_from_hash(hash as u32);
-        data[14..18].copy_from_slice(&word.to_be_bytes());
-        data[18..20].copy_from_slice(&udp_len.to_be_bytes());
-        if tpl.ipip {
-            data[20] = ip_proto;
+        h[14..18].copy_from_slice(&word.to_be_bytes());
+        h[18..20].copy_from_slice(&udp_len.to_be_bytes());
+        if ipip {
+            h[20] = ip_proto;
         } else {
-            data[54..56].copy_from_slice(&udp_source_port(hash).to_be_bytes());
-            data[58..60].copy_from_slice(&udp_len.to_be_bytes());
-            if tpl.vxlan {
-                data[len - 2] = if inner_v6 { 0x86 } else { 0x08 };
-                data[len - 1] = if inner_v6 { 0xdd } else { 0x00 };
-            }
+            h[54..56].copy_from_slice(&udp_source_port(hash).to_be_bytes());
+            h[58..60].copy_from_slice(&udp_len.to_be_bytes());
             // Required over IPv6 (RFC 8200 section 8.1): the whole datagram.
             let pseudo = checksum::fold32(u32::from(tpl.sum) + u32::from(udp_len));
-            let c = checksum::checksum_with(pseudo, &data[54..]);
+            let c = checksum::checksum_with(pseudo, &frame.data()[54..]);
             let c = if c == 0 { 0xffff } else { c };
-            data[60..62].copy_from_slice(&c.to_be_bytes());
+            frame.data_mut()[60..62].copy_from_slice(&c.to_be_bytes());
         }
     } else {
         let total = (p.ip_len + overhead) as u16;
-        let proto = if tpl.ipip { ip_proto } else { 0 };
+        let proto = if ipip { ip_proto } else { 0 };
         let c = !checksum::fold32(
             u32::from(tpl.sum) + u32::from(tos) + u32::from(total) + u32::from(proto),
         );
-        data[15] = tos;
-        data[16..18].copy_from_slice(&total.to_be_bytes());
-        data[24..26].copy_from_slice(&c.to_be_bytes());
-        if tpl.ipip {
-            data[23] = ip_proto;
+        h[15] = tos;
+        h[16..18].copy_from_slice(&total.to_be_bytes());
+        h[24..26].copy_from_slice(&c.to_be_bytes());
+        if ipip {
+            h[23] = ip_proto;
         } else {
-            data[34..36].copy_from_slice(&udp_source_port(hash).to_be_bytes());
-            data[38..40].copy_from_slice(&udp_len.to_be_bytes());
-            if tpl.vxlan {
-                data[len - 2] = if inner_v6 { 0x86 } else { 0x08 };
-                data[len - 1] = if inner_v6 { 0xdd } else { 0x00 };
-            }
+            h[34..36].copy_from_slice(&udp_source_port(hash).to_be_bytes());
+            h[38..40].copy_from_slice(&udp_len.to_be_bytes());
         }
     }
     Ok(())
