@@ -327,7 +327,7 @@ impl<V: Copy + Default> FlowTable<V> {
     /// The live value of `key` (whose flow hash is `hash`), refreshing its
     /// last-seen time to `now` (ns). An expired entry is freed and counts as
     /// a miss.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&mut self, key: &FlowKey, hash: u64, now: u64) -> Option<&mut V> {
         let b = (hash & self.mask) as usize;
         let tag = tag_of(hash);
@@ -343,7 +343,7 @@ impl<V: Copy + Default> FlowTable<V> {
                 continue;
             }
             // Keys are unique in a bucket (insert guarantees it): done.
-            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1)] {
+            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1) & 3] {
                 meta.class[i] = 0;
                 self.len -= 1;
                 self.stats.expirations += 1;
@@ -437,7 +437,7 @@ impl<V: Copy + Default> FlowTable<V> {
             }
             meta.class[i] = 0;
             self.len -= 1;
-            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1)] {
+            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1) & 3] {
                 self.stats.expirations += 1;
                 return None;
             }

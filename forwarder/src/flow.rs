@@ -59,7 +59,11 @@ pub const FLOW_KEY_BYTES: usize = 41;
 /// Addresses are 16 bytes; IPv4 addresses are stored IPv4-mapped
 /// (`::ffff:a.b.c.d`). A 3-tuple key (fragments, ICMP errors whose embedded
 /// header carries no ports) has both ports zero.
+///
+/// The layout is fixed (`repr(C)`): the network and both ports sit side by
+/// side in bytes 32..40, so comparing and hashing read them as one word.
 #[derive(Clone, Copy, Debug, Eq, Default, PartialOrd, Ord)]
+#[repr(C)]
 pub struct FlowKey {
     /// Source address (IPv4-mapped for IPv4).
     pub src: [u8; 16],
@@ -83,10 +87,7 @@ impl PartialEq for FlowKey {
     fn eq(&self, o: &Self) -> bool {
         let addrs = (u128::from_ne_bytes(self.src) ^ u128::from_ne_bytes(o.src))
             | (u128::from_ne_bytes(self.dst) ^ u128::from_ne_bytes(o.dst));
-        let rest = (u64::from(self.network ^ o.network) << 32)
-            | (u64::from(self.src_port ^ o.src_port) << 16)
-            | u64::from(self.dst_port ^ o.dst_port)
-            | (u64::from(self.proto ^ o.proto) << 56);
+        let rest = (self.ports_word() ^ o.ports_word()) | u64::from(self.proto ^ o.proto);
         (addrs | u128::from(rest)) == 0
     }
 }
@@ -279,16 +280,23 @@ impl FlowKey {
     /// it for anything another instance must agree on.
     #[inline(always)]
     pub fn table_hash(&self, seed: u64) -> u64 {
-        let s = u128::from_be_bytes(self.src);
-        let d = u128::from_be_bytes(self.dst);
-        let rest = (u64::from(self.network) << 32)
-            | (u64::from(self.src_port) << 16)
-            | u64::from(self.dst_port);
+        let s = u128::from_ne_bytes(self.src);
+        let d = u128::from_ne_bytes(self.dst);
+        let rest = self.ports_word();
         let x = fold_mul(s as u64 ^ seed, (s >> 64) as u64 ^ P1);
         let y = fold_mul(d as u64 ^ P2, (d >> 64) as u64 ^ seed.rotate_left(32));
         let z = fold_mul(rest ^ P3 ^ seed, u64::from(self.proto) ^ P4);
         let h = x ^ y.rotate_left(23) ^ z.rotate_left(43);
         xxh3_avalanche(h)
+    }
+
+    /// The network and both ports as one word, in the order of the
+    /// `repr(C)` layout (bytes 32..40): one load on little-endian machines.
+    #[inline(always)]
+    fn ports_word(&self) -> u64 {
+        u64::from(self.network)
+            | (u64::from(self.src_port) << 32)
+            | (u64::from(self.dst_port) << 48)
     }
 
     /// The flow hash: XXH3-64, seed [`FLOW_HASH_SEED`], default secret,

@@ -353,6 +353,13 @@ impl Tables {
         Some((i, &self.lbs[i as usize]))
     }
 
+    /// The load balancer owning the IPv4 address `addr`, if it is a VIP.
+    #[inline(always)]
+    pub fn lb_for_v4(&self, addr: u32) -> Option<(u32, &LbTable)> {
+        let i = self.vips.v4.get(addr)?;
+        Some((i, self.lbs.get(i as usize)?))
+    }
+
     /// Where the target in counter slot `slot` sits now, if it is still in
     /// the routing of load balancer `lb`.
     #[inline(always)]
