@@ -346,7 +346,7 @@ impl Processor for Bench {
         self.pipeline.begin(now_ns);
     }
 
-    #[inline]
+    #[inline(always)]
     fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
         if !self.rotate.is_empty() {
             let r = &self.rotate[self.next];
@@ -390,6 +390,18 @@ impl Processor for Bench {
             }
         }
         disposition
+    }
+
+    fn prefetch(&mut self, frame: &Frame<'_>) {
+        // With rotated flows the prefetch would see the template's 5-tuple,
+        // not the one written into the frame just before processing.
+        if self.rotate.is_empty() {
+            self.pipeline.prefetch(frame);
+        }
+    }
+
+    fn wants_prefetch(&self) -> bool {
+        self.rotate.is_empty() && self.pipeline.wants_prefetch()
     }
 
     fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {

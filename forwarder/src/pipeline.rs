@@ -323,7 +323,7 @@ impl Pipeline {
 
     /// Runs one frame through every stage, in place, counts the verdict and
     /// returns it.
-    #[inline]
+    #[inline(always)]
     pub fn run(&mut self, frame: &mut Frame<'_>) -> Verdict {
         let tables = self.reader.tables();
         self.state.counters.rx.count(frame.len());
@@ -415,12 +415,19 @@ impl Processor for Pipeline {
         self.begin(now_ns);
     }
 
-    #[inline]
+    #[inline(always)]
     fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
         if self.state.prefetched_len > 0 {
             self.prefetch_ahead();
         }
         self.run(frame).disposition()
+    }
+
+    /// Only with enough live flows: below [`PREFETCH_MIN_FLOWS`] the flow
+    /// table stays in the caches.
+    #[inline(always)]
+    fn wants_prefetch(&self) -> bool {
+        self.state.flows.len() >= PREFETCH_MIN_FLOWS
     }
 
     /// Stage 1 of the burst prefetch: the frame's flow-table bucket.

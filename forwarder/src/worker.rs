@@ -154,6 +154,14 @@ pub trait Processor {
         let _ = frame;
     }
 
+    /// Whether [`Processor::prefetch`] would do anything for the next
+    /// burst; backends skip the prefetch pass when it would not. Asked once
+    /// per burst. Default: false (the default `prefetch` does nothing).
+    #[inline(always)]
+    fn wants_prefetch(&self) -> bool {
+        false
+    }
+
     /// Called after each burst (and once more at shutdown): emits frames not
     /// tied to a received buffer, e.g. held IP fragments released once their
     /// first fragment arrived. `emit` copies the frame into the transmit

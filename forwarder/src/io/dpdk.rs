@@ -299,6 +299,16 @@ mod mbuf {
         }
     }
 
+    impl View {
+        /// A direct, unshared, single-segment mbuf whose data lies inside
+        /// its buffer: one the pipeline may rewrite in place.
+        #[inline(always)]
+        pub fn is_plain(&self) -> bool {
+            (self.nb_segs ^ 1) | (self.refcnt ^ 1) == 0
+                && self.data_off + self.data_len <= self.buf_len
+        }
+    }
+
     /// Sets a single-segment mbuf's frame to `data_off..data_off + len`.
     ///
     /// # Safety
@@ -1936,22 +1946,39 @@ impl DpdkQueue {
 
     /// Queues `m` (a single-segment mbuf of `len` bytes that we own) on
     /// `side`'s `out` buffer, kicking the device first when it is full.
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, side: usize, out: Out, m: *mut RteMbuf, len: usize) {
-        let s = &self.sides[side];
-        let buf = if out == Out::Host { &s.host_tx } else { &s.tx };
-        if buf.len == buf.pkts.len() {
+        if !self.try_push(side, out, m, len) {
             self.send(side, out);
+            if !self.try_push(side, out, m, len) {
+                // A buffer of capacity 0 (no host path): nothing to queue on.
+                self.stats.tx_dropped += 1;
+                // SAFETY: we own `m`; it is freed here and not used again.
+                unsafe { ffi::lbfwd_mbuf_free_bulk([m].as_mut_ptr(), 1) };
+            }
         }
-        let s = &mut self.sides[side];
+    }
+
+    /// Queues `m` if `side`'s `out` buffer has room; false when it is full.
+    #[inline(always)]
+    fn try_push(&mut self, side: usize, out: Out, m: *mut RteMbuf, len: usize) -> bool {
+        let Some(s) = self.sides.get_mut(side) else {
+            return false;
+        };
         let buf = if out == Out::Host {
             &mut s.host_tx
         } else {
             &mut s.tx
         };
-        buf.pkts[buf.len] = m;
-        buf.len += 1;
-        buf.bytes += len as u64;
+        match buf.pkts.get_mut(buf.len) {
+            Some(slot) => {
+                *slot = m;
+                buf.len += 1;
+                buf.bytes += len as u64;
+                true
+            }
+            None => false,
+        }
     }
 
     /// One TX burst of `side`'s `out` buffer; what the device does not take
@@ -2007,35 +2034,38 @@ impl DpdkQueue {
         let n = usize::from(unsafe {
             ffi::lbfwd_rx_burst(port, self.queue, self.rx.as_mut_ptr(), burst as u16)
         });
+        let n = n.min(burst).min(MAX_BURST);
         // Stage one of the burst: every frame the loop below will process,
         // in the same order, for the processor's prefetch.
-        for i in 0..n {
-            let m = self.rx[i];
-            // SAFETY: a live mbuf we own, just received.
-            let v = unsafe { mbuf::view(m) };
-            if v.nb_segs != 1 || v.refcnt != 1 || v.data_off + v.data_len > v.buf_len {
-                continue;
+        if processor.wants_prefetch() {
+            for &m in &self.rx[..n] {
+                // SAFETY: a live mbuf we own, just received.
+                let v = unsafe { mbuf::view(m) };
+                if !v.is_plain() {
+                    continue;
+                }
+                // SAFETY: as in the loop below; the slice lives only for
+                // this call, before the mbuf is processed.
+                let buf = unsafe { std::slice::from_raw_parts_mut(v.buf, v.buf_len) };
+                processor.prefetch(&Frame::new(buf, v.data_off, v.data_len));
             }
-            // SAFETY: as in the loop below; the slice lives only for this
-            // call, before the mbuf is processed.
-            let buf = unsafe { std::slice::from_raw_parts_mut(v.buf, v.buf_len) };
-            processor.prefetch(&Frame::new(buf, v.data_off, v.data_len));
         }
         let mut nfree = 0;
+        let mut rx_bytes = 0u64;
+        let mut rx_bad = 0usize;
         for i in 0..n {
             let m = self.rx[i];
             // SAFETY: a live mbuf we own, just received.
             let v = unsafe { mbuf::view(m) };
-            if v.nb_segs != 1 || v.refcnt != 1 || v.data_off + v.data_len > v.buf_len {
+            if !v.is_plain() {
                 // Chained, shared or inconsistent: not a buffer the
                 // pipeline may write in place.
-                self.stats.rx_errors += 1;
+                rx_bad += 1;
                 self.free[nfree] = m;
                 nfree += 1;
                 continue;
             }
-            self.stats.rx_packets += 1;
-            self.stats.rx_bytes += v.data_len as u64;
+            rx_bytes += v.data_len as u64;
             // SAFETY: the mbuf's data room, `buf_len` bytes from `buf`, is
             // valid memory that only we reference while we own the mbuf
             // (refcnt 1, direct mbuf); the slice lives only during
@@ -2064,6 +2094,9 @@ impl DpdkQueue {
                 }
             }
         }
+        self.stats.rx_errors += rx_bad as u64;
+        self.stats.rx_packets += (n - rx_bad) as u64;
+        self.stats.rx_bytes += rx_bytes;
         if nfree > 0 {
             // SAFETY: the first `nfree` entries of `free` are mbufs we own,
             // each listed once; they are freed here and not used again.
