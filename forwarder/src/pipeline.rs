@@ -1696,6 +1696,48 @@ mod tests {
         assert!(fast > 50_000, "only {fast} frames took the fast path");
     }
 
+    #[test]
+    fn express_parser_agrees_with_the_fast_parser() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let mut express = 0;
+        for _ in 0..200_000 {
+            let v6 = r.below(4) == 0;
+            let tags = r.below(4).saturating_sub(2) as usize;
+            let proto = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, 1][r.below(4) as usize];
+            let (payload, pad) = (r.below(40) as usize, r.below(3) as usize * 7);
+            let mut f = frame(&mut r, v6, tags, proto, payload, pad);
+            damage(&mut r, &mut f);
+            let fast = parse_fast(&f);
+            match parse_v4(&f) {
+                Some(e) => {
+                    express += 1;
+                    let Some(q) = fast else {
+                        panic!("express path took what the fast parser refuses: {f:02x?}");
+                    };
+                    assert_eq!((q.l3, q.version), (14, IpVersion::V4), "{f:02x?}");
+                    assert_eq!((q.ip_len, q.proto), (e.ip_len, e.proto), "{f:02x?}");
+                    assert_eq!(q.src, (0xffff << 32) | u128::from(e.src), "{f:02x?}");
+                    assert_eq!(q.dst, (0xffff << 32) | u128::from(e.dst), "{f:02x?}");
+                    assert_eq!((q.sport, q.dport), (e.sport, e.dport), "{f:02x?}");
+                }
+                None => {
+                    // Only untagged IPv4 in frames of 54 bytes or more must
+                    // take the express path when the fast path takes them.
+                    if let Some(q) = fast {
+                        assert!(
+                            q.l3 != 14 || q.version != IpVersion::V4 || f.len() < 54,
+                            "express path missed a packet the fast path took: {f:02x?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            express > 30_000,
+            "only {express} frames took the express path"
+        );
+    }
+
     fn underlay(encap: Encap, mtu: u16) -> UnderlayParams {
         UnderlayParams {
             encap,
