@@ -229,6 +229,13 @@ fn tick(now_ns: u64) -> u32 {
     (now_ns >> TICK_SHIFT) as u32
 }
 
+/// The idle timeout in ticks of a live slot of class `class` (1 + its
+/// [`TimeoutClass`]); the mask keeps the index in range without a check.
+#[inline(always)]
+fn timeout_of(timeouts: &[u32; 4], class: u8) -> u32 {
+    timeouts[usize::from(class.wrapping_sub(1)) & 3]
+}
+
 #[inline(always)]
 fn tag_of(hash: u64) -> u16 {
     (hash >> 48) as u16
@@ -343,7 +350,7 @@ impl<V: Copy + Default> FlowTable<V> {
                 continue;
             }
             // Keys are unique in a bucket (insert guarantees it): done.
-            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1) & 3] {
+            if now.wrapping_sub(meta.last[i]) > timeout_of(&self.timeouts, class) {
                 meta.class[i] = 0;
                 self.len -= 1;
                 self.stats.expirations += 1;
@@ -381,7 +388,7 @@ impl<V: Copy + Default> FlowTable<V> {
                 continue;
             }
             let age = now.wrapping_sub(meta.last[i]);
-            let is_expired = age > self.timeouts[usize::from(c - 1)];
+            let is_expired = age > timeout_of(&self.timeouts, c);
             if meta.tags[i] == tag && self.slots[base + i].key == key {
                 self.slots[base + i].value = value;
                 meta.last[i] = now;
@@ -437,7 +444,7 @@ impl<V: Copy + Default> FlowTable<V> {
             }
             meta.class[i] = 0;
             self.len -= 1;
-            if now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1) & 3] {
+            if now.wrapping_sub(meta.last[i]) > timeout_of(&self.timeouts, class) {
                 self.stats.expirations += 1;
                 return None;
             }
@@ -459,8 +466,7 @@ impl<V: Copy + Default> FlowTable<V> {
             let meta = &mut self.meta[self.sweep_next];
             for i in 0..WAYS {
                 let class = meta.class[i];
-                if class != 0
-                    && now.wrapping_sub(meta.last[i]) > self.timeouts[usize::from(class - 1)]
+                if class != 0 && now.wrapping_sub(meta.last[i]) > timeout_of(&self.timeouts, class)
                 {
                     meta.class[i] = 0;
                     freed += 1;
@@ -510,7 +516,7 @@ impl<V: Copy + Default> FlowTable<V> {
             (0..WAYS).filter_map(move |i| {
                 let class = meta.class[i];
                 let age = now.wrapping_sub(meta.last[i]);
-                if class == 0 || age > self.timeouts[usize::from(class - 1)] {
+                if class == 0 || age > timeout_of(&self.timeouts, class) {
                     return None;
                 }
                 let slot = &self.slots[b * WAYS + i];

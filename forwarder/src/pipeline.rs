@@ -433,13 +433,14 @@ impl Processor for Pipeline {
     /// Stage 1 of the burst prefetch: the frame's flow-table bucket.
     #[inline]
     fn prefetch(&mut self, frame: &Frame<'_>) {
+        let wanted = self.wants_prefetch();
         let st = &mut self.state;
         if st.prefetched_next > 0 {
             // A new burst (the last one was not processed to its end).
             st.prefetched_len = 0;
             st.prefetched_next = 0;
         }
-        if st.prefetched_len == PREFETCH_MAX || st.flows.len() < PREFETCH_MIN_FLOWS {
+        if st.prefetched_len == PREFETCH_MAX || !wanted {
             return;
         }
         let t = self.reader.tables();
@@ -1204,13 +1205,8 @@ pub struct EncapTemplate {
     /// Bytes of `bytes` in use; 0 when the template cannot be used (no
     /// underlay source address of the target's family, or an MTU too small
     /// for any packet): the full encapsulation then decides.
+    /// Its length also tells its shape (see [`encapsulate_fixed`]).
     len: u8,
-    /// Outer IPv6 (else IPv4).
-    outer_v6: bool,
-    /// IP-in-IP (else UDP: GUE or VXLAN).
-    ipip: bool,
-    /// VXLAN (an inner Ethernet header ends the template).
-    vxlan: bool,
     /// Outer IPv4: the one's complement sum of the header with TOS, total
     /// length, protocol (IP-in-IP only) and checksum zero. Outer IPv6 with
     /// UDP: the pseudo-header sum without the length.
@@ -1223,12 +1219,12 @@ impl EncapTemplate {
     /// The template toward `target` (of a load balancer with network
     /// `vni`) under the underlay settings `u`.
     pub fn new(u: &UnderlayParams, vni: u32, target: &Target) -> Self {
+        let outer_v6 = matches!(target.underlay, Underlay::V6(_));
+        let ipip = u.encap == Encap::IpIp;
+        let vxlan = matches!(u.encap, Encap::Vxlan { .. });
         let mut t = EncapTemplate {
             bytes: [0; MAX_ENCAP_LEN],
             len: 0,
-            outer_v6: matches!(target.underlay, Underlay::V6(_)),
-            ipip: u.encap == Encap::IpIp,
-            vxlan: matches!(u.encap, Encap::Vxlan { .. }),
             sum: 0,
             slot: target.slot,
         };
@@ -1249,10 +1245,10 @@ impl EncapTemplate {
         let len = frame.len() - 20;
         t.bytes[..len].copy_from_slice(&frame.data()[..len]);
         let b = &mut t.bytes;
-        if t.outer_v6 {
+        if outer_v6 {
             b[14..20].fill(0); // version, traffic class, flow label, length
             b[14] = 0x60;
-            if t.ipip {
+            if ipip {
                 b[20] = 0;
             } else {
                 b[58..62].fill(0); // UDP length, checksum
@@ -1266,7 +1262,7 @@ impl EncapTemplate {
         } else {
             b[15..18].fill(0); // TOS, total length
             b[24..26].fill(0); // checksum
-            if t.ipip {
+            if ipip {
                 b[23] = 0;
             } else {
                 b[34..36].fill(0); // UDP source port
@@ -1274,7 +1270,7 @@ impl EncapTemplate {
             }
             t.sum = checksum::sum(&b[14..34]);
         }
-        if t.vxlan {
+        if vxlan {
             b[len - 2..len].fill(0);
         }
         t.len = len as u8;

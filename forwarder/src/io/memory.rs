@@ -436,7 +436,8 @@ impl MemoryQueue {
         let mut looping = self.looping.take().expect("looping queue");
         // Stage one: every frame of the burst, in the order processed below.
         let mut i = looping.next;
-        for _ in 0..burst {
+        let prefetched = if processor.wants_prefetch() { burst } else { 0 };
+        for _ in 0..prefetched {
             let len = looping.templates[i].len();
             processor.prefetch(&Frame::new(&mut looping.buffers[i], HEADROOM, len));
             i = if i + 1 == looping.buffers.len() {
@@ -503,7 +504,8 @@ impl WorkerQueue for MemoryQueue {
             if n == 0 {
                 break;
             }
-            for desc in &descs[..n] {
+            let prefetched = if processor.wants_prefetch() { n } else { 0 };
+            for desc in &descs[..prefetched] {
                 // SAFETY: `desc.index` came off the filled ring: this handle
                 // owns the buffer until it pushes it back to the free ring
                 // below; the slice lives only for this call.

@@ -99,7 +99,8 @@ pub trait WorkerQueue: Send {
         F: FnMut(&mut Frame<'_>) -> Disposition;
 
     /// [`WorkerQueue::poll`] with a [`Processor`]: a backend that can calls
-    /// [`Processor::prefetch`] on every frame of the burst first, then
+    /// [`Processor::prefetch`] on every frame of the burst first (when
+    /// [`Processor::wants_prefetch`] says so), then
     /// [`Processor::process`] on each, in the same order (the worker loop
     /// uses this). Default: `poll` with `process` only.
     fn poll_with<P: Processor>(
