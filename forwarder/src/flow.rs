@@ -107,9 +107,10 @@ impl std::hash::Hash for FlowKey {
 /// Maps an IPv4 address to its IPv4-mapped IPv6 form, as 16 bytes.
 #[inline]
 pub const fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
-    [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
-    ]
+    // As one 128-bit word (bytes 10 and 11 0xff, the address in 12..16):
+    // compilers keep a word in registers where they build 16 single bytes.
+    let addr = u32::from_le_bytes(a) as u128;
+    ((addr << 96) | (0xffff << 80)).to_le_bytes()
 }
 
 /// The 16-byte form of an address: IPv6 as is, IPv4 IPv4-mapped.
