@@ -143,14 +143,23 @@ struct FlowValue {
     /// flow's first packet, for its Maglev pick, outer UDP source port and
     /// flow label.
     hash: [u32; 2],
+    /// The target's index in its load balancer's routing in the tables of
+    /// version `version`: a flow seen again under the same tables goes
+    /// straight there, without asking [`Tables::target_in`].
+    index: u32,
+    /// The low 32 bits of the [`Tables::version`] `index` belongs to (a
+    /// flow idle for 2^32 publications has long timed out).
+    version: u32,
 }
 
 impl FlowValue {
     #[inline(always)]
-    fn new(slot: u32, hash: u64) -> Self {
+    fn new(slot: u32, hash: u64, index: u32, version: u64) -> Self {
         FlowValue {
             slot,
             hash: [hash as u32, (hash >> 32) as u32],
+            index,
+            version: version as u32,
         }
     }
 
@@ -522,6 +531,8 @@ struct FastPacket {
     ip_len: usize,
     /// IP version.
     version: IpVersion,
+    /// TOS (IPv4) or traffic class (IPv6).
+    tos: u8,
     /// IP protocol: TCP, UDP or SCTP.
     proto: u8,
     /// Source address as a number (IPv4-mapped for IPv4).
@@ -556,7 +567,7 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
         l3 = 18;
     }
     let b = d.get(l3..)?;
-    let (version, total, proto, src, dst, l4) = match ty {
+    let (version, tos, total, proto, src, dst, l4) = match ty {
         0x0800 => {
             let h = b.get(..20)?;
             // Version 4, no options.
@@ -571,7 +582,7 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
             const MAPPED: u128 = 0xffff << 32;
             let src = MAPPED | u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
             let dst = MAPPED | u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
-            (IpVersion::V4, total, h[9], src, dst, b.get(20..total)?)
+            (IpVersion::V4, h[1], total, h[9], src, dst, b.get(20..total)?)
         }
         0x86dd => {
             let h = b.get(..40)?;
@@ -587,7 +598,8 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
             src.copy_from_slice(&h[8..24]);
             dst.copy_from_slice(&h[24..40]);
             let (src, dst) = (u128::from_be_bytes(src), u128::from_be_bytes(dst));
-            (IpVersion::V6, total, h[6], src, dst, &b[40..total])
+            let tclass = (h[0] << 4) | (h[1] >> 4);
+            (IpVersion::V6, tclass, total, h[6], src, dst, &b[40..total])
         }
         _ => return None,
     };
@@ -614,6 +626,7 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
         l3,
         ip_len: total,
         version,
+        tos,
         proto,
         src,
         dst,
@@ -627,6 +640,8 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
 struct V4Packet {
     /// Length of the IP packet (the IP header starts at byte 14).
     ip_len: usize,
+    /// TOS.
+    tos: u8,
     /// IP protocol: TCP, UDP or SCTP.
     proto: u8,
     /// Source address.
@@ -675,6 +690,7 @@ fn parse_v4(d: &[u8]) -> Option<V4Packet> {
     }
     Some(V4Packet {
         ip_len: total,
+        tos: h[15],
         proto,
         src: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
         dst: u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
@@ -717,6 +733,7 @@ impl State {
             l3: 14,
             ip_len: f.ip_len,
             version: IpVersion::V4,
+            tos: f.tos,
         };
         self.forward_fast(t, frame, lb_idx, lb, &flow, inner)
     }
@@ -742,6 +759,7 @@ impl State {
             l3: f.l3,
             ip_len: f.ip_len,
             version: f.version,
+            tos: f.tos,
         };
         self.forward_fast(t, frame, lb_idx, lb, &flow, inner)
     }
@@ -921,12 +939,18 @@ impl State {
         let bucket_hash = flow.table_hash(self.seed);
         if let Some(v) = self.flows.lookup(flow, bucket_hash, self.now) {
             let hash = v.hash();
+            if v.version == t.version as u32 {
+                return Some((v.index, hash));
+            }
+            // New tables since: is its target still in the routing?
             if let Some(i) = t.target_in(lb_idx, v.slot) {
+                v.index = i;
+                v.version = t.version as u32;
                 return Some((i, hash));
             }
             // Its target left the routing: re-pick this flow only.
             let i = lb.maglev.pick(hash)?;
-            v.slot = lb.targets[i as usize].slot;
+            *v = FlowValue::new(lb.targets[i as usize].slot, hash, i, t.version);
             self.counters.flow_repicks.inc();
             return Some((i, hash));
         }
@@ -935,7 +959,7 @@ impl State {
         self.flows.insert(
             *flow,
             bucket_hash,
-            FlowValue::new(lb.targets[i as usize].slot, hash),
+            FlowValue::new(lb.targets[i as usize].slot, hash, i, t.version),
             self.now,
         );
         self.counters.flow_picks.inc();
@@ -1238,6 +1262,7 @@ impl EncapTemplate {
             l3: 0,
             ip_len: 20,
             version: IpVersion::V4,
+            tos: 0,
         };
         if encapsulate_inner(u, vni, target, 0, &mut frame, inner).is_err() {
             return t;
@@ -1338,16 +1363,7 @@ fn encapsulate_fixed<const LEN: usize>(
             inner_mtu: u32::from(mtu).saturating_sub(overhead as u32),
         });
     }
-    let tos = {
-        let d = frame.data();
-        let b = d
-            .get(p.l3..p.l3 + 2)
-            .ok_or(Encapsulation::Drop(DropReason::Malformed))?;
-        match p.version {
-            IpVersion::V4 => b[1],
-            IpVersion::V6 => (b[0] << 4) | (b[1] >> 4),
-        }
-    };
+    let tos = p.tos;
     if !frame.adjust_head(p.l3 as isize - LEN as isize) {
         return Err(Encapsulation::Drop(DropReason::NoHeadroom));
     }
@@ -1414,10 +1430,13 @@ pub fn encapsulate(
     frame: &mut Frame<'_>,
     p: &Parsed,
 ) -> Result<(), Encapsulation> {
+    let l3 = p.l3_offset as usize;
+    let tos = tos_at(frame.data(), l3, p.version).ok_or(Encapsulation::Drop(DropReason::Malformed))?;
     let inner = Inner {
-        l3: p.l3_offset as usize,
+        l3,
         ip_len: p.ip_len as usize,
         version: p.version,
+        tos,
     };
     encapsulate_inner(u, vni, target, hash, frame, inner)
 }
@@ -1432,6 +1451,19 @@ struct Inner {
     ip_len: usize,
     /// Its IP version.
     version: IpVersion,
+    /// Its TOS (IPv4) or traffic class (IPv6), copied into the outer
+    /// header.
+    tos: u8,
+}
+
+/// The TOS (IPv4) or traffic class (IPv6) of the IP header at `l3`.
+#[inline]
+fn tos_at(data: &[u8], l3: usize, version: IpVersion) -> Option<u8> {
+    let b = data.get(l3..l3 + 2)?;
+    Some(match version {
+        IpVersion::V4 => b[1],
+        IpVersion::V6 => (b[0] << 4) | (b[1] >> 4),
+    })
 }
 
 /// [`encapsulate`] on the position of the inner packet.
@@ -1472,10 +1504,7 @@ fn encapsulate_inner(
         return Err(Encapsulation::Drop(DropReason::NoHeadroom));
     }
     let data = frame.data_mut();
-    let tos = match p.version {
-        IpVersion::V4 => data[outer_len + 1],
-        IpVersion::V6 => (data[outer_len] << 4) | (data[outer_len + 1] >> 4),
-    };
+    let tos = p.tos;
     let (outer_ethertype, ip_hdr) = match target.underlay {
         Underlay::V4(_) => (EtherType::Ipv4, 20),
         Underlay::V6(_) => (EtherType::Ipv6, 40),

@@ -534,8 +534,15 @@ impl Publisher {
     }
 
     /// Publishes `tables` (one pointer swap) and frees old versions no
-    /// worker uses any more.
-    pub fn publish(&self, tables: Tables) {
+    /// worker uses any more. Versions strictly increase (flow entries
+    /// remember the version their target index belongs to; reclaiming
+    /// compares versions): a version not above the current one is
+    /// renumbered to the next.
+    pub fn publish(&self, mut tables: Tables) {
+        let current = self.current.load().version;
+        if tables.version <= current {
+            tables.version = current + 1;
+        }
         let old = self.current.swap(Arc::new(tables));
         self.retired
             .lock()
