@@ -84,6 +84,25 @@ impl<'a> Frame<'a> {
         true
     }
 
+    /// Grows the frame into the headroom so that it starts `N` bytes before
+    /// its byte `keep_from` (dropping the bytes in front of that one) and
+    /// returns those first `N` bytes, to be filled with headers: one bounds
+    /// check for what [`Frame::adjust_head`] and slicing `data_mut` would
+    /// check in turn. `None`, changing nothing, when the headroom is too
+    /// small or `keep_from` lies beyond the frame.
+    #[inline]
+    pub fn prepend_array<const N: usize>(&mut self, keep_from: usize) -> Option<&mut [u8; N]> {
+        if keep_from > self.len {
+            return None;
+        }
+        let start = (self.head + keep_from).checked_sub(N)?;
+        let end = self.head + self.len;
+        let h: &mut [u8; N] = self.buf.get_mut(start..start + N)?.try_into().ok()?;
+        self.head = start;
+        self.len = end - start;
+        Some(h)
+    }
+
     /// Sets the frame's length (truncate, or extend into the tailroom).
     /// Returns false, changing nothing, when that leaves the buffer.
     #[inline]
@@ -120,5 +139,24 @@ mod tests {
         assert!(!frame.set_len(57));
         assert_eq!(frame.tailroom(), 0);
         assert!(!frame.adjust_head(57));
+    }
+
+    #[test]
+    fn prepend_array_moves_the_head_or_nothing() {
+        let mut storage: Vec<u8> = (0..64).collect();
+        let mut frame = Frame::new(&mut storage, 16, 32);
+        // 14 bytes of the frame replaced by 20 of headers: head 16 + 14 - 20.
+        let h = frame.prepend_array::<20>(14).expect("room");
+        assert_eq!(h[..], (10..30).collect::<Vec<u8>>()[..]);
+        h.fill(0xee);
+        assert_eq!((frame.head(), frame.len()), (10, 38));
+        assert_eq!(frame.data()[20], 30);
+        // Not enough headroom, or a keep_from beyond the frame: unchanged.
+        assert!(frame.prepend_array::<11>(0).is_none());
+        assert!(frame.prepend_array::<4>(39).is_none());
+        assert_eq!((frame.head(), frame.len()), (10, 38));
+        let h = frame.prepend_array::<10>(0).expect("exactly the headroom");
+        assert_eq!(h.len(), 10);
+        assert_eq!((frame.head(), frame.len()), (0, 48));
     }
 }

@@ -1364,16 +1364,8 @@ fn encapsulate_fixed<const LEN: usize>(
         });
     }
     let tos = p.tos;
-    if !frame.adjust_head(p.l3 as isize - LEN as isize) {
+    let Some(h) = frame.prepend_array::<LEN>(p.l3) else {
         return Err(Encapsulation::Drop(DropReason::NoHeadroom));
-    }
-    let Some(h) = frame
-        .data_mut()
-        .get_mut(..LEN)
-        .and_then(|h| <&mut [u8; LEN]>::try_from(h).ok())
-    else {
-        // The frame holds the inner IP header after LEN bytes: cannot happen.
-        return Err(Encapsulation::Drop(DropReason::Malformed));
     };
     h.copy_from_slice(&tpl.bytes[..LEN]);
     let inner_v6 = p.version == IpVersion::V6;
