@@ -336,15 +336,7 @@ impl Pipeline {
     pub fn run(&mut self, frame: &mut Frame<'_>) -> Verdict {
         let tables = self.reader.tables();
         self.state.counters.rx.count(frame.len());
-        let verdict = self.state.process(tables, frame);
-        let c = &self.state.counters;
-        match verdict {
-            Verdict::Tx => c.tx.count(frame.len()),
-            Verdict::Host => c.host.count(frame.len()),
-            Verdict::Drop(reason) => c.dropped(reason),
-            Verdict::Held => c.fragments_held.inc(),
-        }
-        verdict
+        self.state.process(tables, frame)
     }
 
     /// Encapsulates the fragments released since the last call (held copies
@@ -582,7 +574,15 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
             const MAPPED: u128 = 0xffff << 32;
             let src = MAPPED | u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
             let dst = MAPPED | u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
-            (IpVersion::V4, h[1], total, h[9], src, dst, b.get(20..total)?)
+            (
+                IpVersion::V4,
+                h[1],
+                total,
+                h[9],
+                src,
+                dst,
+                b.get(20..total)?,
+            )
         }
         0x86dd => {
             let h = b.get(..40)?;
@@ -701,7 +701,9 @@ fn parse_v4(d: &[u8]) -> Option<V4Packet> {
 
 impl State {
     /// Every stage for one frame: the IPv4 express path or the fast path
-    /// when the packet is a common case, else the full path.
+    /// when the packet is a common case, else the full path. Counts the
+    /// verdict (each path where it knows it: the common one without a
+    /// second dispatch on the verdict).
     #[inline(always)]
     fn process(&mut self, t: &Tables, frame: &mut Frame<'_>) -> Verdict {
         if let Some(f) = parse_v4(frame.data()) {
@@ -709,8 +711,31 @@ impl State {
         }
         match parse_fast(frame.data()) {
             Some(f) => self.process_fast(t, frame, &f),
-            None => self.process_full(t, frame),
+            None => {
+                let verdict = self.process_full(t, frame);
+                self.count(verdict, frame.len())
+            }
         }
+    }
+
+    /// Counts `verdict` for a frame now `len` bytes long; returns it.
+    #[inline(always)]
+    fn count(&self, verdict: Verdict, len: usize) -> Verdict {
+        let c = &self.counters;
+        match verdict {
+            Verdict::Tx => c.tx.count(len),
+            Verdict::Host => c.host.count(len),
+            Verdict::Drop(reason) => c.dropped(reason),
+            Verdict::Held => c.fragments_held.inc(),
+        }
+        verdict
+    }
+
+    /// A packet of the express or fast path not to a VIP: the host's.
+    #[inline(always)]
+    fn not_vip(&self, len: usize) -> Verdict {
+        self.counters.host_not_vip.inc();
+        self.count(Verdict::Host, len)
     }
 
     /// The express path: a packet [`parse_v4`] took. Same verdict, counters
@@ -718,8 +743,7 @@ impl State {
     #[inline(always)]
     fn process_v4(&mut self, t: &Tables, frame: &mut Frame<'_>, f: &V4Packet) -> Verdict {
         let Some((lb_idx, lb)) = t.lb_for_v4(f.dst) else {
-            self.counters.host_not_vip.inc();
-            return Verdict::Host;
+            return self.not_vip(frame.len());
         };
         let flow = FlowKey::v4(
             f.src.to_be_bytes(),
@@ -744,8 +768,7 @@ impl State {
     #[inline(always)]
     fn process_fast(&mut self, t: &Tables, frame: &mut Frame<'_>, f: &FastPacket) -> Verdict {
         let Some((lb_idx, lb)) = t.lb_for(f.dst) else {
-            self.counters.host_not_vip.inc();
-            return Verdict::Host;
+            return self.not_vip(frame.len());
         };
         let flow = FlowKey::new(
             f.src.to_be_bytes(),
@@ -783,10 +806,11 @@ impl State {
             frame.set_len(end);
         }
         if lb.filter.allows(flow.proto, flow.dst_port) != Some(true) {
-            return self.filtered(lb, DropReason::PortNotAllowed);
+            let verdict = self.filtered(lb, DropReason::PortNotAllowed);
+            return self.count(verdict, frame.len());
         }
         let Some((target, hash)) = self.pick(t, lb_idx, lb, flow) else {
-            return Verdict::Drop(DropReason::NoTarget);
+            return self.count(Verdict::Drop(DropReason::NoTarget), frame.len());
         };
         let tpl = &lb.templates[target as usize];
         let done = if tpl.is_empty() {
@@ -795,14 +819,16 @@ impl State {
         } else {
             encapsulate_template(tpl, t.underlay.mtu, hash, frame, inner)
         };
-        match done {
+        let verdict = match done {
             Ok(()) => {
                 self.counters.targets[tpl.slot() as usize].count(frame.len());
-                Verdict::Tx
+                self.counters.tx.count(frame.len());
+                return Verdict::Tx;
             }
             Err(Encapsulation::TooBig { inner_mtu }) => self.too_big_reparsed(frame, inner_mtu),
             Err(Encapsulation::Drop(reason)) => Verdict::Drop(reason),
-        }
+        };
+        self.count(verdict, frame.len())
     }
 
     /// [`Self::too_big`] for the fast path, which has no [`Parsed`]: parses
@@ -1423,7 +1449,8 @@ pub fn encapsulate(
     p: &Parsed,
 ) -> Result<(), Encapsulation> {
     let l3 = p.l3_offset as usize;
-    let tos = tos_at(frame.data(), l3, p.version).ok_or(Encapsulation::Drop(DropReason::Malformed))?;
+    let tos =
+        tos_at(frame.data(), l3, p.version).ok_or(Encapsulation::Drop(DropReason::Malformed))?;
     let inner = Inner {
         l3,
         ip_len: p.ip_len as usize,
@@ -1688,6 +1715,7 @@ mod tests {
                     assert_eq!(p.l3_offset as usize, q.l3);
                     assert_eq!(p.ip_len as usize, q.ip_len);
                     assert_eq!(p.version, q.version);
+                    assert_eq!(Some(q.tos), tos_at(&f, q.l3, p.version), "{f:02x?}");
                     assert_eq!(u8::from(p.protocol), q.proto);
                     assert_eq!((p.src, p.dst), (q.src.to_be_bytes(), q.dst.to_be_bytes()));
                     assert_eq!(
@@ -1732,7 +1760,11 @@ mod tests {
                         panic!("express path took what the fast parser refuses: {f:02x?}");
                     };
                     assert_eq!((q.l3, q.version), (14, IpVersion::V4), "{f:02x?}");
-                    assert_eq!((q.ip_len, q.proto), (e.ip_len, e.proto), "{f:02x?}");
+                    assert_eq!(
+                        (q.ip_len, q.proto, q.tos),
+                        (e.ip_len, e.proto, e.tos),
+                        "{f:02x?}"
+                    );
                     assert_eq!(q.src, (0xffff << 32) | u128::from(e.src), "{f:02x?}");
                     assert_eq!(q.dst, (0xffff << 32) | u128::from(e.dst), "{f:02x?}");
                     assert_eq!((q.sport, q.dport), (e.sport, e.dport), "{f:02x?}");
@@ -1823,6 +1855,7 @@ mod tests {
                                 l3: q.l3,
                                 ip_len: q.ip_len,
                                 version: q.version,
+                                tos: q.tos,
                             };
                             let res = if template {
                                 encapsulate_template(&tpl, u.mtu, hash, &mut fr, inner)

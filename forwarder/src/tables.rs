@@ -237,11 +237,12 @@ impl MapKey for u128 {
 }
 
 /// Open-addressing map from an address to a load-balancer index;
-/// power-of-two capacity, linear probing, at most half full.
+/// power-of-two capacity, linear probing, at most half full. Each key sits
+/// next to its value (one load, one bounds check per probe).
 #[derive(Debug, Clone)]
 struct AddrMap<K> {
-    keys: Box<[K]>,
-    values: Box<[u32]>,
+    /// `(key, value)`; value [`VIP_EMPTY`]: a free entry.
+    entries: Box<[(K, u32)]>,
     mask: usize,
 }
 
@@ -251,17 +252,15 @@ impl<K: MapKey> AddrMap<K> {
     fn new(entries: impl ExactSizeIterator<Item = (K, u32)>) -> Self {
         let cap = (entries.len() * 2).next_power_of_two().max(16);
         let mut map = AddrMap {
-            keys: vec![K::default(); cap].into_boxed_slice(),
-            values: vec![VIP_EMPTY; cap].into_boxed_slice(),
+            entries: vec![(K::default(), VIP_EMPTY); cap].into_boxed_slice(),
             mask: cap - 1,
         };
         for (k, v) in entries {
             let mut i = k.slot() & map.mask;
-            while map.values[i] != VIP_EMPTY {
+            while map.entries[i].1 != VIP_EMPTY {
                 i = (i + 1) & map.mask;
             }
-            map.keys[i] = k;
-            map.values[i] = v;
+            map.entries[i] = (k, v);
         }
         map
     }
@@ -270,11 +269,11 @@ impl<K: MapKey> AddrMap<K> {
     fn get(&self, k: K) -> Option<u32> {
         let mut i = k.slot() & self.mask;
         loop {
-            let v = self.values[i];
+            let (key, v) = self.entries[i];
             if v == VIP_EMPTY {
                 return None;
             }
-            if self.keys[i] == k {
+            if key == k {
                 return Some(v);
             }
             i = (i + 1) & self.mask;
