@@ -27,6 +27,22 @@ impl<'a> Frame<'a> {
         Frame { buf, head, len }
     }
 
+    /// Moves the frame out, leaving an empty one in its place (put it back
+    /// with an assignment). For calls off the hot path: a frame whose
+    /// address never reaches a function that is not inlined can live in
+    /// registers on the hot path.
+    #[inline(always)]
+    pub fn detach(&mut self) -> Frame<'a> {
+        std::mem::replace(
+            self,
+            Frame {
+                buf: &mut [],
+                head: 0,
+                len: 0,
+            },
+        )
+    }
+
     /// The frame's bytes.
     #[inline]
     pub fn data(&self) -> &[u8] {
@@ -139,6 +155,17 @@ mod tests {
         assert!(!frame.set_len(57));
         assert_eq!(frame.tailroom(), 0);
         assert!(!frame.adjust_head(57));
+    }
+
+    #[test]
+    fn detach_leaves_an_empty_frame_and_moves_back() {
+        let mut storage = [7u8; 32];
+        let mut frame = Frame::new(&mut storage, 8, 16);
+        let mut out = frame.detach();
+        assert_eq!((frame.head(), frame.len(), frame.data()), (0, 0, &[][..]));
+        assert!(out.adjust_head(-4));
+        frame = out;
+        assert_eq!((frame.head(), frame.len()), (4, 20));
     }
 
     #[test]

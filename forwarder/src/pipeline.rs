@@ -712,7 +712,9 @@ impl State {
         match parse_fast(frame.data()) {
             Some(f) => self.process_fast(t, frame, &f),
             None => {
-                let verdict = self.process_full(t, frame);
+                let mut cold = frame.detach();
+                let verdict = self.process_full(t, &mut cold);
+                *frame = cold;
                 self.count(verdict, frame.len())
             }
         }
@@ -815,7 +817,10 @@ impl State {
         let tpl = &lb.templates[target as usize];
         let done = if tpl.is_empty() {
             let target = &lb.targets[target as usize];
-            encapsulate_inner(&t.underlay, lb.vni, target, hash, frame, inner)
+            let mut cold = frame.detach();
+            let done = encapsulate_inner(&t.underlay, lb.vni, target, hash, &mut cold, inner);
+            *frame = cold;
+            done
         } else {
             encapsulate_template(tpl, t.underlay.mtu, hash, frame, inner)
         };
@@ -825,7 +830,12 @@ impl State {
                 self.counters.tx.count(frame.len());
                 return Verdict::Tx;
             }
-            Err(Encapsulation::TooBig { inner_mtu }) => self.too_big_reparsed(frame, inner_mtu),
+            Err(Encapsulation::TooBig { inner_mtu }) => {
+                let mut cold = frame.detach();
+                let verdict = self.too_big_reparsed(&mut cold, inner_mtu);
+                *frame = cold;
+                verdict
+            }
             Err(Encapsulation::Drop(reason)) => Verdict::Drop(reason),
         };
         self.count(verdict, frame.len())
