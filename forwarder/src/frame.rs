@@ -27,20 +27,21 @@ impl<'a> Frame<'a> {
         Frame { buf, head, len }
     }
 
-    /// Moves the frame out, leaving an empty one in its place (put it back
-    /// with an assignment). For calls off the hot path: a frame whose
-    /// address never reaches a function that is not inlined can live in
-    /// registers on the hot path.
+    /// Runs `f` on the frame moved out of `self` (an empty frame stands in
+    /// meanwhile) and moves it back. For calls off the hot path: a frame
+    /// whose address never reaches a function that is not inlined can live
+    /// in registers on the hot path.
     #[inline(always)]
-    pub fn detach(&mut self) -> Frame<'a> {
-        std::mem::replace(
-            self,
-            Frame {
-                buf: &mut [],
-                head: 0,
-                len: 0,
-            },
-        )
+    pub fn detached<R>(&mut self, f: impl FnOnce(&mut Frame<'a>) -> R) -> R {
+        let empty = Frame {
+            buf: &mut [],
+            head: 0,
+            len: 0,
+        };
+        let mut moved = std::mem::replace(self, empty);
+        let result = f(&mut moved);
+        *self = moved;
+        result
     }
 
     /// The frame's bytes.
@@ -158,14 +159,18 @@ mod tests {
     }
 
     #[test]
-    fn detach_leaves_an_empty_frame_and_moves_back() {
+    fn detached_runs_on_the_moved_frame_and_moves_it_back() {
         let mut storage = [7u8; 32];
         let mut frame = Frame::new(&mut storage, 8, 16);
-        let mut out = frame.detach();
-        assert_eq!((frame.head(), frame.len(), frame.data()), (0, 0, &[][..]));
-        assert!(out.adjust_head(-4));
-        frame = out;
-        assert_eq!((frame.head(), frame.len()), (4, 20));
+        let seen = frame.detached(|f| {
+            assert!(f.adjust_head(-4));
+            (f.head(), f.len())
+        });
+        assert_eq!(seen, (4, 20));
+        assert_eq!(
+            (frame.head(), frame.len(), frame.data()),
+            (4, 20, &[7u8; 20][..])
+        );
     }
 
     #[test]

@@ -712,9 +712,7 @@ impl State {
         match parse_fast(frame.data()) {
             Some(f) => self.process_fast(t, frame, &f),
             None => {
-                let mut cold = frame.detach();
-                let verdict = self.process_full(t, &mut cold);
-                *frame = cold;
+                let verdict = frame.detached(|f| self.process_full(t, f));
                 self.count(verdict, frame.len())
             }
         }
@@ -817,10 +815,7 @@ impl State {
         let tpl = &lb.templates[target as usize];
         let done = if tpl.is_empty() {
             let target = &lb.targets[target as usize];
-            let mut cold = frame.detach();
-            let done = encapsulate_inner(&t.underlay, lb.vni, target, hash, &mut cold, inner);
-            *frame = cold;
-            done
+            frame.detached(|f| encapsulate_inner(&t.underlay, lb.vni, target, hash, f, inner))
         } else {
             encapsulate_template(tpl, t.underlay.mtu, hash, frame, inner)
         };
@@ -831,10 +826,7 @@ impl State {
                 return Verdict::Tx;
             }
             Err(Encapsulation::TooBig { inner_mtu }) => {
-                let mut cold = frame.detach();
-                let verdict = self.too_big_reparsed(&mut cold, inner_mtu);
-                *frame = cold;
-                verdict
+                frame.detached(|f| self.too_big_reparsed(f, inner_mtu))
             }
             Err(Encapsulation::Drop(reason)) => Verdict::Drop(reason),
         };
