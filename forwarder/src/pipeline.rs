@@ -48,22 +48,27 @@ use lbfwd_config::model::Encap;
 use std::sync::Arc;
 
 /// What happened to one packet.
+///
+/// The tag is an explicit byte whose first values are those of
+/// [`Disposition`], so turning a verdict into its disposition (per packet)
+/// is a clamp, not a branch tree over a niche encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Verdict {
     /// Transmit the frame as it now stands (encapsulated, or lbfwd's answer).
-    Tx,
+    Tx = Disposition::Tx as u8,
     /// Hand it to the host's own stack.
-    Host,
+    Host = Disposition::Host as u8,
+    /// Dropped, for this reason.
+    Drop(DropReason) = Disposition::Drop as u8,
     /// A copy was kept (a fragment waiting for its first fragment); the
     /// buffer may be freed.
     Held,
-    /// Dropped, for this reason.
-    Drop(DropReason),
 }
 
 impl Verdict {
     /// What the I/O backend does with the buffer.
-    #[inline]
+    #[inline(always)]
     pub fn disposition(self) -> Disposition {
         match self {
             Verdict::Tx => Disposition::Tx,

@@ -1871,6 +1871,37 @@ impl TxBuffer {
     }
 }
 
+/// One TX burst of `buf` on queue `queue` of `port`; what the device does
+/// not take is freed and counted as dropped in `stats`. Leaves `buf` empty.
+fn transmit(port: u16, queue: u16, buf: &mut TxBuffer, stats: &mut QueueStats) {
+    if buf.len == 0 {
+        return;
+    }
+    // SAFETY: the first `len` entries are mbufs we own; tx_burst takes
+    // ownership of the first `sent` of them. Queue `queue` of `port` is
+    // ours alone.
+    let sent = usize::from(unsafe {
+        ffi::lbfwd_tx_burst(port, queue, buf.pkts.as_mut_ptr(), buf.len as u16)
+    });
+    let mut bytes = buf.bytes;
+    if sent < buf.len {
+        for &m in &buf.pkts[sent..buf.len] {
+            // SAFETY: unsent mbufs are still ours and alive.
+            bytes -= unsafe { mbuf::view(m) }.data_len as u64;
+        }
+        // SAFETY: the unsent mbufs are ours; each is freed exactly once
+        // here and forgotten (len is reset below).
+        unsafe {
+            ffi::lbfwd_mbuf_free_bulk(buf.pkts.as_mut_ptr().add(sent), (buf.len - sent) as c_uint)
+        };
+        stats.tx_dropped += (buf.len - sent) as u64;
+    }
+    stats.tx_packets += sent as u64;
+    stats.tx_bytes += bytes;
+    buf.len = 0;
+    buf.bytes = 0;
+}
+
 /// Which of a side's two TX buffers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Out {
@@ -1984,7 +2015,6 @@ impl DpdkQueue {
     /// One TX burst of `side`'s `out` buffer; what the device does not take
     /// is freed and counted as dropped.
     fn send(&mut self, side: usize, out: Out) {
-        let queue = self.queue;
         let s = &mut self.sides[side];
         let (port, buf) = match out {
             Out::Wire => (s.port, &mut s.tx),
@@ -1993,35 +2023,7 @@ impl DpdkQueue {
                 None => return,
             },
         };
-        if buf.len == 0 {
-            return;
-        }
-        // SAFETY: the first `len` entries are mbufs we own; tx_burst takes
-        // ownership of the first `sent` of them. Queue `queue` of `port` is
-        // ours alone.
-        let sent = usize::from(unsafe {
-            ffi::lbfwd_tx_burst(port, queue, buf.pkts.as_mut_ptr(), buf.len as u16)
-        });
-        let mut bytes = buf.bytes;
-        if sent < buf.len {
-            for &m in &buf.pkts[sent..buf.len] {
-                // SAFETY: unsent mbufs are still ours and alive.
-                bytes -= unsafe { mbuf::view(m) }.data_len as u64;
-            }
-            // SAFETY: the unsent mbufs are ours; each is freed exactly once
-            // here and forgotten (len is reset below).
-            unsafe {
-                ffi::lbfwd_mbuf_free_bulk(
-                    buf.pkts.as_mut_ptr().add(sent),
-                    (buf.len - sent) as c_uint,
-                )
-            };
-            self.stats.tx_dropped += (buf.len - sent) as u64;
-        }
-        self.stats.tx_packets += sent as u64;
-        self.stats.tx_bytes += bytes;
-        buf.len = 0;
-        buf.bytes = 0;
+        transmit(port, self.queue, buf, &mut self.stats);
     }
 
     /// Receives a burst on `side`'s port and runs the pipeline on it.
@@ -2050,7 +2052,15 @@ impl DpdkQueue {
                 processor.prefetch(&Frame::new(buf, v.data_off, v.data_len));
             }
         }
+        // The egress buffer takes the burst's frames through a cursor held
+        // in a register (stored back once, after the loop); frames for the
+        // host are gathered at the front of `rx`, behind the one being
+        // processed, and queued after the loop.
+        let (egress_port, queue) = (self.sides[self.egress].port, self.queue);
+        let tx = &mut self.sides[self.egress].tx;
+        let (mut tx_len, mut tx_bytes) = (tx.len, tx.bytes);
         let mut nfree = 0;
+        let mut nhost = 0;
         let mut rx_bytes = 0u64;
         let mut rx_bad = 0usize;
         for i in 0..n {
@@ -2079,13 +2089,32 @@ impl DpdkQueue {
                     // SAFETY: we own the single-segment mbuf; Frame keeps
                     // head + len within buf_len.
                     unsafe { mbuf::set_frame(m, head, len) };
-                    self.push(self.egress, Out::Wire, m, len);
+                    if tx_len == tx.pkts.len() {
+                        // Full (a burst larger than the port's): kick it.
+                        (tx.len, tx.bytes) = (tx_len, tx_bytes);
+                        transmit(egress_port, queue, tx, &mut self.stats);
+                        (tx_len, tx_bytes) = (0, 0);
+                    }
+                    match tx.pkts.get_mut(tx_len) {
+                        Some(slot) => {
+                            *slot = m;
+                            tx_len += 1;
+                            tx_bytes += len as u64;
+                        }
+                        None => {
+                            // A buffer of capacity 0: nothing to queue on.
+                            self.stats.tx_dropped += 1;
+                            self.free[nfree] = m;
+                            nfree += 1;
+                        }
+                    }
                 }
                 Disposition::Host if has_host => {
                     // SAFETY: as above.
                     unsafe { mbuf::set_frame(m, head, len) };
-                    self.stats.host_packets += 1;
-                    self.push(side, Out::Host, m, len);
+                    // nhost <= i: a slot already processed.
+                    self.rx[nhost] = m;
+                    nhost += 1;
                 }
                 Disposition::Host | Disposition::Drop => {
                     self.stats.freed += 1;
@@ -2093,6 +2122,14 @@ impl DpdkQueue {
                     nfree += 1;
                 }
             }
+        }
+        (tx.len, tx.bytes) = (tx_len, tx_bytes);
+        for i in 0..nhost {
+            let m = self.rx[i];
+            // SAFETY: a live mbuf we own, its frame set above.
+            let len = unsafe { mbuf::view(m) }.data_len;
+            self.stats.host_packets += 1;
+            self.push(side, Out::Host, m, len);
         }
         self.stats.rx_errors += rx_bad as u64;
         self.stats.rx_packets += (n - rx_bad) as u64;

@@ -19,13 +19,14 @@ use crate::worker::Processor;
 
 /// What happens to a frame once the pipeline has looked at it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Disposition {
     /// Transmit the frame as it now stands (its head may have moved).
-    Tx,
+    Tx = 0,
     /// Hand the frame, unchanged, to the host's own stack.
-    Host,
+    Host = 1,
     /// Free the frame.
-    Drop,
+    Drop = 2,
 }
 
 /// Counters a queue keeps about itself (not about verdicts: the pipeline
