@@ -522,10 +522,10 @@ fn key_of(addr: &[u8; 16]) -> u128 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FastPacket {
     /// Offset of the IP header in the frame.
-    l3: usize,
+    l3: u16,
     /// Length of the IP packet (the frame may carry Ethernet padding after
-    /// it).
-    ip_len: usize,
+    /// it); offset plus length fit in 16 bits.
+    ip_len: u16,
     /// IP version.
     version: IpVersion,
     /// TOS (IPv4) or traffic class (IPv6).
@@ -628,8 +628,10 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
         _ => return None,
     }
     Some(FastPacket {
-        l3,
-        ip_len: total,
+        // Both fit: l3 is 14 or 18, l3 + total <= 0xffff (checked above
+        // for IPv6; an IPv4 total length is a 16-bit field).
+        l3: l3 as u16,
+        ip_len: total as u16,
         version,
         tos,
         proto,
@@ -644,7 +646,7 @@ fn parse_fast(d: &[u8]) -> Option<FastPacket> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct V4Packet {
     /// Length of the IP packet (the IP header starts at byte 14).
-    ip_len: usize,
+    ip_len: u16,
     /// TOS.
     tos: u8,
     /// IP protocol: TCP, UDP or SCTP.
@@ -672,7 +674,8 @@ fn parse_v4(d: &[u8]) -> Option<V4Packet> {
     if h[12] != 0x08 || h[13] != 0x00 || h[14] != 0x45 || (h[20] & 0x3f) | h[21] != 0 {
         return None;
     }
-    let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+    let total_field = u16::from_be_bytes([h[16], h[17]]);
+    let total = usize::from(total_field);
     if 14 + total > d.len() {
         return None;
     }
@@ -694,7 +697,7 @@ fn parse_v4(d: &[u8]) -> Option<V4Packet> {
         return None;
     }
     Some(V4Packet {
-        ip_len: total,
+        ip_len: total_field,
         tos: h[15],
         proto,
         src: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
@@ -806,7 +809,7 @@ impl State {
         inner: Inner,
     ) -> Verdict {
         // Ethernet padding is not part of the packet.
-        let end = inner.l3 + inner.ip_len;
+        let end = usize::from(inner.l3) + usize::from(inner.ip_len);
         if frame.len() > end {
             frame.set_len(end);
         }
@@ -1391,19 +1394,20 @@ fn encapsulate_fixed<const LEN: usize>(
     let ipip = matches!(LEN, 34 | 54);
     let vxlan = matches!(LEN, 64 | 84);
     let overhead = LEN - 14;
-    if overhead + p.ip_len > usize::from(mtu) {
+    let ip_len = usize::from(p.ip_len);
+    if overhead + ip_len > usize::from(mtu) {
         return Err(Encapsulation::TooBig {
             inner_mtu: u32::from(mtu).saturating_sub(overhead as u32),
         });
     }
     let tos = p.tos;
-    let Some(h) = frame.prepend_array::<LEN>(p.l3) else {
+    let Some(h) = frame.prepend_array::<LEN>(usize::from(p.l3)) else {
         return Err(Encapsulation::Drop(DropReason::NoHeadroom));
     };
     h.copy_from_slice(&tpl.bytes[..LEN]);
     let inner_v6 = p.version == IpVersion::V6;
     let ip_proto = if inner_v6 { 41u8 } else { 4 };
-    let udp_len = (p.ip_len + overhead - if outer_v6 { 40 } else { 20 }) as u16;
+    let udp_len = (ip_len + overhead - if outer_v6 { 40 } else { 20 }) as u16;
     if vxlan {
         h[LEN - 2] = if inner_v6 { 0x86 } else { 0x08 };
         h[LEN - 1] = if inner_v6 { 0xdd } else { 0x00 };
@@ -1424,7 +1428,7 @@ fn encapsulate_fixed<const LEN: usize>(
             frame.data_mut()[60..62].copy_from_slice(&c.to_be_bytes());
         }
     } else {
-        let total = (p.ip_len + overhead) as u16;
+        let total = (ip_len + overhead) as u16;
         let proto = if ipip { ip_proto } else { 0 };
         let c = !checksum::fold32(
             u32::from(tpl.sum) + u32::from(tos) + u32::from(total) + u32::from(proto),
@@ -1455,12 +1459,11 @@ pub fn encapsulate(
     frame: &mut Frame<'_>,
     p: &Parsed,
 ) -> Result<(), Encapsulation> {
-    let l3 = p.l3_offset as usize;
-    let tos =
-        tos_at(frame.data(), l3, p.version).ok_or(Encapsulation::Drop(DropReason::Malformed))?;
+    let tos = tos_at(frame.data(), usize::from(p.l3_offset), p.version)
+        .ok_or(Encapsulation::Drop(DropReason::Malformed))?;
     let inner = Inner {
-        l3,
-        ip_len: p.ip_len as usize,
+        l3: p.l3_offset,
+        ip_len: p.ip_len,
         version: p.version,
         tos,
     };
@@ -1470,11 +1473,14 @@ pub fn encapsulate(
 /// Where the inner IP packet sits in a frame: all that encapsulation needs
 /// to know of it.
 #[derive(Clone, Copy, Debug)]
+///
+/// Eight bytes (the parsers bound offset and length to 16 bits): passed and
+/// kept in one register.
 struct Inner {
     /// Offset of its IP header.
-    l3: usize,
+    l3: u16,
     /// Its length.
-    ip_len: usize,
+    ip_len: u16,
     /// Its IP version.
     version: IpVersion,
     /// Its TOS (IPv4) or traffic class (IPv6), copied into the outer
@@ -1502,8 +1508,8 @@ fn encapsulate_inner(
     frame: &mut Frame<'_>,
     p: Inner,
 ) -> Result<(), Encapsulation> {
-    let l3 = p.l3;
-    let inner_len = p.ip_len;
+    let l3 = usize::from(p.l3);
+    let inner_len = usize::from(p.ip_len);
     let overhead = encap_overhead(u.encap, target.underlay);
     if overhead + inner_len > usize::from(u.mtu) {
         return Err(Encapsulation::TooBig {
@@ -1719,10 +1725,14 @@ mod tests {
                         panic!("fast path took what the full parser refuses: {f:02x?} {full:?}");
                     };
                     assert_eq!(p.frag, None, "{f:02x?}");
-                    assert_eq!(p.l3_offset as usize, q.l3);
-                    assert_eq!(p.ip_len as usize, q.ip_len);
+                    assert_eq!(p.l3_offset, q.l3);
+                    assert_eq!(p.ip_len, q.ip_len);
                     assert_eq!(p.version, q.version);
-                    assert_eq!(Some(q.tos), tos_at(&f, q.l3, p.version), "{f:02x?}");
+                    assert_eq!(
+                        Some(q.tos),
+                        tos_at(&f, usize::from(q.l3), p.version),
+                        "{f:02x?}"
+                    );
                     assert_eq!(u8::from(p.protocol), q.proto);
                     assert_eq!((p.src, p.dst), (q.src.to_be_bytes(), q.dst.to_be_bytes()));
                     assert_eq!(
