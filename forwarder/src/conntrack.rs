@@ -331,6 +331,25 @@ impl<V: Copy + Default> FlowTable<V> {
         None
     }
 
+    /// The value of `key` if an entry holds it, expired or not, to change
+    /// in place, without touching the entry's time or the table's counters
+    /// (for a value that [`FlowTable::lookup`] just returned a copy of).
+    #[inline]
+    pub fn peek_mut(&mut self, key: &FlowKey, hash: u64) -> Option<&mut V> {
+        let b = (hash & self.mask) as usize;
+        let tag = tag_of(hash);
+        let meta = &self.meta[b];
+        for i in 0..WAYS {
+            if meta.class[i] != 0 && meta.tags[i] == tag {
+                let s = b * WAYS + i;
+                if self.slots[s].key == *key {
+                    return Some(&mut self.slots[s].value);
+                }
+            }
+        }
+        None
+    }
+
     /// The live value of `key` (whose flow hash is `hash`), refreshing its
     /// last-seen time to `now` (ns). An expired entry is freed and counts as
     /// a miss.

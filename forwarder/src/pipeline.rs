@@ -148,23 +148,26 @@ struct FlowValue {
     /// flow's first packet, for its Maglev pick, outer UDP source port and
     /// flow label.
     hash: [u32; 2],
-    /// The target's index in its load balancer's routing in the tables of
-    /// version `version`: a flow seen again under the same tables goes
-    /// straight there, without asking [`Tables::target_in`].
-    index: u32,
-    /// The low 32 bits of the [`Tables::version`] `index` belongs to (a
+    /// The index of the target's outer-header template in
+    /// [`Tables::templates`] of version `version`: a flow seen again under
+    /// the same tables goes straight there, without its load balancer's
+    /// [`LbTable`], its port filter (the flow passed it under these tables)
+    /// or [`Tables::target_in`].
+    template: u32,
+    /// The low 32 bits of the [`Tables::version`] `template` belongs to (a
     /// flow idle for 2^32 publications has long timed out).
     version: u32,
 }
 
 impl FlowValue {
+    /// The value of a flow to target `index` of `lb` under tables `t`.
     #[inline(always)]
-    fn new(slot: u32, hash: u64, index: u32, version: u64) -> Self {
+    fn new(t: &Tables, lb: &LbTable, index: u32, hash: u64) -> Self {
         FlowValue {
-            slot,
+            slot: lb.targets[index as usize].slot,
             hash: [hash as u32, (hash >> 32) as u32],
-            index,
-            version: version as u32,
+            template: lb.template_base + index,
+            version: t.version as u32,
         }
     }
 
@@ -215,9 +218,9 @@ struct Prefetched {
     /// Its load balancer's index; `u32::MAX`: not a fast-path packet to a
     /// VIP (nothing to prefetch).
     lb: u32,
-    /// The target slot its flow entry held when stage 3 looked
+    /// The template index its flow entry held when stage 3 looked
     /// (`u32::MAX`: none).
-    slot: u32,
+    template: u32,
 }
 
 /// Most datagrams whose held fragments wait for [`Processor::drain_extra`].
@@ -388,10 +391,7 @@ impl Pipeline {
         if let Some(e) = st.prefetched[..st.prefetched_len].get_mut(at + LOOKAHEAD_SLOT) {
             if e.lb != u32::MAX {
                 if let Some(v) = st.flows.peek(&e.key, e.bucket_hash) {
-                    e.slot = v.slot;
-                    if let Some(packed) = t.target_by_slot.get(v.slot as usize) {
-                        crate::io::prefetch(packed);
-                    }
+                    e.template = v.template;
                     if let Some(c) = st.counters.targets.get(v.slot as usize) {
                         crate::io::prefetch(c);
                     }
@@ -399,13 +399,9 @@ impl Pipeline {
             }
         }
         if let Some(e) = st.prefetched[..st.prefetched_len].get(at + LOOKAHEAD_TEMPLATE) {
-            if e.slot != u32::MAX {
-                if let Some(i) = t.target_in(e.lb, e.slot) {
-                    if let Some(tpl) = t.lbs[e.lb as usize].templates.get(i as usize) {
-                        crate::io::prefetch(tpl);
-                        crate::io::prefetch(&tpl.slot);
-                    }
-                }
+            if let Some(tpl) = t.templates.get(e.template as usize) {
+                crate::io::prefetch(tpl);
+                crate::io::prefetch(&tpl.slot);
             }
         }
         st.prefetched_next += 1;
@@ -452,21 +448,21 @@ impl Processor for Pipeline {
         let t = self.reader.tables();
         let mut entry = Prefetched {
             lb: u32::MAX,
-            slot: u32::MAX,
+            template: u32::MAX,
             ..Prefetched::default()
         };
         if let Some(f) = parse_fast(frame.data()) {
-            if let Some((lb_idx, lb)) = t.lb_for(f.dst) {
+            if let Some(vip) = t.vip(f.dst) {
                 entry.key = FlowKey::new(
                     f.src.to_be_bytes(),
                     f.dst.to_be_bytes(),
                     f.proto,
                     f.sport,
                     f.dport,
-                    lb.vni,
+                    vip.vni,
                 );
                 entry.bucket_hash = entry.key.table_hash(st.seed);
-                entry.lb = lb_idx;
+                entry.lb = vip.lb;
                 st.flows.prefetch_bucket(entry.bucket_hash);
             }
         }
@@ -750,7 +746,7 @@ impl State {
     /// and bytes as [`Self::process_fast`].
     #[inline(always)]
     fn process_v4(&mut self, t: &Tables, frame: &mut Frame<'_>, f: &V4Packet) -> Verdict {
-        let Some((lb_idx, lb)) = t.lb_for_v4(f.dst) else {
+        let Some(vip) = t.vip_v4(f.dst) else {
             return self.not_vip(frame.len());
         };
         let flow = FlowKey::v4(
@@ -759,7 +755,7 @@ impl State {
             f.proto,
             f.sport,
             f.dport,
-            lb.vni,
+            vip.vni,
         );
         let inner = Inner {
             l3: 14,
@@ -767,7 +763,7 @@ impl State {
             version: IpVersion::V4,
             tos: f.tos,
         };
-        self.forward_fast(t, frame, lb_idx, lb, &flow, inner)
+        self.forward_fast(t, frame, vip.lb, &flow, inner)
     }
 
     /// The fast path: an unfragmented TCP/UDP/SCTP packet without IPv4
@@ -775,7 +771,7 @@ impl State {
     /// same verdict, counters and bytes as [`Self::process_full`] would.
     #[inline(always)]
     fn process_fast(&mut self, t: &Tables, frame: &mut Frame<'_>, f: &FastPacket) -> Verdict {
-        let Some((lb_idx, lb)) = t.lb_for(f.dst) else {
+        let Some(vip) = t.vip(f.dst) else {
             return self.not_vip(frame.len());
         };
         let flow = FlowKey::new(
@@ -784,7 +780,7 @@ impl State {
             f.proto,
             f.sport,
             f.dport,
-            lb.vni,
+            vip.vni,
         );
         let inner = Inner {
             l3: f.l3,
@@ -792,19 +788,21 @@ impl State {
             version: f.version,
             tos: f.tos,
         };
-        self.forward_fast(t, frame, lb_idx, lb, &flow, inner)
+        self.forward_fast(t, frame, vip.lb, &flow, inner)
     }
 
     /// What the express and fast paths share once the packet's load
-    /// balancer is known: trim, port filter, flow pick, encapsulation
-    /// through the target's template, counters.
+    /// balancer is known: trim, flow lookup and, for a flow seen before
+    /// under the same tables, encapsulation through its target's template
+    /// and counters, touching nothing of the load balancer. Everything else
+    /// (a new flow, new tables, no usable template) takes
+    /// [`Self::forward_slow`].
     #[inline(always)]
     fn forward_fast(
         &mut self,
         t: &Tables,
         frame: &mut Frame<'_>,
         lb_idx: u32,
-        lb: &LbTable,
         flow: &FlowKey,
         inner: Inner,
     ) -> Verdict {
@@ -813,23 +811,77 @@ impl State {
         if frame.len() > end {
             frame.set_len(end);
         }
+        let bucket_hash = flow.table_hash(self.seed);
+        let found = self.flows.lookup(flow, bucket_hash, self.now).copied();
+        if let Some(v) = found {
+            if v.version == t.version as u32 {
+                if let Some(tpl) = t.templates.get(v.template as usize) {
+                    if !tpl.is_empty() {
+                        let done =
+                            encapsulate_template(tpl, t.underlay.mtu, v.hash(), frame, inner);
+                        return self.forwarded(frame, tpl.slot(), done);
+                    }
+                }
+            }
+        }
+        let slow = Slow {
+            lb_idx,
+            bucket_hash,
+            found,
+            inner,
+        };
+        frame.detached(|f| self.forward_slow(t, f, flow, slow))
+    }
+
+    /// The rest of the express and fast paths: port filter, flow pick (or
+    /// re-validation under new tables), encapsulation (through the
+    /// template, or in full when the template cannot serve), counters.
+    #[inline(never)]
+    fn forward_slow(
+        &mut self,
+        t: &Tables,
+        frame: &mut Frame<'_>,
+        flow: &FlowKey,
+        slow: Slow,
+    ) -> Verdict {
+        let Some(lb) = t.lbs.get(slow.lb_idx as usize) else {
+            return self.count(Verdict::Drop(DropReason::NoTarget), frame.len());
+        };
         if lb.filter.allows(flow.proto, flow.dst_port) != Some(true) {
             let verdict = self.filtered(lb, DropReason::PortNotAllowed);
             return self.count(verdict, frame.len());
         }
-        let Some((target, hash)) = self.pick(t, lb_idx, lb, flow) else {
+        let Some((target, hash)) =
+            self.pick_found(t, slow.lb_idx, lb, flow, slow.bucket_hash, slow.found)
+        else {
             return self.count(Verdict::Drop(DropReason::NoTarget), frame.len());
         };
-        let tpl = &lb.templates[target as usize];
+        let Some(tpl) = t.template(lb, target) else {
+            return self.count(Verdict::Drop(DropReason::NoTarget), frame.len());
+        };
         let done = if tpl.is_empty() {
             let target = &lb.targets[target as usize];
-            frame.detached(|f| encapsulate_inner(&t.underlay, lb.vni, target, hash, f, inner))
+            encapsulate_inner(&t.underlay, lb.vni, target, hash, frame, slow.inner)
         } else {
-            encapsulate_template(tpl, t.underlay.mtu, hash, frame, inner)
+            encapsulate_template(tpl, t.underlay.mtu, hash, frame, slow.inner)
         };
+        self.forwarded(frame, tpl.slot(), done)
+    }
+
+    /// Counts the outcome of encapsulating a frame toward the target in
+    /// counter slot `slot` and returns its verdict.
+    #[inline(always)]
+    fn forwarded(
+        &mut self,
+        frame: &mut Frame<'_>,
+        slot: u32,
+        done: Result<(), Encapsulation>,
+    ) -> Verdict {
         let verdict = match done {
             Ok(()) => {
-                self.counters.targets[tpl.slot() as usize].count(frame.len());
+                if let Some(c) = self.counters.targets.get(slot as usize) {
+                    c.count(frame.len());
+                }
                 self.counters.tx.count(frame.len());
                 return Verdict::Tx;
             }
@@ -964,7 +1016,7 @@ impl State {
     /// if that is still in the routing, else a Maglev pick (remembered).
     /// The flow hash (XXH3) is computed only for a flow not in the table;
     /// the table itself is indexed by the cheaper [`FlowKey::table_hash`].
-    #[inline(always)]
+    #[inline]
     fn pick(
         &mut self,
         t: &Tables,
@@ -973,33 +1025,56 @@ impl State {
         flow: &FlowKey,
     ) -> Option<(u32, u64)> {
         let bucket_hash = flow.table_hash(self.seed);
-        if let Some(v) = self.flows.lookup(flow, bucket_hash, self.now) {
+        let found = self.flows.lookup(flow, bucket_hash, self.now).copied();
+        self.pick_found(t, lb_idx, lb, flow, bucket_hash, found)
+    }
+
+    /// [`Self::pick`] once the flow table was asked: `found` is what its
+    /// lookup of `flow` (bucket hash `bucket_hash`) returned.
+    fn pick_found(
+        &mut self,
+        t: &Tables,
+        lb_idx: u32,
+        lb: &LbTable,
+        flow: &FlowKey,
+        bucket_hash: u64,
+        found: Option<FlowValue>,
+    ) -> Option<(u32, u64)> {
+        if let Some(v) = found {
             let hash = v.hash();
             if v.version == t.version as u32 {
-                return Some((v.index, hash));
+                // Under these tables the flow's template lies in its load
+                // balancer's range (checked: never index out of it).
+                let index = v.template.wrapping_sub(lb.template_base);
+                if (index as usize) < lb.targets.len() {
+                    return Some((index, hash));
+                }
             }
-            // New tables since: is its target still in the routing?
-            if let Some(i) = t.target_in(lb_idx, v.slot) {
-                v.index = i;
-                v.version = t.version as u32;
-                return Some((i, hash));
+            // New tables since: is its target still in the routing? Else
+            // re-pick this flow only.
+            let index = match t.target_in(lb_idx, v.slot) {
+                Some(i) => i,
+                None => {
+                    let i = lb.maglev.pick(hash)?;
+                    self.counters.flow_repicks.inc();
+                    i
+                }
+            };
+            if let Some(entry) = self.flows.peek_mut(flow, bucket_hash) {
+                *entry = FlowValue::new(t, lb, index, hash);
             }
-            // Its target left the routing: re-pick this flow only.
-            let i = lb.maglev.pick(hash)?;
-            *v = FlowValue::new(lb.targets[i as usize].slot, hash, i, t.version);
-            self.counters.flow_repicks.inc();
-            return Some((i, hash));
+            return Some((index, hash));
         }
         let hash = flow.flow_hash();
-        let i = lb.maglev.pick(hash)?;
+        let index = lb.maglev.pick(hash)?;
         self.flows.insert(
             *flow,
             bucket_hash,
-            FlowValue::new(lb.targets[i as usize].slot, hash, i, t.version),
+            FlowValue::new(t, lb, index, hash),
             self.now,
         );
         self.counters.flow_picks.inc();
-        Some((i, hash))
+        Some((index, hash))
     }
 
     /// ICMP and ICMPv6 addressed to a VIP.
@@ -1468,6 +1543,19 @@ pub fn encapsulate(
         tos,
     };
     encapsulate_inner(u, vni, target, hash, frame, inner)
+}
+
+/// What [`State::forward_fast`] hands to [`State::forward_slow`].
+#[derive(Clone, Copy, Debug)]
+struct Slow {
+    /// The load balancer's index.
+    lb_idx: u32,
+    /// The flow's bucket hash.
+    bucket_hash: u64,
+    /// What the flow table held for the flow.
+    found: Option<FlowValue>,
+    /// Where the inner packet sits.
+    inner: Inner,
 }
 
 /// Where the inner IP packet sits in a frame: all that encapsulation needs

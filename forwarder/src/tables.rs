@@ -210,9 +210,21 @@ pub struct LbTable {
     pub maglev: MaglevTable,
     /// Destinations, in the resolved (deterministic) order.
     pub targets: Vec<Target>,
-    /// The outer headers toward each of `targets` (same index), for the
-    /// fast path.
-    pub templates: Vec<EncapTemplate>,
+    /// Where the outer headers toward `targets` start in
+    /// [`Tables::templates`] (target `i`'s at `template_base + i`).
+    pub template_base: u32,
+}
+
+/// What the packet path learns from a VIP lookup: enough to build the flow
+/// key and look the flow up without touching the load balancer's
+/// [`LbTable`] (a flow seen before under the same tables needs nothing
+/// more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vip {
+    /// Index of the load balancer in [`Tables::lbs`].
+    pub lb: u32,
+    /// Its network's VNI (part of the flow key).
+    pub vni: u32,
 }
 
 /// A key of an [`AddrMap`].
@@ -236,45 +248,61 @@ impl MapKey for u128 {
     }
 }
 
-/// Open-addressing map from an address to a load-balancer index;
-/// power-of-two capacity, linear probing, at most half full. Each key sits
-/// next to its value (one load, one bounds check per probe).
+/// One entry of an [`AddrMap`]: 16 bytes for IPv4 keys, 32 for IPv6 ones,
+/// aligned to its size so that no entry straddles two cache lines.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+struct VipEntry<K> {
+    key: K,
+    /// `vip.lb` [`VIP_EMPTY`]: a free entry.
+    vip: Vip,
+}
+
+/// Open-addressing map from an address to its [`Vip`]; power-of-two
+/// capacity, linear probing, at most half full. Each key sits next to its
+/// value (one load, one bounds check per probe).
 #[derive(Debug, Clone)]
 struct AddrMap<K> {
-    /// `(key, value)`; value [`VIP_EMPTY`]: a free entry.
-    entries: Box<[(K, u32)]>,
+    entries: Box<[VipEntry<K>]>,
     mask: usize,
 }
 
 const VIP_EMPTY: u32 = u32::MAX;
 
 impl<K: MapKey> AddrMap<K> {
-    fn new(entries: impl ExactSizeIterator<Item = (K, u32)>) -> Self {
+    fn new(entries: impl ExactSizeIterator<Item = (K, Vip)>) -> Self {
         let cap = (entries.len() * 2).next_power_of_two().max(16);
+        let free = VipEntry {
+            key: K::default(),
+            vip: Vip {
+                lb: VIP_EMPTY,
+                vni: 0,
+            },
+        };
         let mut map = AddrMap {
-            entries: vec![(K::default(), VIP_EMPTY); cap].into_boxed_slice(),
+            entries: vec![free; cap].into_boxed_slice(),
             mask: cap - 1,
         };
-        for (k, v) in entries {
-            let mut i = k.slot() & map.mask;
-            while map.entries[i].1 != VIP_EMPTY {
+        for (key, vip) in entries {
+            let mut i = key.slot() & map.mask;
+            while map.entries[i].vip.lb != VIP_EMPTY {
                 i = (i + 1) & map.mask;
             }
-            map.entries[i] = (k, v);
+            map.entries[i] = VipEntry { key, vip };
         }
         map
     }
 
     #[inline(always)]
-    fn get(&self, k: K) -> Option<u32> {
+    fn get(&self, k: K) -> Option<Vip> {
         let mut i = k.slot() & self.mask;
         loop {
-            let (key, v) = self.entries[i];
-            if v == VIP_EMPTY {
+            let e = self.entries[i];
+            if e.vip.lb == VIP_EMPTY {
                 return None;
             }
-            if key == k {
-                return Some(v);
+            if e.key == k {
+                return Some(e.vip);
             }
             i = (i + 1) & self.mask;
         }
@@ -297,12 +325,12 @@ fn mapped_v4(k: AddrKey) -> Option<u32> {
 }
 
 impl VipMap {
-    fn new(entries: &[(AddrKey, u32)]) -> Self {
-        let v4: Vec<(u32, u32)> = entries
+    fn new(entries: &[(AddrKey, Vip)]) -> Self {
+        let v4: Vec<(u32, Vip)> = entries
             .iter()
             .filter_map(|&(k, v)| mapped_v4(k).map(|a| (a, v)))
             .collect();
-        let v6: Vec<(u128, u32)> = entries
+        let v6: Vec<(u128, Vip)> = entries
             .iter()
             .filter(|(k, _)| mapped_v4(*k).is_none())
             .copied()
@@ -313,9 +341,9 @@ impl VipMap {
         }
     }
 
-    /// The load-balancer index of a VIP.
+    /// The load balancer of a VIP.
     #[inline(always)]
-    pub fn get(&self, k: AddrKey) -> Option<u32> {
+    pub fn get(&self, k: AddrKey) -> Option<Vip> {
         match mapped_v4(k) {
             Some(a) => self.v4.get(a),
             None => self.v6.get(k),
@@ -335,7 +363,11 @@ pub struct Tables {
     pub underlay: UnderlayParams,
     /// Load balancers, in resolved order.
     pub lbs: Vec<LbTable>,
-    /// VIP -> index into `lbs`.
+    /// The outer headers toward every target of every load balancer (each
+    /// load balancer's from its [`LbTable::template_base`]), for the fast
+    /// path: a flow remembers the index of its target's.
+    pub templates: Vec<EncapTemplate>,
+    /// VIP -> its load balancer.
     pub vips: VipMap,
     /// Every VIP, in load-balancer order (for the backends' VIP filters).
     pub vip_list: Vec<IpAddr>,
@@ -348,15 +380,27 @@ impl Tables {
     /// The load balancer owning `addr`, if it is a VIP.
     #[inline(always)]
     pub fn lb_for(&self, addr: AddrKey) -> Option<(u32, &LbTable)> {
-        let i = self.vips.get(addr)?;
-        Some((i, &self.lbs[i as usize]))
+        let vip = self.vips.get(addr)?;
+        Some((vip.lb, self.lbs.get(vip.lb as usize)?))
     }
 
-    /// The load balancer owning the IPv4 address `addr`, if it is a VIP.
+    /// What the VIP lookup knows of `addr`, if it is a VIP.
     #[inline(always)]
-    pub fn lb_for_v4(&self, addr: u32) -> Option<(u32, &LbTable)> {
-        let i = self.vips.v4.get(addr)?;
-        Some((i, self.lbs.get(i as usize)?))
+    pub fn vip(&self, addr: AddrKey) -> Option<Vip> {
+        self.vips.get(addr)
+    }
+
+    /// What the VIP lookup knows of the IPv4 address `addr`, if it is a VIP.
+    #[inline(always)]
+    pub fn vip_v4(&self, addr: u32) -> Option<Vip> {
+        self.vips.v4.get(addr)
+    }
+
+    /// The outer-header template toward target `index` of `lb`.
+    #[inline(always)]
+    pub fn template(&self, lb: &LbTable, index: u32) -> Option<&EncapTemplate> {
+        self.templates
+            .get(lb.template_base as usize + index as usize)
     }
 
     /// Where the target in counter slot `slot` sits now, if it is still in
@@ -377,6 +421,7 @@ impl Tables {
             version: 0,
             underlay,
             lbs: Vec::new(),
+            templates: Vec::new(),
             vips: VipMap::new(&[]),
             vip_list: Vec::new(),
             target_by_slot: vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice(),
@@ -444,6 +489,7 @@ impl TableBuilder {
                 .map(|(l, t)| (*l, t.as_str())),
         )?;
         let mut lbs = Vec::with_capacity(resolved.load_balancers.len());
+        let mut templates = Vec::new();
         let mut vips = Vec::new();
         let mut vip_list = Vec::new();
         let mut target_by_slot = vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice();
@@ -469,13 +515,21 @@ impl TableBuilder {
                     message: e.to_string(),
                 })?;
             for ip in &lb.ips {
-                vips.push((addr_key(ip.addr), lb_index as u32));
+                let vip = Vip {
+                    lb: lb_index as u32,
+                    vni: lb.vni,
+                };
+                vips.push((addr_key(ip.addr), vip));
                 vip_list.push(ip.addr);
             }
-            let templates = targets
-                .iter()
-                .map(|t| EncapTemplate::new(underlay, lb.vni, t))
-                .collect();
+            // At most MAX_TARGET_SLOTS targets in all (the slot registry
+            // says so): the index fits.
+            let template_base = templates.len() as u32;
+            templates.extend(
+                targets
+                    .iter()
+                    .map(|t| EncapTemplate::new(underlay, lb.vni, t)),
+            );
             lbs.push(LbTable {
                 name: lb.name.clone(),
                 slot: assignment.lbs[&lb.name],
@@ -484,7 +538,7 @@ impl TableBuilder {
                 icmp_echo_reply: lb.icmp_echo == IcmpEcho::Reply,
                 maglev,
                 targets,
-                templates,
+                template_base,
             });
         }
         let mut released = assignment.released_targets;
@@ -494,6 +548,7 @@ impl TableBuilder {
                 version,
                 underlay: underlay.clone(),
                 lbs,
+                templates,
                 vips: VipMap::new(&vips),
                 vip_list,
                 target_by_slot,
@@ -668,10 +723,55 @@ mod tests {
         }
     }
 
+    /// Each load balancer's templates sit at its base in the shared list,
+    /// one per target with that target's slot, and each VIP leads to its
+    /// load balancer and network.
+    #[test]
+    fn templates_and_vips_line_up_with_their_load_balancers() {
+        let mut r = resolved(&["a", "b", "c"]);
+        let mut second = r.load_balancers[0].clone();
+        second.name = "api".into();
+        second.vni = 200;
+        second.ips[0].addr = "2001:db8::7".parse().unwrap();
+        second.destinations.truncate(2);
+        r.load_balancers.push(second);
+        let (t, _) = TableBuilder::new().build(&r, &underlay(), 1).unwrap();
+        assert_eq!(t.templates.len(), 5);
+        assert_eq!(t.lbs[1].template_base, 3);
+        for lb in &t.lbs {
+            for (i, target) in lb.targets.iter().enumerate() {
+                let tpl = t.template(lb, i as u32).expect("template");
+                assert_eq!(tpl.slot(), target.slot, "{} target {i}", lb.name);
+            }
+        }
+        for (i, lb) in r.load_balancers.iter().enumerate() {
+            let vip = t.vip(addr_key(lb.ips[0].addr)).expect("VIP");
+            assert_eq!(
+                vip,
+                Vip {
+                    lb: i as u32,
+                    vni: lb.vni
+                }
+            );
+        }
+        let v4 = Ipv4Addr::new(203, 0, 113, 1);
+        assert_eq!(t.vip_v4(u32::from(v4)), t.vip(addr_key(IpAddr::V4(v4))));
+        assert_eq!(t.vip_v4(u32::from(Ipv4Addr::new(203, 0, 113, 2))), None);
+    }
+
     #[test]
     fn vip_map_finds_every_vip_and_nothing_else() {
-        let entries: Vec<(AddrKey, u32)> = (0..1000u32)
-            .map(|i| (addr_key(IpAddr::V4(Ipv4Addr::from(0xCB00_7100 + i))), i))
+        let vip = |lb: u32| Vip {
+            lb,
+            vni: lb ^ 0x5a5a,
+        };
+        let entries: Vec<(AddrKey, Vip)> = (0..1000u32)
+            .map(|i| {
+                (
+                    addr_key(IpAddr::V4(Ipv4Addr::from(0xCB00_7100 + i))),
+                    vip(i),
+                )
+            })
             .collect();
         let map = VipMap::new(&entries);
         for &(k, v) in &entries {
@@ -682,8 +782,8 @@ mod tests {
         // IPv6 VIPs next to IPv4 ones, including the IPv4-compatible and
         // IPv4-mapped look-alikes, which must not collide.
         let mut both = entries.clone();
-        both.push((addr_key("2001:db8::1".parse().unwrap()), 5000));
-        both.push((addr_key("::203.0.113.0".parse().unwrap()), 5001));
+        both.push((addr_key("2001:db8::1".parse().unwrap()), vip(5000)));
+        both.push((addr_key("::203.0.113.0".parse().unwrap()), vip(5001)));
         let map = VipMap::new(&both);
         for &(k, v) in &both {
             assert_eq!(map.get(k), Some(v));

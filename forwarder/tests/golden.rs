@@ -815,6 +815,30 @@ fn removing_a_target_repicks_only_its_flows() {
     assert_eq!(h.counters().flow_repicks.get(), on_m2 as u64);
 }
 
+/// A flow seen before under the same tables skips the port filter (it
+/// passed it under those tables); new tables must check it again.
+#[test]
+fn closing_a_port_drops_established_flows_and_reopening_restores_them() {
+    let text = config_text("features");
+    let mut h = Harness::new(&text, "features.toml", &[]);
+    let before = send_flows(&mut h, MULTI4, FLOWS);
+    let open = "name = \"multi\"\ntype = \"Internal\"\nnetwork = \"net\"\nips = [\"203.0.113.3\", \"2001:db8:1::3\"]\nnetwork_interface_selector = { match_labels = { app = \"multi\" } }\nports = [ { protocol = \"TCP\", port = 80 } ]";
+    assert!(text.contains(open), "load balancer multi not found");
+    let closed = text.replace(open, &open.replace("port = 80", "port = 8080"));
+    h.republish(&closed);
+    for port in FLOWS {
+        let (v, _, _) = h.run(&tcp4_frame(CLIENT4, MULTI4, port, 80, b"data"));
+        assert_eq!(
+            v,
+            Verdict::Drop(DropReason::PortNotAllowed),
+            "flow {port} after port 80 closed"
+        );
+    }
+    h.republish(&text);
+    assert_eq!(send_flows(&mut h, MULTI4, FLOWS), before);
+    assert_eq!(h.counters().flow_repicks.get(), 0);
+}
+
 #[test]
 fn draining_a_target_keeps_its_flows_and_gives_it_no_new_ones() {
     let text = config_text("features");
