@@ -23,6 +23,15 @@
 //! 8. Too big for the underlay MTU: answer the client with ICMP frag-needed /
 //!    packet-too-big (rate-limited) instead.
 //!
+//! The common packet (TCP/UDP/SCTP, no IPv4 options or IPv6 extension
+//! headers, not a fragment) of a flow already in the table, under the same
+//! table version its entry was made or re-validated in, takes a shortcut
+//! with the same outcome: VIP entry (load balancer, VNI) → flow entry →
+//! the target's header template. It skips the port filter, which that flow
+//! passed under the same tables, and touches nothing of the load balancer's
+//! table (fewer cache lines per packet); new tables send it through stages 3
+//! to 7 once more.
+//!
 //! Nothing here allocates, locks, logs or makes a system call per packet.
 
 use crate::conntrack::{FlowTable, FlowTableError, FlowTimeouts};
