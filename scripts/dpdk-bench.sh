@@ -24,7 +24,7 @@
 #
 # Flows: net_null hands out whatever the mbufs hold, and the worker's
 # mempool cache recycles the same few dozen mbufs, so the templates written
-# into the pool amount to about 64 flows (all flow-table hits in cache): the
+# into the pool amount to one burst of flows, 32 (all flow-table hits in cache): the
 # same I/O pattern as testpmd, the row the target is judged on. The second
 # lbfwd row writes the 5-tuple of the next of ROTATE_FLOWS flows into each
 # frame first (a 16-byte store, counted against lbfwd): the flow table, the

@@ -14,8 +14,9 @@
 //! frame for the same flow again; `--verify-every` checks that.
 //!
 //! Each mbuf keeps its template, and the worker's mempool cache (LIFO) hands
-//! the same few dozen mbufs out again and again (64 with two ports and a
-//! burst of 32: "flows picked" says so), so the pipeline sees only that many
+//! the same few dozen mbufs out again and again (32 with a burst of 32: the
+//! queue sends each full burst before it receives again; "flows picked"
+//! says so), so the pipeline sees only that many
 //! flows, all flow-table hits in the caches: the I/O pattern of testpmd.
 //! `--rotate-flows N` makes the flow set large: before the pipeline, each
 //! frame gets the 5-tuple of the next of N flows written into it (16 bytes,
