@@ -11,7 +11,13 @@ line {"event": "summary", "conns": [...]} reports per connection: the first
 backend, every backend seen, answers before/after the mark, and the first
 error (a connection that failed is not reopened).
 
+With --cover NAME (repeatable) it opens more connections, one per address
+in turn, until every NAME answered at least one of them or each address has
+--max-conns: a load balancer's hash may put a handful of connections on a
+subset of its backends, and a test that needs one on each should ask for it.
+
 Usage: flowprobe.py --addr A [--addr B] --conns N --port P
+                    [--cover NAME]... [--max-conns M]
                     [--interval S] [--timeout S] [--max-seconds S]
 """
 
@@ -120,6 +126,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--addr", action="append", required=True)
     ap.add_argument("--conns", type=int, required=True, help="per address")
+    ap.add_argument("--cover", action="append", default=[],
+                    help="open more until this backend has a connection")
+    ap.add_argument("--max-conns", type=int, default=0,
+                    help="per address, with --cover (default: --conns)")
     ap.add_argument("--port", type=int, default=80)
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--timeout", type=float, default=3.0)
@@ -127,16 +137,27 @@ def main():
     a = ap.parse_args()
 
     conns = []
+
+    def open_one(addr):
+        c = Conn(len(conns), addr, a.port, a.timeout)
+        try:
+            c.connect()
+        except Exception as e:
+            c.error = "connect: %s: %s" % (type(e).__name__, e)
+        else:
+            c.ask()
+        conns.append(c)
+
     for addr in a.addr:
         for _ in range(a.conns):
-            c = Conn(len(conns), addr, a.port, a.timeout)
-            try:
-                c.connect()
-            except Exception as e:
-                c.error = "connect: %s: %s" % (type(e).__name__, e)
-            else:
-                c.ask()
-            conns.append(c)
+            open_one(addr)
+    per_addr = a.conns
+    while per_addr < max(a.max_conns, a.conns):
+        if all(any(c.first == name for c in conns) for name in a.cover):
+            break
+        for addr in a.addr:
+            open_one(addr)
+        per_addr += 1
     emit({"event": "ready", "conns": [
         {"id": c.ident, "addr": c.addr, "backend": c.first, "error": c.error} for c in conns]})
 
