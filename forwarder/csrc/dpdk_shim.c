@@ -95,6 +95,11 @@ void lbfwd_thread_unregister(void)
     rte_thread_unregister();
 }
 
+const char *lbfwd_runtime_dir(void)
+{
+    return rte_eal_get_runtime_dir();
+}
+
 int lbfwd_dev_probe(const char *devargs)
 {
     return rte_dev_probe(devargs);

@@ -85,6 +85,8 @@ struct lbfwd_port_stats {
 /* EAL. */
 int lbfwd_eal_init(int argc, char **argv, char *log, size_t log_len);
 int lbfwd_errno(void);
+/* EAL's runtime directory of this process ("" before EAL made it). */
+const char *lbfwd_runtime_dir(void);
 const char *lbfwd_strerror(int err);
 unsigned lbfwd_lcore_id(void);
 int lbfwd_thread_register(void);

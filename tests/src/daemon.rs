@@ -194,7 +194,8 @@ impl Lbfwd {
 
     /// Stops lbfwd with SIGTERM and returns its output (the final counters).
     /// An error if it was not running, did not stop within
-    /// [`STOP_TIMEOUT`], or exited with a status other than 0.
+    /// [`STOP_TIMEOUT`], exited with a status other than 0, or left its
+    /// DPDK runtime directory behind.
     pub fn stop(&mut self) -> Result<String, Error> {
         let Some(mut child) = self.child.take() else {
             return Err(self.error("was not running when asked to stop".into()));
@@ -205,8 +206,16 @@ impl Lbfwd {
         }
         cmd::signal(child.id(), "TERM");
         let status = cmd::wait_deadline(&mut child, STOP_TIMEOUT);
+        // lbfwd removes its DPDK runtime directory when it exits; after a
+        // crash the harness does.
+        let dpdk_dir = dpdk_runtime_dir(child.id());
+        let left = dpdk_dir.exists();
         remove_dpdk_runtime_dir(child.id());
         match status {
+            Some(s) if s.success() && left => Err(self.error(format!(
+                "exited 0 but left DPDK's runtime directory {} behind",
+                dpdk_dir.display()
+            ))),
             Some(s) if s.success() => Ok(self.log()),
             Some(s) => Err(self.error(format!("exited with {s} after SIGTERM (expected 0)"))),
             None => Err(self.error(format!(

@@ -117,7 +117,8 @@ impl Scenario {
     /// Stops lbfwd (SIGTERM), asserts it exits 0, prints and returns its
     /// output (the final counters); then the network is deleted. With the
     /// `dpdk` backend, also asserts that DPDK's runtime directory of lbfwd
-    /// was where the cleanup looks while lbfwd ran, and is gone after.
+    /// was where the cleanup looks while lbfwd ran, and is gone after
+    /// (lbfwd removes it; [`Lbfwd::stop`] fails if it did not).
     pub fn finish(mut self) -> String {
         let dpdk_dir = match self.opts.backend {
             Backend::Dpdk => self.lbfwd.dpdk_runtime_dir(),

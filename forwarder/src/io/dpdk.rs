@@ -75,12 +75,13 @@
 #![allow(unsafe_code)]
 
 use crate::worker::Processor;
-use std::ffi::{c_char, c_int, c_uint, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, CStr, CString, OsStr};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{Disposition, IoError, QueueStats, WorkerQueue};
@@ -199,6 +200,7 @@ mod ffi {
             log_len: usize,
         ) -> c_int;
         pub fn lbfwd_errno() -> c_int;
+        pub fn lbfwd_runtime_dir() -> *const c_char;
         pub fn lbfwd_strerror(err: c_int) -> *const c_char;
         pub fn lbfwd_lcore_id() -> c_uint;
         pub fn lbfwd_thread_register() -> c_int;
@@ -753,6 +755,8 @@ pub fn init_eal(opts: &DpdkOptions) -> Result<(), DpdkError> {
             log.len(),
         )
     };
+    // Made early in rte_eal_init: also after a failure.
+    remove_runtime_dir_at_exit();
     if rc < 0 {
         let log = CStr::from_bytes_until_nul(&log)
             .map(|s| s.to_string_lossy().trim().to_string())
@@ -779,6 +783,40 @@ pub fn init_eal(opts: &DpdkOptions) -> Result<(), DpdkError> {
         failed: None,
     });
     Ok(())
+}
+
+/// EAL's runtime directory of this process, once [`init_eal`] made it.
+static RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Has EAL's runtime directory of this process (`/var/run/dpdk/lbfwd-PID`
+/// for root) removed when the process exits. EAL makes it in
+/// `rte_eal_init` and never removes it; with lbfwd's per-process
+/// `--file-prefix` no other process can use it, and an appliance that
+/// restarts lbfwd would otherwise keep one directory per run. A directory
+/// not named after this process (an operator's own `--file-prefix` cannot
+/// get there: it is reserved) is left alone.
+fn remove_runtime_dir_at_exit() {
+    // SAFETY: rte_eal_get_runtime_dir returns EAL's static, NUL-terminated
+    // buffer (empty before EAL wrote the directory's name); read at once.
+    let dir = unsafe { CStr::from_ptr(ffi::lbfwd_runtime_dir()) };
+    let dir = PathBuf::from(OsStr::from_bytes(dir.to_bytes()));
+    let ours = format!("lbfwd-{}", std::process::id());
+    if dir.file_name() != Some(OsStr::new(&ours)) {
+        return;
+    }
+    if RUNTIME_DIR.set(dir).is_ok() {
+        // SAFETY: registers a function of no arguments that reads only
+        // RUNTIME_DIR (set above) and removes files; it never unwinds.
+        unsafe { libc::atexit(remove_runtime_dir) };
+    }
+}
+
+/// The `atexit` handler of [`remove_runtime_dir_at_exit`].
+extern "C" fn remove_runtime_dir() {
+    if let Some(dir) = RUNTIME_DIR.get() {
+        // Nothing to report to at exit; a directory left is harmless.
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Attaches a (virtual) device after EAL start, e.g.
