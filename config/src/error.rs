@@ -49,28 +49,51 @@ impl FieldPath {
         self.0.is_empty()
     }
 
-    /// Parses the dotted form (`a.b[2].c`); keys may not contain `.` or `[`.
+    /// Parses the dotted form (`a.b[2].c`); a key that contains `.`, `[`,
+    /// `]`, `"` or white space is written in double quotes
+    /// (`labels."example.com/app"`; no `"` inside), as [`fmt::Display`]
+    /// writes it.
     pub fn parse(s: &str) -> Self {
         let mut segs = Vec::new();
-        for part in s.split('.').filter(|p| !p.is_empty()) {
-            let mut rest = part;
-            if let Some(i) = rest.find('[') {
-                if i > 0 {
-                    segs.push(Seg::Key(rest[..i].to_string()));
-                }
-                rest = &rest[i..];
-                while let Some(stripped) = rest.strip_prefix('[') {
-                    let end = stripped.find(']').unwrap_or(stripped.len());
-                    if let Ok(n) = stripped[..end].parse() {
-                        segs.push(Seg::Index(n));
-                    }
-                    rest = stripped.get(end + 1..).unwrap_or("");
-                }
-            } else {
-                segs.push(Seg::Key(rest.to_string()));
+        let mut rest = s;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('.') {
+                rest = r;
+                continue;
             }
+            if let Some(r) = rest.strip_prefix('[') {
+                let end = r.find(']').unwrap_or(r.len());
+                if let Ok(n) = r[..end].parse() {
+                    segs.push(Seg::Index(n));
+                }
+                rest = r.get(end + 1..).unwrap_or("");
+                continue;
+            }
+            if let Some(r) = rest.strip_prefix('"') {
+                let end = r.find('"').unwrap_or(r.len());
+                segs.push(Seg::Key(r[..end].to_string()));
+                rest = r.get(end + 1..).unwrap_or("");
+                continue;
+            }
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            segs.push(Seg::Key(rest[..end].to_string()));
+            rest = &rest[end..];
         }
         FieldPath(segs)
+    }
+
+    /// `key` as one segment of the dotted form: quoted when it needs to be
+    /// (see [`FieldPath::parse`]).
+    pub fn key_text(key: &str) -> String {
+        if key.is_empty()
+            || key
+                .chars()
+                .any(|c| matches!(c, '.' | '[' | ']' | '"') || c.is_whitespace())
+        {
+            format!("\"{key}\"")
+        } else {
+            key.to_string()
+        }
     }
 }
 
@@ -83,7 +106,7 @@ impl fmt::Display for FieldPath {
                     if !first {
                         f.write_str(".")?;
                     }
-                    f.write_str(k)?;
+                    f.write_str(&FieldPath::key_text(k))?;
                 }
                 Seg::Index(i) => write!(f, "[{i}]")?,
             }
@@ -255,5 +278,33 @@ impl<'a> IntoIterator for &'a Errors {
     type IntoIter = std::slice::Iter<'a, LocatedError>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_round_trip_with_quoted_keys() {
+        let p = FieldPath::root()
+            .key("load_balancer")
+            .index(1)
+            .key("labels")
+            .key("example.com/app");
+        assert_eq!(p.to_string(), "load_balancer[1].labels.\"example.com/app\"");
+        assert_eq!(FieldPath::parse(&p.to_string()), p);
+        let q = FieldPath::parse("a.b[2][3].c");
+        assert_eq!(
+            q.0,
+            [
+                Seg::Key("a".into()),
+                Seg::Key("b".into()),
+                Seg::Index(2),
+                Seg::Index(3),
+                Seg::Key("c".into())
+            ]
+        );
+        assert_eq!(q.to_string(), "a.b[2][3].c");
     }
 }

@@ -399,16 +399,8 @@ impl DesiredState {
                 .mac
                 .as_ref()
                 .and_then(|m| parse_mac(&mut ctx, o, k, name, "mac", m));
-            for key in n.labels.keys() {
-                if key.is_empty() {
-                    ctx.err(
-                        o,
-                        k,
-                        name,
-                        "labels",
-                        Problem::Invalid("label key must not be empty".into()),
-                    );
-                }
+            for (rel, problem) in crate::selector::label_problems("labels", &n.labels) {
+                ctx.err(o, k, name, &rel, problem);
             }
             nics.push(Nic {
                 spec: n,
@@ -983,6 +975,31 @@ impl DesiredState {
                     mac: nic.mac,
                     weight: weight_of(&s.name, &s.uid),
                 });
+            }
+            // A weight (a drain, say) for an interface of the network that
+            // the selector does not pick now is kept, but said: it may be a
+            // typo for one it does pick. (One of no interface of the
+            // network is an error, found earlier.)
+            for key in lb.weights.keys() {
+                let of_network = nic_by_name
+                    .get(key.as_str())
+                    .or_else(|| nic_by_uid.get(key.as_str()))
+                    .is_some_and(|i| nics[*i].spec.network == lb.network);
+                let destination = out
+                    .iter()
+                    .any(|d| d.name == *key || (!d.uid.is_empty() && d.uid == *key));
+                if of_network && !destination {
+                    ctx.warn(
+                        &lb.origin,
+                        Kind::LoadBalancer,
+                        &lb.name,
+                        &format!("weights.{key}"),
+                        Problem::WeightNotDestination {
+                            name: key.clone(),
+                            lb: lb.name.clone(),
+                        },
+                    );
+                }
             }
         } else {
             let Some(r) = routing else {

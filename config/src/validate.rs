@@ -188,6 +188,22 @@ pub enum Problem {
         /// What it needs.
         need: &'static str,
     },
+    /// A label key or value Kubernetes would refuse.
+    #[error("{0}")]
+    LabelSyntax(String),
+    /// Warning: a weight for an interface of the network that is not a
+    /// destination of the load balancer now.
+    #[error(
+        "weight for {name:?}, which is not a destination of load balancer {lb:?} now \
+         (its labels do not match the selector, or it is not Available): \
+         it applies once it is"
+    )]
+    WeightNotDestination {
+        /// The key.
+        name: String,
+        /// The load balancer.
+        lb: String,
+    },
     /// A routing whose network is not its load balancer's.
     #[error("routing network {routing:?} is not load balancer network {lb:?}")]
     RoutingNetworkMismatch {

@@ -263,7 +263,7 @@ spec:
     );
     assert!(
         errors[4].starts_with(
-            "m.yaml:33:5: Network/badvni metadata.annotations.lbfwd.ironcore.dev/vni:"
+            "m.yaml:33:5: Network/badvni metadata.annotations.\"lbfwd.ironcore.dev/vni\":"
         ),
         "{}",
         errors[4]
@@ -346,7 +346,7 @@ spec:
     assert_eq!(errors.len(), 1, "{errors}");
     assert_eq!(
         errors.to_string(),
-        "nic.yaml:4:1: NetworkInterface/plain metadata.annotations.lbfwd.ironcore.dev/underlay: network interface \"plain\" has no underlay address (set `underlay`, or annotation lbfwd.ironcore.dev/underlay)"
+        "nic.yaml:4:1: NetworkInterface/plain metadata.annotations.\"lbfwd.ironcore.dev/underlay\": network interface \"plain\" has no underlay address (set `underlay`, or annotation lbfwd.ironcore.dev/underlay)"
     );
 }
 

@@ -693,3 +693,47 @@ fn underlay_for_tests_is_usable() {
     let u = Underlay::for_tests(Encap::IpIp);
     assert!(u.source_ipv4.is_some() && u.source_ipv6.is_some());
 }
+
+#[test]
+fn a_weight_for_an_interface_the_selector_does_not_pick_is_kept_with_a_warning() {
+    let c = Config::from_toml_str(&format!("{SETTINGS}{ROUTED}"), "t.toml").unwrap();
+    let mut state = c.state.clone();
+    let u = &c.settings.underlay;
+    // "pending" is in the load balancer's network but not Available.
+    let s = state
+        .apply(
+            &[Change::SetWeight {
+                load_balancer: "web".into(),
+                destination: "pending".into(),
+                weight: 0,
+            }],
+            u,
+        )
+        .unwrap();
+    let warning = "weight for \"pending\", which is not a destination of load balancer \"web\" now";
+    assert!(
+        s.warnings.iter().any(|w| w.contains(warning)),
+        "{:?}",
+        s.warnings
+    );
+    // Once it is Available, it is a destination with that weight, and the
+    // warning is gone.
+    let mut nic = state
+        .network_interfaces
+        .iter()
+        .find(|n| n.name == "pending")
+        .unwrap()
+        .clone();
+    nic.state = NicState::Available;
+    state.network_interfaces.retain(|n| n.name != "pending");
+    state.network_interfaces.push(nic);
+    let r = state.resolve(u).unwrap();
+    let web = r.resolved.get("web").unwrap();
+    let pending = web.destinations.iter().find(|d| d.name == "pending");
+    assert_eq!(pending.map(|d| d.weight), Some(0));
+    assert!(
+        !r.warnings.iter().any(|w| w.to_string().contains(warning)),
+        "{:?}",
+        r.warnings
+    );
+}

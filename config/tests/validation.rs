@@ -64,6 +64,7 @@ fn the_base_case_is_valid() {
 
 #[test]
 fn every_rejection_is_located() {
+    let long_label = format!("labels = {{ app = \"{}\" }}", "w".repeat(64));
     // (description, from, to, extra, expected errors)
     let cases: Vec<(&str, &str, &str, &str, Vec<String>)> = vec![
         (
@@ -285,6 +286,47 @@ fn every_rejection_is_located() {
             vec![format!(
                 "lb.toml:{}:54: load_balancer[0].network_interface_selector.match_expressions[0].values: operator In needs at least one value",
                 l(20)
+            )],
+        ),
+        (
+            "label key with a space",
+            "labels = { app = \"web\" }",
+            "labels = { app = \"web\", \"my app\" = \"x\" }",
+            "",
+            vec![format!(
+                "lb.toml:{}:25: network_interface[0].labels.\"my app\": label key \"my app\" contains ' ' (only letters, digits, '-', '_' and '.')",
+                l(12),
+            )],
+        ),
+        (
+            "label value too long",
+            "labels = { app = \"web\" }",
+            &long_label,
+            "",
+            vec![format!(
+                "lb.toml:{}:12: network_interface[0].labels.app: label value \"{}\" is 64 characters long (at most 63)",
+                l(12),
+                "w".repeat(64),
+            )],
+        ),
+        (
+            "label key with an upper-case prefix",
+            "{ match_labels = { app = \"web\" } }",
+            "{ match_labels = { \"Example.com/app\" = \"web\" } }",
+            "",
+            vec![format!(
+                "lb.toml:{}:49: load_balancer[0].network_interface_selector.match_labels.\"Example.com/app\": label key \"Example.com/app\" has prefix \"Example.com\", which contains 'E' (a DNS subdomain: lower case letters, digits, '-' and '.')",
+                l(20),
+            )],
+        ),
+        (
+            "selector value beginning with a dot",
+            "{ match_labels = { app = \"web\" } }",
+            "{ match_expressions = [ { key = \"app\", operator = \"In\", values = [\"web\", \".web\"] } ] }",
+            "",
+            vec![format!(
+                "lb.toml:{}:103: load_balancer[0].network_interface_selector.match_expressions[0].values[1]: label value \".web\" must begin and end with a letter or digit",
+                l(20),
             )],
         ),
         (

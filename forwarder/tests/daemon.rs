@@ -1634,6 +1634,18 @@ underlay = "10.0.3.14"
             vec!["nope"],
         ),
         (strings(&["nic", "label", "be9", "a=b"]), 6, "", vec!["be9"]),
+        (
+            strings(&["nic", "label", "be1", "Example.com/tier=x"]),
+            5,
+            "network_interface[0].labels.\"Example.com/tier\"",
+            vec!["contains 'E'"],
+        ),
+        (
+            strings(&["nic", "label", "be1", "tier=-x"]),
+            5,
+            "label value \"-x\" must begin and end with a letter or digit",
+            vec![],
+        ),
         (strings(&["nic", "unlabel", "be9", "a"]), 6, "", vec!["be9"]),
         (strings(&["lb", "get", "nope"]), 6, "", vec!["nope"]),
     ];
@@ -1855,6 +1867,35 @@ fn concurrent_changes_are_serialized_and_saved() {
     d.respawn();
     d.wait_ready();
     assert_eq!(d.export(), export, "the saved state missed a change");
+}
+
+#[test]
+fn draining_an_interface_the_selector_does_not_pick_warns() {
+    let dir = TestDir::new("drainwarn");
+    let mut d = start_memory(&dir, WEB_LB);
+    d.ok(&["nic", "unlabel", "be3", "app"]);
+    // Kept (it applies once be3 is picked again), but said.
+    let out = d.lbctl(&["drain", "web", "be3"]);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(
+            "load_balancer[0].weights.be3: weight for \"be3\", which is not a \
+             destination of load balancer \"web\" now"
+        ),
+        "{}",
+        out.describe()
+    );
+    d.ok(&["nic", "label", "be3", "app=web"]);
+    assert_eq!(weight_of(&d.json(&["lb", "get", "web"]), "be3"), 0);
+    // A picked interface's drain says nothing more.
+    let out = d.lbctl(&["drain", "web", "be1"]);
+    assert!(
+        !out.stdout.contains("warning") && !out.stderr.contains("warning"),
+        "{}",
+        out.describe()
+    );
+    d.stop();
 }
 
 #[test]
