@@ -180,6 +180,19 @@ impl DesiredState {
                             Problem::UnknownInterface(interface.clone()),
                         )
                     })?;
+                // Checked here, against the request: once merged, a bad
+                // label would be reported at the interface's file.
+                let bad: Vec<LocatedError> = crate::selector::label_problems("labels", labels)
+                    .into_iter()
+                    .map(|(rel, problem)| LocatedError {
+                        location: None,
+                        path: format!("network_interface[{interface}].{rel} (this request)"),
+                        problem,
+                    })
+                    .collect();
+                if !bad.is_empty() {
+                    return Err(Errors(bad));
+                }
                 let before = nic.labels.clone();
                 nic.labels.extend(labels.clone());
                 if nic.labels != before {

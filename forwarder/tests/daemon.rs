@@ -1637,7 +1637,7 @@ underlay = "10.0.3.14"
         (
             strings(&["nic", "label", "be1", "Example.com/tier=x"]),
             5,
-            "network_interface[0].labels.\"Example.com/tier\"",
+            "network_interface[be1].labels.\"Example.com/tier\" (this request)",
             vec!["contains 'E'"],
         ),
         (
