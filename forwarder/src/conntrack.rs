@@ -192,6 +192,17 @@ pub struct FlowTableStats {
     pub removals: u64,
 }
 
+/// What one [`FlowTable::sweep_visit`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired entries freed.
+    pub freed: usize,
+    /// The call swept the table's last bucket: the entries visited since
+    /// the previous pass ended are every live entry of the table, once
+    /// (give or take flows that came or went during the pass).
+    pub pass_done: bool,
+}
+
 /// Per-bucket metadata: one cache line.
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
@@ -478,24 +489,41 @@ impl<V: Copy + Default> FlowTable<V> {
     /// with a small budget; a full pass over the table every few seconds
     /// keeps `len` close to the number of live flows.
     pub fn sweep(&mut self, now: u64, buckets: usize) -> usize {
+        self.sweep_visit(now, buckets, |_| {}).freed
+    }
+
+    /// [`FlowTable::sweep`] that also hands the value of every live entry
+    /// it passes to `live` (a census over one pass: see
+    /// [`Swept::pass_done`]). Reads an entry's value only where its bucket
+    /// metadata says it is live.
+    #[inline]
+    pub fn sweep_visit(&mut self, now: u64, buckets: usize, mut live: impl FnMut(&V)) -> Swept {
         let now = tick(now);
         let n = self.meta.len();
-        let mut freed = 0;
+        let mut swept = Swept::default();
         for _ in 0..buckets.min(n) {
-            let meta = &mut self.meta[self.sweep_next];
+            let b = self.sweep_next;
+            let meta = &mut self.meta[b];
             for i in 0..WAYS {
                 let class = meta.class[i];
-                if class != 0 && now.wrapping_sub(meta.last[i]) > timeout_of(&self.timeouts, class)
-                {
+                if class == 0 {
+                    continue;
+                }
+                if now.wrapping_sub(meta.last[i]) > timeout_of(&self.timeouts, class) {
                     meta.class[i] = 0;
-                    freed += 1;
+                    swept.freed += 1;
+                } else {
+                    live(&self.slots[b * WAYS + i].value);
                 }
             }
-            self.sweep_next = (self.sweep_next + 1) & (n - 1);
+            self.sweep_next = (b + 1) & (n - 1);
+            if self.sweep_next == 0 {
+                swept.pass_done = true;
+            }
         }
-        self.len -= freed;
-        self.stats.expirations += freed as u64;
-        freed
+        self.len -= swept.freed;
+        self.stats.expirations += swept.freed as u64;
+        swept
     }
 
     /// Keeps only the entries for which `keep` returns true (off the fast

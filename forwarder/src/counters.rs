@@ -192,6 +192,9 @@ pub struct WorkerCounters {
     pub flow_repicks: Counter,
     /// Per load-balancer slot: packets dropped by its filter.
     pub lb_drops: Box<[Counter]>,
+    /// Per load-balancer slot: live flows in the worker's flow table (a
+    /// gauge, set at the end of each sweep pass over the table).
+    pub lb_flows: Box<[Counter]>,
     /// Per target slot: packets and bytes sent to it.
     pub targets: Box<[PacketsBytes]>,
 }
@@ -219,6 +222,7 @@ impl WorkerCounters {
             flow_picks: Counter::default(),
             flow_repicks: Counter::default(),
             lb_drops: (0..MAX_LB_SLOTS).map(|_| Counter::default()).collect(),
+            lb_flows: (0..MAX_LB_SLOTS).map(|_| Counter::default()).collect(),
             targets: (0..MAX_TARGET_SLOTS)
                 .map(|_| PacketsBytes::default())
                 .collect(),

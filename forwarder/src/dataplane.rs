@@ -73,6 +73,7 @@ impl Dataplane {
             for c in &self.counters {
                 if slot & LB_SLOT_FLAG != 0 {
                     c.lb_drops[(slot & !LB_SLOT_FLAG) as usize].reset();
+                    c.lb_flows[(slot & !LB_SLOT_FLAG) as usize].reset();
                 } else {
                     c.targets[slot as usize].packets.reset();
                     c.targets[slot as usize].bytes.reset();

@@ -35,7 +35,7 @@
 //! Nothing here allocates, locks, logs or makes a system call per packet.
 
 use crate::conntrack::{FlowTable, FlowTableError, FlowTimeouts};
-use crate::counters::{DropReason, WorkerCounters};
+use crate::counters::{DropReason, WorkerCounters, MAX_LB_SLOTS};
 use crate::flow::{FlowKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::frag::{FragConfig, FragDrop, FragError, FragInfo, FragKey, FragTracker, Later};
 use crate::frame::{Frame, HEADROOM};
@@ -303,6 +303,13 @@ struct State {
     prefetched_len: usize,
     /// Frames of them processed since.
     prefetched_next: usize,
+    /// Live flows per load-balancer counter slot, counted by the sweep in
+    /// the current pass ([`Pipeline::begin`]); published to
+    /// [`WorkerCounters::lb_flows`] when the pass ends.
+    census: Box<[u32]>,
+    /// The slots of `census` above 0 (each once; capacity for every slot,
+    /// so pushing never allocates).
+    census_touched: Vec<u32>,
 }
 
 impl Pipeline {
@@ -328,6 +335,8 @@ impl Pipeline {
                 prefetched: Box::new([Prefetched::default(); PREFETCH_MAX]),
                 prefetched_len: 0,
                 prefetched_next: 0,
+                census: vec![0; MAX_LB_SLOTS].into_boxed_slice(),
+                census_touched: Vec::with_capacity(MAX_LB_SLOTS),
             },
         })
     }
@@ -339,12 +348,24 @@ impl Pipeline {
         self.state.prefetched_len = 0;
         self.state.prefetched_next = 0;
         self.state.now = now_ns;
-        self.state.flows.sweep(now_ns, 4);
-        self.state.frags.sweep(now_ns, 4);
-        self.state
-            .counters
-            .flows_live
-            .set(self.state.flows.len() as u64);
+        let t = self.reader.tables();
+        let st = &mut self.state;
+        let (census, touched) = (&mut st.census, &mut st.census_touched);
+        let swept = st.flows.sweep_visit(now_ns, 4, |v| {
+            if let Some(lb) = t.lb_slot_of_target(v.slot) {
+                if let Some(n) = census.get_mut(lb as usize) {
+                    if *n == 0 && touched.len() < touched.capacity() {
+                        touched.push(lb);
+                    }
+                    *n += 1;
+                }
+            }
+        });
+        if swept.pass_done {
+            st.publish_census(t);
+        }
+        st.frags.sweep(now_ns, 4);
+        st.counters.flows_live.set(st.flows.len() as u64);
     }
 
     /// Runs one frame through every stage, in place, counts the verdict and
@@ -713,6 +734,23 @@ fn parse_v4(d: &[u8]) -> Option<V4Packet> {
 }
 
 impl State {
+    /// Ends a census pass: every load balancer of `t` gets its count of
+    /// live flows (0 when the pass met none), and the census starts over.
+    #[cold]
+    fn publish_census(&mut self, t: &Tables) {
+        for lb in &t.lbs {
+            let n = self.census.get(lb.slot as usize).copied().unwrap_or(0);
+            if let Some(c) = self.counters.lb_flows.get(lb.slot as usize) {
+                c.set(u64::from(n));
+            }
+        }
+        for slot in self.census_touched.drain(..) {
+            if let Some(n) = self.census.get_mut(slot as usize) {
+                *n = 0;
+            }
+        }
+    }
+
     /// Every stage for one frame: the IPv4 express path or the fast path
     /// when the packet is a common case, else the full path. Counts the
     /// verdict (each path where it knows it: the common one without a
@@ -1987,6 +2025,92 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The sweep counts each load balancer's live flows: after a full pass
+    /// the counters hold them, and after the flows time out, 0.
+    #[test]
+    fn sweep_counts_live_flows_per_load_balancer() {
+        use crate::tables::{Publisher, TableBuilder};
+        use lbfwd_config::model::*;
+        let lb = |name: &str, vip: &str, targets: u8| ResolvedLoadBalancer {
+            name: name.into(),
+            lb_type: LoadBalancerType::Public,
+            network: "n".into(),
+            vni: 100,
+            ips: vec![AssignedIp {
+                addr: vip.parse().unwrap(),
+                pool: None,
+            }],
+            ports: vec![PortRange {
+                protocol: Protocol::Tcp,
+                first: 80,
+                last: 80,
+            }],
+            icmp_echo: IcmpEcho::Drop,
+            maglev_table_size: 251,
+            destinations: (0..targets)
+                .map(|i| Destination {
+                    name: format!("{name}{i}"),
+                    uid: String::new(),
+                    underlay: std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 3, i)),
+                    mac: Some(MacAddr([2, 0, 0, 0, 3, i])),
+                    weight: 1,
+                })
+                .collect(),
+        };
+        let resolved = Resolved {
+            load_balancers: vec![lb("web", "203.0.113.5", 4), lb("api", "203.0.113.6", 2)],
+        };
+        let u = underlay(Encap::Vxlan { port: 4789 }, 1500);
+        let (tables, _) = TableBuilder::new().build(&resolved, &u, 1).unwrap();
+        let slots: Vec<usize> = tables.lbs.iter().map(|l| l.slot as usize).collect();
+        let publisher = Publisher::new(tables, 1);
+        let config = PipelineConfig::default();
+        let mut p = Pipeline::new(publisher.reader(0), Arc::default(), &config).unwrap();
+        let mut r = Rng(7);
+        let mut send = |p: &mut Pipeline, vip_last: u8, flow: u16| {
+            let mut f = frame(&mut r, false, 0, IPPROTO_TCP, 10, 0);
+            f[33] = vip_last;
+            let l4 = 14 + usize::from(f[14] & 0x0f) * 4;
+            f[l4..l4 + 2].copy_from_slice(&flow.to_be_bytes());
+            f[l4 + 2..l4 + 4].copy_from_slice(&80u16.to_be_bytes());
+            let mut buf = [vec![0; HEADROOM], f].concat();
+            let len = buf.len() - HEADROOM;
+            let d = p
+                .run(&mut Frame::new(&mut buf, HEADROOM, len))
+                .disposition();
+            assert_eq!(d, Disposition::Tx);
+        };
+        let second = 1_000_000_000u64;
+        p.begin(second);
+        for flow in 0..30 {
+            send(&mut p, 5, 1000 + flow);
+        }
+        for flow in 0..12 {
+            send(&mut p, 6, 2000 + flow);
+        }
+        let flows = |p: &Pipeline| -> Vec<u64> {
+            slots
+                .iter()
+                .map(|s| p.counters().lb_flows[*s].get())
+                .collect()
+        };
+        assert_eq!(flows(&p), [0, 0], "nothing counted before a pass ends");
+        // Two passes' worth of sweeps (4 buckets each): one whole pass
+        // after the flows came.
+        let calls = 2 * config.flow_capacity / 4;
+        for _ in 0..calls {
+            p.begin(2 * second);
+        }
+        assert_eq!(flows(&p), [30, 12]);
+        assert_eq!(p.flows(), 42);
+        // Idle longer than the TCP timeout: the sweep frees them all.
+        for _ in 0..calls {
+            p.begin(400 * second);
+        }
+        assert_eq!(flows(&p), [0, 0]);
+        assert_eq!(p.flows(), 0);
     }
 
     /// The burst prefetch is a hint: with it (bursts of 32, more flows than

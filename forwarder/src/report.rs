@@ -107,7 +107,7 @@ pub fn snapshot(
                     format!("lbdrop/{}", lb.name),
                     sum(&|c| (c.lb_drops[slot].get(), 0)),
                 ),
-                flows: 0,
+                flows: sum(&|c| (c.lb_flows[slot].get(), 0)).0,
                 targets,
             }
         })

@@ -403,6 +403,17 @@ impl Tables {
             .get(lb.template_base as usize + index as usize)
     }
 
+    /// The counter slot of the load balancer whose target holds target
+    /// slot `slot` in these tables (`None`: no target holds it).
+    #[inline]
+    pub fn lb_slot_of_target(&self, slot: u32) -> Option<u32> {
+        let packed = *self.target_by_slot.get(slot as usize)?;
+        if packed == NO_TARGET {
+            return None;
+        }
+        self.lbs.get((packed >> 32) as usize).map(|lb| lb.slot)
+    }
+
     /// Where the target in counter slot `slot` sits now, if it is still in
     /// the routing of load balancer `lb`.
     #[inline(always)]

@@ -2336,6 +2336,26 @@ fn drain_keeps_flows_and_removal_moves_them() {
         .unwrap_or_else(|| panic!("no target be2 in stats: {stats:#}"));
     assert_eq!(target["weight"], 0, "{target}");
     assert!(target["sent"]["packets"].as_u64().unwrap() > 0, "{target}");
+    // The flows of the probe and of the spread (lbfwd sees only the
+    // clients' side, so closed connections stay until they time out), once
+    // a sweep pass over the flow table has counted them.
+    let mut flows = 0;
+    for _ in 0..50 {
+        flows = d.json(&["stats"])["load_balancers"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["name"] == "web"))
+            .and_then(|l| l["flows"].as_u64())
+            .unwrap_or(0);
+        if flows >= 2 * CURLS as u64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        flows >= 2 * CURLS as u64,
+        "stats count {flows} flows of web, not {} or more",
+        2 * CURLS
+    );
 
     // Remove: be2 leaves the routing; the others' connections stay where
     // they are, none is answered by be2 any more.
