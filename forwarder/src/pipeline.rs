@@ -2027,21 +2027,26 @@ mod tests {
         }
     }
 
-    /// The sweep counts each load balancer's live flows: after a full pass
-    /// the counters hold them, and after the flows time out, 0.
-    #[test]
-    fn sweep_counts_live_flows_per_load_balancer() {
-        use crate::tables::{Publisher, TableBuilder};
+    /// A load balancer of network `n` (VNI 100) on `ips`, TCP port 80
+    /// only, with `targets` targets `NAME0..` at 10.0.3.0.. (weight 1).
+    fn tcp80_lb(
+        name: &str,
+        ips: &[&str],
+        targets: u8,
+    ) -> lbfwd_config::model::ResolvedLoadBalancer {
         use lbfwd_config::model::*;
-        let lb = |name: &str, vip: &str, targets: u8| ResolvedLoadBalancer {
+        ResolvedLoadBalancer {
             name: name.into(),
             lb_type: LoadBalancerType::Public,
             network: "n".into(),
             vni: 100,
-            ips: vec![AssignedIp {
-                addr: vip.parse().unwrap(),
-                pool: None,
-            }],
+            ips: ips
+                .iter()
+                .map(|a| AssignedIp {
+                    addr: a.parse().unwrap(),
+                    pool: None,
+                })
+                .collect(),
             ports: vec![PortRange {
                 protocol: Protocol::Tcp,
                 first: 80,
@@ -2058,9 +2063,20 @@ mod tests {
                     weight: 1,
                 })
                 .collect(),
-        };
+        }
+    }
+
+    /// The sweep counts each load balancer's live flows: after a full pass
+    /// the counters hold them, and after the flows time out, 0.
+    #[test]
+    fn sweep_counts_live_flows_per_load_balancer() {
+        use crate::tables::{Publisher, TableBuilder};
+        use lbfwd_config::model::*;
         let resolved = Resolved {
-            load_balancers: vec![lb("web", "203.0.113.5", 4), lb("api", "203.0.113.6", 2)],
+            load_balancers: vec![
+                tcp80_lb("web", &["203.0.113.5"], 4),
+                tcp80_lb("api", &["203.0.113.6"], 2),
+            ],
         };
         let u = underlay(Encap::Vxlan { port: 4789 }, 1500);
         let (tables, _) = TableBuilder::new().build(&resolved, &u, 1).unwrap();
@@ -2121,38 +2137,7 @@ mod tests {
         use crate::tables::{Publisher, TableBuilder};
         use lbfwd_config::model::*;
         let resolved = Resolved {
-            load_balancers: vec![ResolvedLoadBalancer {
-                name: "web".into(),
-                lb_type: LoadBalancerType::Public,
-                network: "n".into(),
-                vni: 100,
-                ips: vec![
-                    AssignedIp {
-                        addr: "203.0.113.5".parse().unwrap(),
-                        pool: None,
-                    },
-                    AssignedIp {
-                        addr: "2001:db8:100::5".parse().unwrap(),
-                        pool: None,
-                    },
-                ],
-                ports: vec![PortRange {
-                    protocol: Protocol::Tcp,
-                    first: 80,
-                    last: 80,
-                }],
-                icmp_echo: IcmpEcho::Drop,
-                maglev_table_size: 251,
-                destinations: (0..4u8)
-                    .map(|i| Destination {
-                        name: format!("t{i}"),
-                        uid: String::new(),
-                        underlay: std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 3, i)),
-                        mac: Some(MacAddr([2, 0, 0, 0, 3, i])),
-                        weight: 1,
-                    })
-                    .collect(),
-            }],
+            load_balancers: vec![tcp80_lb("web", &["203.0.113.5", "2001:db8:100::5"], 4)],
         };
         let u = underlay(Encap::Vxlan { port: 4789 }, 1500);
         let (tables, _) = TableBuilder::new().build(&resolved, &u, 1).unwrap();
