@@ -811,9 +811,9 @@ pub struct LoadBalancerStats {
     /// Packets for its VIPs that were dropped (e.g. port not allowed).
     pub dropped: Counter,
     /// Flows tracked for it over all workers, as each worker's last sweep
-    /// pass over its flow table counted them (up to about ten seconds old on
-    /// an idle worker with the default table; flows of targets no longer in
-    /// the routing are not counted).
+    /// pass over its flow table counted them (under a second old with the
+    /// default table; flows of targets no longer in the routing are not
+    /// counted).
     pub flows: u64,
     /// Per target.
     pub targets: Vec<TargetStats>,

@@ -232,6 +232,12 @@ struct Prefetched {
     template: u32,
 }
 
+/// Flow-table buckets swept per loop turn of a busy worker (before each
+/// burst).
+const SWEEP_BUCKETS_BUSY: usize = 4;
+/// ... and per turn that received nothing ([`Processor::idle`]).
+const SWEEP_BUCKETS_IDLE: usize = 256;
+
 /// Most datagrams whose held fragments wait for [`Processor::drain_extra`].
 const MAX_PENDING_RELEASES: usize = 64;
 
@@ -348,10 +354,22 @@ impl Pipeline {
         self.state.prefetched_len = 0;
         self.state.prefetched_next = 0;
         self.state.now = now_ns;
+        self.sweep(now_ns, SWEEP_BUCKETS_BUSY);
+        self.state.frags.sweep(now_ns, 4);
+        self.state
+            .counters
+            .flows_live
+            .set(self.state.flows.len() as u64);
+    }
+
+    /// Sweeps the next `buckets` buckets of the flow table (frees idle
+    /// flows) and counts the live flows per load balancer in them; at the
+    /// end of a pass over the table, publishes that census.
+    fn sweep(&mut self, now_ns: u64, buckets: usize) {
         let t = self.reader.tables();
         let st = &mut self.state;
         let (census, touched) = (&mut st.census, &mut st.census_touched);
-        let swept = st.flows.sweep_visit(now_ns, 4, |v| {
+        let swept = st.flows.sweep_visit(now_ns, buckets, |v| {
             if let Some(lb) = t.lb_slot_of_target(v.slot) {
                 if let Some(n) = census.get_mut(lb as usize) {
                     if *n == 0 && touched.len() < touched.capacity() {
@@ -364,8 +382,6 @@ impl Pipeline {
         if swept.pass_done {
             st.publish_census(t);
         }
-        st.frags.sweep(now_ns, 4);
-        st.counters.flows_live.set(st.flows.len() as u64);
     }
 
     /// Runs one frame through every stage, in place, counts the verdict and
@@ -445,6 +461,17 @@ impl Pipeline {
 impl Processor for Pipeline {
     fn begin_burst(&mut self, now_ns: u64) {
         self.begin(now_ns);
+    }
+
+    /// An idle worker sweeps more of the flow table per turn: a pass (idle
+    /// flows freed, flows per load balancer counted) then takes well under
+    /// a second even while the worker sleeps between polls.
+    fn idle(&mut self, now_ns: u64) {
+        self.sweep(now_ns, SWEEP_BUCKETS_IDLE);
+        self.state
+            .counters
+            .flows_live
+            .set(self.state.flows.len() as u64);
     }
 
     #[inline(always)]
@@ -2113,17 +2140,18 @@ mod tests {
                 .collect()
         };
         assert_eq!(flows(&p), [0, 0], "nothing counted before a pass ends");
-        // Two passes' worth of sweeps (4 buckets each): one whole pass
-        // after the flows came.
-        let calls = 2 * config.flow_capacity / 4;
+        // Two passes' worth of busy sweeps (4 buckets each): one whole
+        // pass after the flows came.
+        let calls = 2 * config.flow_capacity / SWEEP_BUCKETS_BUSY;
         for _ in 0..calls {
             p.begin(2 * second);
         }
         assert_eq!(flows(&p), [30, 12]);
         assert_eq!(p.flows(), 42);
-        // Idle longer than the TCP timeout: the sweep frees them all.
-        for _ in 0..calls {
-            p.begin(400 * second);
+        // Idle longer than the TCP timeout: the sweep of idle turns (256
+        // buckets each) frees them all within two passes.
+        for _ in 0..2 * config.flow_capacity / SWEEP_BUCKETS_IDLE {
+            p.idle(400 * second);
         }
         assert_eq!(flows(&p), [0, 0]);
         assert_eq!(p.flows(), 0);

@@ -162,6 +162,13 @@ pub trait Processor {
         false
     }
 
+    /// Called after a loop turn that received and emitted nothing, before
+    /// the worker backs off: the place for housekeeping that would cost the
+    /// busy path (a larger share of the flow-table sweep). Default: nothing.
+    fn idle(&mut self, now_ns: u64) {
+        let _ = now_ns;
+    }
+
     /// Called after each burst (and once more at shutdown): emits frames not
     /// tied to a received buffer, e.g. held IP fragments released once their
     /// first fragment arrived. `emit` copies the frame into the transmit
@@ -383,6 +390,7 @@ where
             });
         } else {
             looped.idle_polls += 1;
+            processor.idle(now);
             if slow_due {
                 stats.publish(&WorkerReport {
                     queue: queue.stats(),
