@@ -197,9 +197,10 @@ pub struct FlowTableStats {
 pub struct Swept {
     /// Expired entries freed.
     pub freed: usize,
-    /// The call swept the table's last bucket: the entries visited since
-    /// the previous pass ended are every live entry of the table, once
-    /// (give or take flows that came or went during the pass).
+    /// The call swept the table's last bucket (and stopped there): the
+    /// entries visited since the previous pass ended are every live entry
+    /// of the table, once (give or take flows that came or went during the
+    /// pass).
     pub pass_done: bool,
 }
 
@@ -518,7 +519,10 @@ impl<V: Copy + Default> FlowTable<V> {
             }
             self.sweep_next = (b + 1) & (n - 1);
             if self.sweep_next == 0 {
+                // A pass ends with this call, whatever the budget left: the
+                // next bucket belongs to the next pass.
                 swept.pass_done = true;
+                break;
             }
         }
         self.len -= swept.freed;
@@ -838,6 +842,35 @@ mod tests {
         assert_eq!(t.lookup(&key(201, IPPROTO_TCP), h, t3).copied(), Some(201));
         // Other buckets are unaffected.
         assert_eq!(t.insert(key(300, IPPROTO_TCP), h ^ 1, 300, t3), Insert::New);
+    }
+
+    /// Each pass of `sweep_visit` visits every live entry once, whatever
+    /// budgets the calls had (a pass ends with the call that reaches the
+    /// last bucket, even with budget left).
+    #[test]
+    fn sweep_visit_sees_each_live_entry_once_per_pass() {
+        let mut t = FlowTable::<u32>::new(4096, timeouts()).unwrap();
+        for i in 0..300 {
+            let k = key(i, IPPROTO_TCP);
+            t.insert(k, k.flow_hash(), i, 0);
+        }
+        let mut seen = vec![0u32; 300];
+        let mut passes = 0;
+        // Budgets 3 and 100 do not divide the 512 buckets: calls straddle
+        // the end of the table.
+        for budget in [3, 100, 3, 100].iter().cycle().take(2000) {
+            let swept = t.sweep_visit(S, *budget, |v| seen[*v as usize] += 1);
+            assert_eq!(swept.freed, 0);
+            if swept.pass_done {
+                passes += 1;
+                if passes > 1 {
+                    // The first pass started at bucket 0 too.
+                    assert!(seen.iter().all(|n| *n == 1), "pass {passes}: {seen:?}");
+                }
+                seen.iter_mut().for_each(|n| *n = 0);
+            }
+        }
+        assert!(passes >= 5, "{passes} passes");
     }
 
     #[test]
