@@ -118,6 +118,20 @@ struct Nic<'a> {
     mac: Option<MacAddr>,
 }
 
+/// Whether `key` (a name, else a uid) names an interface of `network`.
+fn interface_of_network(
+    key: &str,
+    network: &str,
+    nics: &[Nic<'_>],
+    by_name: &HashMap<&str, usize>,
+    by_uid: &HashMap<&str, usize>,
+) -> bool {
+    by_name
+        .get(key)
+        .or_else(|| by_uid.get(key))
+        .is_some_and(|i| nics[*i].spec.network == network)
+}
+
 fn parse_mac(
     ctx: &mut Ctx,
     origin: &Origin,
@@ -557,11 +571,7 @@ impl DesiredState {
                 }
             }
             for key in lb.weights.keys() {
-                let hit = nic_by_name
-                    .get(key.as_str())
-                    .or_else(|| nic_by_uid.get(key.as_str()))
-                    .is_some_and(|i| nics[*i].spec.network == lb.network);
-                if !hit {
+                if !interface_of_network(key, &lb.network, &nics, &nic_by_name, &nic_by_uid) {
                     ctx.err(
                         o,
                         k,
@@ -981,10 +991,8 @@ impl DesiredState {
             // typo for one it does pick. (One of no interface of the
             // network is an error, found earlier.)
             for key in lb.weights.keys() {
-                let of_network = nic_by_name
-                    .get(key.as_str())
-                    .or_else(|| nic_by_uid.get(key.as_str()))
-                    .is_some_and(|i| nics[*i].spec.network == lb.network);
+                let of_network =
+                    interface_of_network(key, &lb.network, nics, nic_by_name, nic_by_uid);
                 let destination = out
                     .iter()
                     .any(|d| d.name == *key || (!d.uid.is_empty() && d.uid == *key));

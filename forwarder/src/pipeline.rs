@@ -356,15 +356,12 @@ impl Pipeline {
         self.state.now = now_ns;
         self.sweep(now_ns, SWEEP_BUCKETS_BUSY);
         self.state.frags.sweep(now_ns, 4);
-        self.state
-            .counters
-            .flows_live
-            .set(self.state.flows.len() as u64);
     }
 
     /// Sweeps the next `buckets` buckets of the flow table (frees idle
     /// flows) and counts the live flows per load balancer in them; at the
-    /// end of a pass over the table, publishes that census.
+    /// end of a pass over the table, publishes that census. Sets the
+    /// live-flow gauge.
     fn sweep(&mut self, now_ns: u64, buckets: usize) {
         let t = self.reader.tables();
         let st = &mut self.state;
@@ -382,6 +379,7 @@ impl Pipeline {
         if swept.pass_done {
             st.publish_census(t);
         }
+        st.counters.flows_live.set(st.flows.len() as u64);
     }
 
     /// Runs one frame through every stage, in place, counts the verdict and
@@ -468,10 +466,6 @@ impl Processor for Pipeline {
     /// a second even while the worker sleeps between polls.
     fn idle(&mut self, now_ns: u64) {
         self.sweep(now_ns, SWEEP_BUCKETS_IDLE);
-        self.state
-            .counters
-            .flows_live
-            .set(self.state.flows.len() as u64);
     }
 
     #[inline(always)]
@@ -1634,10 +1628,10 @@ struct Slow {
 
 /// Where the inner IP packet sits in a frame: all that encapsulation needs
 /// to know of it.
-#[derive(Clone, Copy, Debug)]
 ///
 /// Eight bytes (the parsers bound offset and length to 16 bits): passed and
 /// kept in one register.
+#[derive(Clone, Copy, Debug)]
 struct Inner {
     /// Offset of its IP header.
     l3: u16,
