@@ -35,16 +35,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-/// IP protocol number of TCP.
-pub const IPPROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub const IPPROTO_UDP: u8 = 17;
-/// IP protocol number of SCTP.
-pub const IPPROTO_SCTP: u8 = 132;
-/// IP protocol number of ICMP.
-pub const IPPROTO_ICMP: u8 = 1;
-/// IP protocol number (IPv6 next header) of ICMPv6.
-pub const IPPROTO_ICMPV6: u8 = 58;
+pub use crate::wire::ip::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 
 /// The seed of the flow hash (XXH3-64). Fixed by this specification;
 /// changing it changes every target choice and breaks agreement between

@@ -7,6 +7,7 @@ pub mod conntrack;
 pub mod counters;
 pub mod daemon;
 pub mod dataplane;
+pub mod encap;
 pub mod flow;
 pub mod frag;
 pub mod frame;
