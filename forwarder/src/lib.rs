@@ -9,7 +9,6 @@ pub mod daemon;
 pub mod dataplane;
 pub mod encap;
 pub mod flow;
-pub mod frag;
 pub mod frame;
 pub mod io;
 pub mod maglev;

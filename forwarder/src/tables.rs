@@ -617,6 +617,7 @@ impl TableReader {
 mod tests {
     use super::*;
     use lbfwd_config::model::*;
+    use std::net::Ipv4Addr;
 
     fn underlay() -> UnderlayParams {
         UnderlayParams {

@@ -63,7 +63,7 @@ fn template_encapsulation_equals_the_reference() {
                     let Some(q) = parse_fast(&f) else {
                         continue;
                     };
-                    let Ok(ParsedFrame::Ip(p)) = crate::wire::parse_frame(&f) else {
+                    let Ok(ParsedFrame::Ip(p)) = parse_frame(&f) else {
                         unreachable!()
                     };
                     let hash = r.next();
