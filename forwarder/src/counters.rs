@@ -171,6 +171,17 @@ impl DropReason {
     }
 }
 
+/// The drop reason of a state the code rules out (a bug): asserts in debug
+/// builds (tests, fuzzing), counts [`DropReason::Internal`] in release
+/// builds, never under a reason an operator would act on.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub fn internal(what: &'static str) -> DropReason {
+    debug_assert!(false, "impossible dataplane state: {what}");
+    DropReason::Internal
+}
+
 /// Everything one worker counts.
 #[derive(Debug)]
 pub struct WorkerCounters {

@@ -15,7 +15,7 @@ pub mod template;
 pub use params::{Target, Underlay, UnderlayParams};
 pub use template::{encapsulate_template, EncapTemplate, MAX_ENCAP_LEN};
 
-use crate::counters::DropReason;
+use crate::counters::{internal, DropReason};
 use crate::frame::Frame;
 use crate::wire::ethernet::EthernetRepr;
 use crate::wire::ip::tos_at;
@@ -69,8 +69,12 @@ pub fn encapsulate(
     frame: &mut Frame<'_>,
     p: &Parsed,
 ) -> Result<(), Encapsulation> {
-    let tos = tos_at(frame.data(), usize::from(p.l3_offset), p.version)
-        .ok_or(Encapsulation::Drop(DropReason::Malformed))?;
+    // A parsed packet has its IP header in the frame.
+    let Some(tos) = tos_at(frame.data(), usize::from(p.l3_offset), p.version) else {
+        return Err(Encapsulation::Drop(internal(
+            "parsed packet without its IP header",
+        )));
+    };
     let inner = Inner {
         l3: p.l3_offset,
         ip_len: p.ip_len,

@@ -3,7 +3,7 @@
 //! path copies them and patches the per-packet fields.
 
 use super::{encapsulate_inner, Encapsulation, Inner, Target, Underlay, UnderlayParams};
-use crate::counters::DropReason;
+use crate::counters::{internal, DropReason};
 use crate::frame::{Frame, HEADROOM};
 use crate::wire::checksum;
 use crate::wire::ip::IPPROTO_UDP;
@@ -146,7 +146,9 @@ pub fn encapsulate_template(
         64 => encapsulate_fixed::<64>(tpl, mtu, hash, frame, p),
         84 => encapsulate_fixed::<84>(tpl, mtu, hash, frame, p),
         // Every template has one of the lengths above; never panic anyway.
-        _ => Err(Encapsulation::Drop(DropReason::Malformed)),
+        _ => Err(Encapsulation::Drop(internal(
+            "template of an unknown length",
+        ))),
     }
 }
 

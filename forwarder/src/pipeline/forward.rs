@@ -7,8 +7,8 @@
 
 use super::classify::{trim_padding, Common};
 use super::pick::Lookup;
-use super::{filter, internal, State, Verdict};
-use crate::counters::DropReason;
+use super::{filter, State, Verdict};
+use crate::counters::{internal, DropReason};
 use crate::encap::{encapsulate, encapsulate_inner, encapsulate_template, Encapsulation, Inner};
 use crate::flow::FlowKey;
 use crate::frame::Frame;

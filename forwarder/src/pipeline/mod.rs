@@ -102,17 +102,6 @@ impl Verdict {
     }
 }
 
-/// The drop reason of a state the code rules out (a bug): asserts in debug
-/// builds (tests, fuzzing), counts [`DropReason::Internal`] in release
-/// builds, never under a reason an operator would act on.
-#[cold]
-#[inline(never)]
-#[track_caller]
-pub(crate) fn internal(what: &'static str) -> DropReason {
-    debug_assert!(false, "impossible pipeline state: {what}");
-    DropReason::Internal
-}
-
 /// Sizes and limits of one worker's pipeline state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineConfig {

@@ -10,8 +10,8 @@ mod tracker;
 pub use tracker::*;
 
 use super::classify::{key_of, trim_padding};
-use super::{internal, State, Verdict};
-use crate::counters::DropReason;
+use super::{State, Verdict};
+use crate::counters::{internal, DropReason};
 use crate::encap::{encapsulate, Encapsulation};
 use crate::frame::{Frame, HEADROOM};
 use crate::tables::{LbTable, Tables};
