@@ -3,7 +3,6 @@
 //! pinned poll-mode worker loop.
 #![deny(unsafe_code)]
 
-pub mod conntrack;
 pub mod counters;
 pub mod daemon;
 pub mod dataplane;

@@ -56,8 +56,8 @@ mod prefetch;
 #[cfg(test)]
 mod tests;
 
-use crate::conntrack::{FlowTable, FlowTableError, FlowTimeouts};
 use crate::counters::{DropReason, WorkerCounters, MAX_LB_SLOTS};
+use crate::flow::{FlowTable, FlowTableError, FlowTimeouts};
 use crate::flow::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::frame::Frame;
 use crate::io::Disposition;
