@@ -1,6 +1,15 @@
 //! lbfwd's dataplane: typed views over packet headers, the per-packet
 //! pipeline, Maglev tables, per-worker flow state, packet I/O backends and the
 //! pinned poll-mode worker loop.
+//!
+//! The packet path, bottom up (each module uses only those above it):
+//! [`wire`] (header views, parsers, emitters), [`frame`] (a packet buffer),
+//! [`counters`] (per-worker counters, drop reasons), [`flow`] (flow key,
+//! hash, table), [`maglev`], [`encap`] (outer headers toward a target),
+//! [`tables`] (the published tables: VIP map, filters, Maglev, templates),
+//! [`pipeline`] (the stages, in order). Around it: [`io`] (backends),
+//! [`worker`] (the poll loop), [`runtime`], [`dataplane`], [`daemon`],
+//! [`report`].
 #![deny(unsafe_code)]
 
 pub mod counters;

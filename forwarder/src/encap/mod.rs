@@ -215,4 +215,4 @@ pub fn encapsulate_inner(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

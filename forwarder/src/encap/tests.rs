@@ -7,7 +7,8 @@ use crate::wire::testgen::{frame, Rng};
 use crate::wire::{parse_fast, parse_frame, ParsedFrame};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-fn underlay(encap: Encap, mtu: u16) -> UnderlayParams {
+/// Underlay settings of the tests: both source families, MTU `mtu`.
+pub(crate) fn underlay(encap: Encap, mtu: u16) -> UnderlayParams {
     UnderlayParams {
         encap,
         source_ipv4: Some(Ipv4Addr::new(10, 0, 2, 2)),

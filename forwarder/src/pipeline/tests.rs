@@ -2,23 +2,11 @@
 //! verdicts and bytes of every stage).
 
 use super::*;
+use crate::encap::tests::underlay;
 use crate::frame::HEADROOM;
 use crate::io::Disposition;
-use crate::tables::UnderlayParams;
 use crate::wire::testgen::{frame, Rng};
-use lbfwd_config::model::Encap;
-use std::net::{Ipv4Addr, Ipv6Addr};
-
-fn underlay(encap: Encap, mtu: u16) -> UnderlayParams {
-    UnderlayParams {
-        encap,
-        source_ipv4: Some(Ipv4Addr::new(10, 0, 2, 2)),
-        source_ipv6: Some(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2)),
-        source_mac: [2, 0, 0, 0, 2, 2],
-        next_hop_mac: [2, 0, 0, 0, 2, 1],
-        mtu,
-    }
-}
+use std::net::Ipv4Addr;
 
 /// A load balancer of network `n` (VNI 100) on `ips`, TCP port 80
 /// only, with `targets` targets `NAME0..` at 10.0.3.0.. (weight 1).
