@@ -2,7 +2,8 @@
 //! pipeline, Maglev tables, per-worker flow state, packet I/O backends and the
 //! pinned poll-mode worker loop.
 //!
-//! The packet path, bottom up (each module uses only those above it):
+//! The packet path, bottom up (each module uses only those before it; the
+//! pipeline also implements the backends' interface, [`worker::Processor`]):
 //! [`wire`] (header views, parsers, emitters), [`frame`] (a packet buffer),
 //! [`counters`] (per-worker counters, drop reasons), [`flow`] (flow key,
 //! hash, table), [`maglev`], [`encap`] (outer headers toward a target),

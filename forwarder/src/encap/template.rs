@@ -16,10 +16,10 @@ use lbfwd_config::model::Encap;
 pub const MAX_ENCAP_LEN: usize = 84;
 
 /// The outer headers toward one target, built with the tables: what
-/// [`encapsulate`] writes, with the per-packet fields (lengths, checksums,
+/// [`encapsulate`](super::encapsulate) writes, with the per-packet fields (lengths, checksums,
 /// TOS / traffic class, UDP source port, flow label, inner EtherType or
 /// IP-in-IP protocol) left zero. Per packet the fast path copies it and
-/// patches those fields; the result is byte for byte what [`encapsulate`]
+/// patches those fields; the result is byte for byte what [`encapsulate`](super::encapsulate)
 /// writes (a unit test compares the two).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
@@ -29,7 +29,7 @@ pub struct EncapTemplate {
     /// Bytes of `bytes` in use; 0 when the template cannot be used (no
     /// underlay source address of the target's family, or an MTU too small
     /// for any packet): the full encapsulation then decides.
-    /// Its length also tells its shape (see [`encapsulate_fixed`]).
+    /// Its length also tells its shape (see `encapsulate_fixed`).
     len: u8,
     /// Outer IPv4: the one's complement sum of the header with TOS, total
     /// length, protocol (IP-in-IP only) and checksum zero. Outer IPv6 with
@@ -126,9 +126,9 @@ impl EncapTemplate {
     }
 }
 
-/// [`encapsulate`] with a target's [`EncapTemplate`] (not empty): the same
+/// [`encapsulate`](super::encapsulate) with a target's [`EncapTemplate`] (not empty): the same
 /// checks in the same order, the same bytes. Each outer header shape has its
-/// own length, so the length picks a copy of [`encapsulate_fixed`] whose
+/// own length, so the length picks a copy of `encapsulate_fixed` whose
 /// offsets are constants (a fixed-size copy, no bounds checks per field).
 #[inline(always)]
 pub fn encapsulate_template(

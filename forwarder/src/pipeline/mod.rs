@@ -2,39 +2,39 @@
 //! Maglev pick, encapsulate (or answer with ICMP). One path for the live
 //! workers and for `lbfwd replay`.
 //!
-//! This folder holds one file per stage; [`State::process`] below runs them
+//! This folder holds one file per stage; `State::process` below runs them
 //! in order (each may end the packet with a [`Verdict`]):
 //!
-//! 1. Classify ([`classify`]): parse (the express and fast parsers of
+//! 1. Classify (`classify.rs`): parse (the express and fast parsers of
 //!    [`crate::wire::fast`], else [`crate::wire::parse_frame`]), VIP match on
 //!    the destination address, Ethernet padding trimmed. Not IP or not a
 //!    VIP: host path. Malformed: dropped.
-//! 2. Filter ([`filter`], the one port check of every path): TCP/UDP/SCTP
-//!    by the load balancer's port ranges; ICMP to a VIP goes to [`icmp`]
+//! 2. Filter (`filter.rs`, the one port check of every path): TCP/UDP/SCTP
+//!    by the load balancer's port ranges; ICMP to a VIP goes to `icmp.rs`
 //!    (echo requests answered or dropped, errors that quote one of its flows
 //!    follow that flow); any other protocol is dropped.
-//! 3. Fragments ([`frag`]): the first fragment is filtered and picked like
+//! 3. Fragments (`frag/`): the first fragment is filtered and picked like
 //!    any packet of its flow (it carries the ports); later fragments follow
 //!    its verdict through a bounded tracker; fragments arriving before their
 //!    first are held (copied) and released right after it, or dropped with
 //!    it.
-//! 4. Pick ([`pick`], the one pick of every path, ICMP errors included):
+//! 4. Pick (`pick.rs`, the one pick of every path, ICMP errors included):
 //!    a live flow keeps its target while that target stays in the routing
 //!    (draining included); a flow whose target left is re-picked; a new
 //!    flow gets a Maglev pick with the flow hash of the 5-tuple and the VNI.
-//! 5. Forward ([`forward`]): encapsulate in place toward the target
+//! 5. Forward (`forward.rs`): encapsulate in place toward the target
 //!    ([`crate::encap`]; the inner IP packet is not touched) and count; too
 //!    big for the underlay MTU: answer the client with ICMP frag-needed /
-//!    packet-too-big ([`icmp`], rate-limited) instead.
+//!    packet-too-big (`icmp.rs`, rate-limited) instead.
 //!
 //! The common packet (TCP/UDP/SCTP, no IPv4 options or IPv6 extension
 //! headers, not a fragment) of a flow already in the table, under the same
 //! table version its entry was made or re-validated in, takes a shortcut
-//! with the same outcome ([`forward`]): VIP entry (load balancer, VNI) →
+//! with the same outcome (`forward.rs`): VIP entry (load balancer, VNI) →
 //! flow entry → the target's header template. It skips the port filter,
 //! which that flow passed under the same tables, and touches nothing of the
 //! load balancer's table (fewer cache lines per packet); new tables send it
-//! through the filter and the pick once more. [`prefetch`] holds the burst
+//! through the filter and the pick once more. `prefetch.rs` holds the burst
 //! prefetch that runs ahead of the stages above 8192 flows.
 //!
 //! The three entries (express, fast, full) differ only in their parser and
@@ -319,8 +319,8 @@ impl Processor for Pipeline {
         self.run(frame).disposition()
     }
 
-    /// Only with enough live flows: below [`prefetch::PREFETCH_MIN_FLOWS`]
-    /// the flow table stays in the caches.
+    /// Only with enough live flows: below 8192 (`PREFETCH_MIN_FLOWS`) the
+    /// flow table stays in the caches.
     #[inline(always)]
     fn wants_prefetch(&self) -> bool {
         self.state.flows.len() >= prefetch::PREFETCH_MIN_FLOWS

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Set on a released slot number that names a load-balancer slot (not a
-/// target slot) in [`TableBuilder::build`]'s output.
+/// target slot) in [`TableBuilder::build`](super::TableBuilder::build)'s output.
 pub const LB_SLOT_FLAG: u32 = 1 << 31;
 
 /// Holds the current table version and the versions workers may still use.

@@ -4,11 +4,11 @@
 use super::AddrKey;
 /// What the packet path learns from a VIP lookup: enough to build the flow
 /// key and look the flow up without touching the load balancer's
-/// [`LbTable`] (a flow seen before under the same tables needs nothing
+/// [`LbTable`](super::LbTable) (a flow seen before under the same tables needs nothing
 /// more).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vip {
-    /// Index of the load balancer in [`Tables::lbs`].
+    /// Index of the load balancer in [`Tables::lbs`](super::Tables::lbs).
     pub lb: u32,
     /// Its network's VNI (part of the flow key).
     pub vni: u32,

@@ -1,6 +1,6 @@
 //! Stage 3, fragments: every fragment of a datagram follows its first
 //! (which carries the ports and is filtered and picked like any packet of
-//! its flow). [`tracker`] remembers per datagram what happened to the first
+//! its flow). The tracker (`tracker.rs`, [`FragTracker`]) remembers per datagram what happened to the first
 //! fragment and holds later fragments that arrive before it; this file is
 //! the pipeline's side: recording the first fragment's verdict, sending the
 //! later ones after it, and releasing the held copies after the burst.
