@@ -34,7 +34,7 @@
 
 use std::time::Duration;
 
-use super::{FlowKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
+use super::key::{FlowKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 
 /// Slots per bucket.
 pub const WAYS: usize = 8;

@@ -4,7 +4,7 @@
 //! other frame is parsed in full ([`State::classify_full`]). Not IP, or not
 //! to a VIP: the host's. Ethernet padding is trimmed here.
 
-use super::{State, Verdict};
+use super::state::{State, Verdict};
 use crate::counters::DropReason;
 use crate::encap::Inner;
 use crate::flow::FlowKey;

@@ -3,7 +3,7 @@
 //! first fragments, ICMP errors' quoted flows), and the per-load-balancer
 //! count of what it refuses.
 
-use super::{State, Verdict};
+use super::state::{State, Verdict};
 use crate::counters::DropReason;
 use crate::tables::LbTable;
 

@@ -6,8 +6,9 @@
 //! ([`State::forward_slow`]).
 
 use super::classify::{trim_padding, Common};
+use super::filter;
 use super::pick::Lookup;
-use super::{filter, State, Verdict};
+use super::state::{State, Verdict};
 use crate::counters::{internal, DropReason};
 use crate::encap::{encapsulate, encapsulate_inner, encapsulate_template, Encapsulation, Inner};
 use crate::flow::FlowKey;

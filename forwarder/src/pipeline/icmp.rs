@@ -6,53 +6,14 @@
 //! the underlay, rate-limited.
 
 use super::classify::key_of;
-use super::{filter, State, Verdict};
+use super::filter;
+use super::state::{State, Verdict};
 use crate::counters::DropReason;
 use crate::flow::FlowKey;
 use crate::frame::Frame;
 use crate::tables::{LbTable, Tables};
 use crate::wire::icmp_reply::{frame_echo_reply, frame_too_big};
 use crate::wire::{IcmpInfo, IcmpKind, IpVersion, L4Info, Parsed};
-
-/// A token bucket for the ICMP too-big answers.
-#[derive(Debug)]
-pub(super) struct RateLimit {
-    per_second: u64,
-    tokens: u64,
-    last_ns: u64,
-}
-
-impl RateLimit {
-    /// A bucket of `per_second` tokens, refilled at that rate (0: never a
-    /// token).
-    pub fn new(per_second: u32) -> Self {
-        RateLimit {
-            per_second: u64::from(per_second),
-            tokens: u64::from(per_second),
-            last_ns: 0,
-        }
-    }
-
-    /// Takes a token at time `now_ns`, if there is one.
-    #[inline]
-    fn take(&mut self, now_ns: u64) -> bool {
-        if self.per_second == 0 {
-            return false;
-        }
-        let elapsed = now_ns.saturating_sub(self.last_ns);
-        let refill = elapsed.saturating_mul(self.per_second) / 1_000_000_000;
-        if refill > 0 {
-            self.tokens = (self.tokens + refill).min(self.per_second);
-            self.last_ns = now_ns;
-        }
-        if self.tokens > 0 {
-            self.tokens -= 1;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// Whether lbfwd may answer this packet itself: an IPv4 header must carry a
 /// correct checksum (the parser leaves that to the targets for forwarded

@@ -13,7 +13,7 @@
 //!    by the load balancer's port ranges; ICMP to a VIP goes to `icmp.rs`
 //!    (echo requests answered or dropped, errors that quote one of its flows
 //!    follow that flow); any other protocol is dropped.
-//! 3. Fragments (`frag/`): the first fragment is filtered and picked like
+//! 3. Fragments (`frag.rs`, the tracker in [`crate::flow::frag`]): the first fragment is filtered and picked like
 //!    any packet of its flow (it carries the ports); later fragments follow
 //!    its verdict through a bounded tracker; fragments arriving before their
 //!    first are held (copied) and released right after it, or dropped with
@@ -37,6 +37,12 @@
 //! through the filter and the pick once more. `prefetch.rs` holds the burst
 //! prefetch that runs ahead of the stages above 8192 flows.
 //!
+//! `state.rs` is the bottom layer: the per-worker [`State`](self) every
+//! stage works on (flow table, fragment tracker, held fragments, too-big
+//! token bucket, prefetch notes, census) and the [`Verdict`]. The stage files
+//! use it and each other downward (classify, filter, pick below forward, icmp
+//! and frag); this file, which runs them, uses them all; none uses this file.
+//!
 //! The three entries (express, fast, full) differ only in their parser and
 //! share every later stage: each stage is one `#[inline(always)]` function
 //! (or a cold one, off the fast path) that every entry calls, so there is one
@@ -48,15 +54,19 @@
 mod classify;
 mod filter;
 mod forward;
-pub mod frag;
+mod frag;
 mod icmp;
 mod pick;
 mod prefetch;
+mod state;
+
+pub use state::Verdict;
 
 #[cfg(test)]
 mod tests;
 
 use crate::counters::{DropReason, WorkerCounters, MAX_LB_SLOTS};
+use crate::flow::frag::{self as tracker, FragConfig, FragError, FragTracker};
 use crate::flow::{FlowTable, FlowTableError, FlowTimeouts};
 use crate::flow::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::frame::Frame;
@@ -65,42 +75,8 @@ use crate::tables::{TableReader, Tables};
 use crate::wire::{parse_fast, parse_v4, L4Info};
 use crate::worker::Processor;
 use classify::Classified;
-use frag::{FragConfig, FragError, FragTracker, FragValue, Release, MAX_PENDING_RELEASES};
-use icmp::RateLimit;
-use pick::FlowValue;
-use prefetch::{Prefetched, PREFETCH_MAX};
+use state::{FragValue, Prefetched, RateLimit, State, MAX_PENDING_RELEASES, PREFETCH_MAX};
 use std::sync::Arc;
-
-/// What happened to one packet.
-///
-/// The tag is an explicit byte whose first values are those of
-/// [`Disposition`], so turning a verdict into its disposition (per packet)
-/// is a clamp, not a branch tree over a niche encoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Verdict {
-    /// Transmit the frame as it now stands (encapsulated, or lbfwd's answer).
-    Tx = Disposition::Tx as u8,
-    /// Hand it to the host's own stack.
-    Host = Disposition::Host as u8,
-    /// Dropped, for this reason.
-    Drop(DropReason) = Disposition::Drop as u8,
-    /// A copy was kept (a fragment waiting for its first fragment); the
-    /// buffer may be freed.
-    Held,
-}
-
-impl Verdict {
-    /// What the I/O backend does with the buffer.
-    #[inline(always)]
-    pub fn disposition(self) -> Disposition {
-        match self {
-            Verdict::Tx => Disposition::Tx,
-            Verdict::Host => Disposition::Host,
-            Verdict::Held | Verdict::Drop(_) => Disposition::Drop,
-        }
-    }
-}
 
 /// Sizes and limits of one worker's pipeline state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +94,10 @@ pub struct PipelineConfig {
 impl PipelineConfig {
     /// The pipeline settings of a validated `[flow]` section.
     pub fn from_settings(flow: &lbfwd_config::settings::Flow) -> Self {
-        let entries = flow.fragment_capacity.next_power_of_two().max(frag::WAYS);
+        let entries = flow
+            .fragment_capacity
+            .next_power_of_two()
+            .max(tracker::WAYS);
         PipelineConfig {
             flow_capacity: flow.capacity,
             timeouts: FlowTimeouts {
@@ -173,35 +152,6 @@ pub struct Pipeline {
     state: State,
 }
 
-/// The per-worker state the stages work on (everything but the tables).
-#[derive(Debug)]
-struct State {
-    flows: FlowTable<FlowValue>,
-    frags: FragTracker<FragValue>,
-    counters: Arc<WorkerCounters>,
-    /// Seed of the flow table's bucket hash ([`crate::flow::FlowKey::table_hash`]),
-    /// random per pipeline.
-    seed: u64,
-    now: u64,
-    too_big: RateLimit,
-    pending: [Option<Release>; MAX_PENDING_RELEASES],
-    pending_len: usize,
-    scratch: Box<[u8]>,
-    /// The frames of the burst in prefetch ([`Processor::prefetch`]).
-    prefetched: Box<[Prefetched; PREFETCH_MAX]>,
-    /// Frames in `prefetched`.
-    prefetched_len: usize,
-    /// Frames of them processed since.
-    prefetched_next: usize,
-    /// Live flows per load-balancer counter slot, counted by the sweep in
-    /// the current pass ([`Pipeline::begin`]); published to
-    /// [`WorkerCounters::lb_flows`] when the pass ends.
-    census: Box<[u32]>,
-    /// The slots of `census` above 0 (each once; capacity for every slot,
-    /// so pushing never allocates).
-    census_touched: Vec<u32>,
-}
-
 impl Pipeline {
     /// A pipeline reading tables through `reader` and counting into
     /// `counters`.
@@ -221,7 +171,7 @@ impl Pipeline {
                 too_big: RateLimit::new(config.too_big_rate),
                 pending: [None; MAX_PENDING_RELEASES],
                 pending_len: 0,
-                scratch: vec![0u8; frag::SCRATCH_LEN].into_boxed_slice(),
+                scratch: vec![0u8; state::SCRATCH_LEN].into_boxed_slice(),
                 prefetched: Box::new([Prefetched::default(); PREFETCH_MAX]),
                 prefetched_len: 0,
                 prefetched_next: 0,
@@ -314,7 +264,7 @@ impl Processor for Pipeline {
     #[inline(always)]
     fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
         if self.state.prefetched_len > 0 {
-            self.prefetch_ahead();
+            self.state.prefetch_ahead(self.reader.tables());
         }
         self.run(frame).disposition()
     }
@@ -330,7 +280,8 @@ impl Processor for Pipeline {
     #[inline]
     fn prefetch(&mut self, frame: &Frame<'_>) {
         let wanted = self.wants_prefetch();
-        self.prefetch_bucket(frame, wanted);
+        self.state
+            .prefetch_bucket(self.reader.tables(), frame, wanted);
     }
 
     fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
@@ -447,25 +398,5 @@ impl State {
         });
         self.first_fragment_done(first, value);
         verdict
-    }
-
-    /// Counts `verdict` for a frame now `len` bytes long; returns it.
-    #[inline(always)]
-    fn count(&self, verdict: Verdict, len: usize) -> Verdict {
-        let c = &self.counters;
-        match verdict {
-            Verdict::Tx => c.tx.count(len),
-            Verdict::Host => c.host.count(len),
-            Verdict::Drop(reason) => c.dropped(reason),
-            Verdict::Held => c.fragments_held.inc(),
-        }
-        verdict
-    }
-
-    /// A packet of the express or fast path not to a VIP: the host's.
-    #[inline(always)]
-    fn not_vip(&self, len: usize) -> Verdict {
-        self.counters.host_not_vip.inc();
-        self.count(Verdict::Host, len)
     }
 }

@@ -7,56 +7,9 @@
 //! ICMP errors (which follow the flow they quote, without making one) all
 //! choose through these two functions.
 
-use super::State;
+use super::state::{FlowValue, State};
 use crate::flow::FlowKey;
 use crate::tables::{LbTable, Tables};
-
-/// What a flow remembers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct FlowValue {
-    /// The target's stable slot.
-    pub slot: u32,
-    /// The flow hash (XXH3, [`FlowKey::flow_hash`]) as two halves (keeps the
-    /// value 4-byte aligned, the table slot small): computed once, on the
-    /// flow's first packet, for its Maglev pick, outer UDP source port and
-    /// flow label.
-    pub hash: [u32; 2],
-    /// The index of the target's outer-header template in
-    /// [`Tables::templates`] of version `version`: a flow seen again under
-    /// the same tables goes straight there, without its load balancer's
-    /// [`LbTable`], its port filter (the flow passed it under these tables)
-    /// or [`Tables::target_in`].
-    pub template: u32,
-    /// The low 32 bits of the [`Tables::version`] `template` belongs to (a
-    /// flow idle for 2^32 publications has long timed out).
-    pub version: u32,
-}
-
-impl FlowValue {
-    /// The value of a flow to target `index` of `lb` under tables `t`.
-    #[inline(always)]
-    fn new(t: &Tables, lb: &LbTable, index: u32, hash: u64) -> Self {
-        FlowValue {
-            slot: lb.targets[index as usize].slot,
-            hash: [hash as u32, (hash >> 32) as u32],
-            template: lb.template_base + index,
-            version: t.version as u32,
-        }
-    }
-
-    /// The flow hash.
-    #[inline(always)]
-    pub fn hash(&self) -> u64 {
-        u64::from(self.hash[0]) | (u64::from(self.hash[1]) << 32)
-    }
-
-    /// Whether its entry was made (or re-validated) under tables `t`: its
-    /// template index is then valid in `t`.
-    #[inline(always)]
-    pub fn current(&self, t: &Tables) -> bool {
-        self.version == t.version as u32
-    }
-}
 
 /// Where a remembered flow's target stands under tables `t`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

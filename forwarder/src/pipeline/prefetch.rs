@@ -1,18 +1,15 @@
 //! The burst prefetch: with many live flows the flow table, the targets'
 //! counters and templates are out of the caches, so before a burst is
-//! processed the backend hands every frame to [`Pipeline::prefetch_bucket`]
-//! (stage 1: the flow's bucket), and [`Pipeline::prefetch_ahead`] runs the
+//! processed the backend hands every frame to [`State::prefetch_bucket`]
+//! (stage 1: the flow's bucket), and [`State::prefetch_ahead`] runs the
 //! later stages a few frames ahead of the one being processed. Hints only:
 //! nothing here changes a verdict or a byte (a unit test compares).
 
-use super::Pipeline;
+use super::state::{Prefetched, State, PREFETCH_MAX};
 use crate::flow::FlowKey;
 use crate::frame::Frame;
+use crate::tables::Tables;
 use crate::wire::parse_fast;
-
-/// Frames of one burst the prefetch stages follow (more are processed
-/// without).
-pub(super) const PREFETCH_MAX: usize = 64;
 
 /// How many frames ahead of the one being processed the third prefetch
 /// stage works (the flow's target: routing entry, counters).
@@ -24,27 +21,12 @@ const LOOKAHEAD_TEMPLATE: usize = 2;
 /// burst prefetch would only cost instructions: it is skipped.
 pub(super) const PREFETCH_MIN_FLOWS: usize = 8192;
 
-/// What the first prefetch stage found out about one frame of a burst.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Prefetched {
-    /// The flow's key.
-    key: FlowKey,
-    /// Its bucket hash.
-    bucket_hash: u64,
-    /// Its load balancer's index; `u32::MAX`: not a fast-path packet to a
-    /// VIP (nothing to prefetch).
-    lb: u32,
-    /// The template index its flow entry held when stage 3 looked
-    /// (`u32::MAX`: none).
-    template: u32,
-}
-
-impl Pipeline {
+impl State {
     /// Stage 1 of the burst prefetch: the flow-table bucket of `frame`
     /// (when `wanted`).
     #[inline(always)]
-    pub(super) fn prefetch_bucket(&mut self, frame: &Frame<'_>, wanted: bool) {
-        let st = &mut self.state;
+    pub(super) fn prefetch_bucket(&mut self, t: &Tables, frame: &Frame<'_>, wanted: bool) {
+        let st = self;
         if st.prefetched_next > 0 {
             // A new burst (the last one was not processed to its end).
             st.prefetched_len = 0;
@@ -53,7 +35,6 @@ impl Pipeline {
         if st.prefetched_len == PREFETCH_MAX || !wanted {
             return;
         }
-        let t = self.reader.tables();
         let mut entry = Prefetched {
             lb: u32::MAX,
             template: u32::MAX,
@@ -84,9 +65,8 @@ impl Pipeline {
     /// what a flow's value points at (the target's routing entry and
     /// counters, then its outer header template). Hints only.
     #[inline(always)]
-    pub(super) fn prefetch_ahead(&mut self) {
-        let st = &mut self.state;
-        let t = self.reader.tables();
+    pub(super) fn prefetch_ahead(&mut self, t: &Tables) {
+        let st = self;
         let burst = &st.prefetched[..st.prefetched_len];
         if st.prefetched_next == 0 {
             for e in burst.iter().filter(|e| e.lb != u32::MAX) {

@@ -1,45 +1,18 @@
 //! Stage 3, fragments: every fragment of a datagram follows its first
 //! (which carries the ports and is filtered and picked like any packet of
-//! its flow). The tracker (`tracker.rs`, [`FragTracker`]) remembers per datagram what happened to the first
+//! its flow). The tracker ([`crate::flow::frag`]) remembers per datagram what happened to the first
 //! fragment and holds later fragments that arrive before it; this file is
 //! the pipeline's side: recording the first fragment's verdict, sending the
 //! later ones after it, and releasing the held copies after the burst.
 
-mod tracker;
-
-pub use tracker::*;
-
 use super::classify::{key_of, trim_padding};
-use super::{State, Verdict};
+use super::state::{FragValue, Release, State, Verdict, MAX_PENDING_RELEASES};
 use crate::counters::{internal, DropReason};
 use crate::encap::{encapsulate, Encapsulation};
+use crate::flow::frag::{FragDrop, FragInfo, FragKey, Later};
 use crate::frame::{Frame, HEADROOM};
 use crate::tables::{LbTable, Tables};
 use crate::wire::{Parsed, ParsedFrame};
-
-/// What a fragmented datagram remembers once its first fragment passed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct FragValue {
-    /// The target's stable slot.
-    pub slot: u32,
-    /// The flow hash of the first fragment (outer UDP source port, flow
-    /// label).
-    pub hash: u64,
-}
-
-/// A datagram whose held fragments wait to be sent after its first one.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Release {
-    key: FragKey,
-    value: FragValue,
-}
-
-/// Most datagrams whose held fragments wait for
-/// [`crate::worker::Processor::drain_extra`].
-pub(super) const MAX_PENDING_RELEASES: usize = 64;
-
-/// Bytes of the scratch buffer released fragments are encapsulated in.
-pub(super) const SCRATCH_LEN: usize = HEADROOM + 9216;
 
 /// A first fragment whose verdict the tracker waits for.
 pub(super) type First = Option<(FragKey, FragInfo)>;

@@ -28,7 +28,8 @@
 
 use std::time::Duration;
 
-use crate::flow::{xxh3_64_17to128, FlowKey};
+use super::hash::xxh3_64_17to128;
+use super::key::FlowKey;
 
 /// Slots per bucket of the entry table.
 pub const WAYS: usize = 4;
