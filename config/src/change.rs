@@ -5,7 +5,7 @@
 //! addresses allocated and released.
 
 use crate::error::{Errors, LocatedError};
-use crate::origin::Kind;
+use crate::model::Kind;
 use crate::resolve::Resolution;
 use crate::settings::Underlay;
 use crate::state::{DesiredState, Object, Upserted};

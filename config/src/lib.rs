@@ -37,7 +37,7 @@ pub use change::{Change, ChangeSummary};
 pub use error::{Errors, FieldPath, LocatedError, Location};
 pub use load::Config;
 pub use model::*;
-pub use origin::{Kind, Origin};
+pub use origin::Origin;
 pub use resolve::Resolution;
 pub use settings::{Settings, SettingsInput, Underlay};
 pub use state::*;

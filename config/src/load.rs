@@ -6,7 +6,8 @@
 //! carries the file, line and column.
 
 use crate::error::{Errors, FieldPath, LocatedError, Location};
-use crate::origin::{toml_path_at, toml_span, Kind, Origin, Source, SourceKind};
+use crate::model::Kind;
+use crate::origin::{toml_path_at, toml_span, Origin, Source, SourceKind};
 use crate::resolve::Resolution;
 use crate::settings::{
     ControlSection, DataplaneSection, FlowSection, Settings, SettingsInput, UnderlaySection,

@@ -27,10 +27,10 @@
 //! `status`, and `metadata`, may carry anything Ironcore puts there.
 
 use crate::error::{Errors, FieldPath, LocatedError, Location, Seg};
-use crate::model::{IcmpEcho, LoadBalancerType, Protocol};
-use crate::origin::{Kind, Origin, Source, SourceKind};
+use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};
+use crate::origin::{Origin, Source, SourceKind};
 use crate::state::{
-    Allocation, DesiredState, DestinationSpec, IpFamily, LabelSelector, LabelSelectorRequirement,
+    Allocation, DesiredState, DestinationSpec, LabelSelector, LabelSelectorRequirement,
     LoadBalancerRoutingSpec, LoadBalancerSpec, NetworkInterfaceSpec, NetworkSpec, NicState, Object,
     PortSpec, SelectorOperator, Upserted,
 };

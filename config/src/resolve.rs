@@ -19,15 +19,15 @@
 
 use crate::error::{Errors, FieldPath, LocatedError};
 use crate::model::{
-    AssignedIp, Destination, Encap, LoadBalancerType, MacAddr, PortRange, Protocol, Resolved,
-    ResolvedLoadBalancer,
+    AssignedIp, Destination, Encap, IpFamily, Kind, LoadBalancerType, MacAddr, PortRange, Protocol,
+    Resolved, ResolvedLoadBalancer,
 };
-use crate::origin::{Kind, Origin};
+use crate::origin::Origin;
 use crate::pool::{addr_key, AddrRange};
 use crate::settings::Underlay;
 use crate::state::{
-    Allocation, DesiredState, IpFamily, LoadBalancerSpec, NetworkInterfaceSpec,
-    DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_WEIGHT,
+    Allocation, DesiredState, LoadBalancerSpec, NetworkInterfaceSpec, DEFAULT_MAGLEV_TABLE_SIZE,
+    DEFAULT_WEIGHT,
 };
 use crate::validate::Problem;
 use std::collections::{BTreeMap, HashMap, HashSet};

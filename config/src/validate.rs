@@ -1,8 +1,7 @@
 //! Everything a configuration can get wrong, as one enum whose messages read
 //! well to an operator; [`crate::error::LocatedError`] adds where.
 
-use crate::origin::Kind;
-use crate::state::IpFamily;
+use crate::model::{IpFamily, Kind};
 use std::net::IpAddr;
 
 /// One problem found while loading, validating or resolving.
