@@ -6,10 +6,10 @@
 
 use crate::error::{Errors, LocatedError};
 use crate::model::Kind;
+use crate::problem::Problem;
 use crate::resolve::Resolution;
 use crate::settings::Underlay;
 use crate::state::{DesiredState, Object, Upserted};
-use crate::validate::Problem;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

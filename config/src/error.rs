@@ -166,7 +166,7 @@ pub struct LocatedError {
     /// names, or the manifest's `kind/name` and camelCase path).
     pub path: String,
     /// What is wrong.
-    pub problem: crate::validate::Problem,
+    pub problem: crate::problem::Problem,
 }
 
 impl fmt::Display for LocatedError {
@@ -241,7 +241,7 @@ impl Errors {
     pub fn single(
         location: Option<Location>,
         path: &str,
-        problem: crate::validate::Problem,
+        problem: crate::problem::Problem,
     ) -> Self {
         Errors(vec![LocatedError {
             location,

@@ -29,12 +29,12 @@
 use crate::error::{Errors, FieldPath, LocatedError, Location, Seg};
 use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};
 use crate::origin::{Origin, Source, SourceKind};
+use crate::problem::Problem;
 use crate::state::{
     Allocation, DesiredState, DestinationSpec, LabelSelector, LabelSelectorRequirement,
     LoadBalancerRoutingSpec, LoadBalancerSpec, NetworkInterfaceSpec, NetworkSpec, NicState, Object,
     PortSpec, SelectorOperator, Upserted,
 };
-use crate::validate::Problem;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

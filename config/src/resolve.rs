@@ -24,12 +24,12 @@ use crate::model::{
 };
 use crate::origin::Origin;
 use crate::pool::{addr_key, AddrRange};
+use crate::problem::Problem;
 use crate::settings::Underlay;
 use crate::state::{
     Allocation, DesiredState, LoadBalancerSpec, NetworkInterfaceSpec, DEFAULT_MAGLEV_TABLE_SIZE,
     DEFAULT_WEIGHT,
 };
-use crate::validate::Problem;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 

@@ -15,8 +15,8 @@
 //! destinations then come from its routing.
 
 use crate::error::FieldPath;
+use crate::problem::Problem;
 use crate::state::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
-use crate::validate::Problem;
 use std::collections::BTreeMap;
 
 impl LabelSelector {

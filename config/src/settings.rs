@@ -6,7 +6,7 @@
 use crate::error::{Errors, FieldPath, LocatedError};
 use crate::model::{Encap, MacAddr};
 use crate::origin::Origin;
-use crate::validate::Problem;
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
