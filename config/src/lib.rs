@@ -31,6 +31,7 @@ pub mod problem;
 pub mod resolve;
 pub mod selector;
 pub mod settings;
+pub mod span;
 pub mod state;
 
 pub use change::{Change, ChangeSummary};

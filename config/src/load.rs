@@ -7,12 +7,13 @@
 
 use crate::error::{Errors, FieldPath, LocatedError, Location};
 use crate::model::Kind;
-use crate::origin::{toml_path_at, toml_span, Origin, Source, SourceKind};
+use crate::origin::{Origin, Source, SourceKind};
 use crate::problem::Problem;
 use crate::resolve::Resolution;
 use crate::settings::{
     ControlSection, DataplaneSection, FlowSection, Settings, SettingsInput, UnderlaySection,
 };
+use crate::span::{toml_path_at, toml_span};
 use crate::state::DesiredState;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Serialize;
