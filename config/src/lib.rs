@@ -33,6 +33,7 @@ pub mod selector;
 pub mod settings;
 pub mod span;
 pub mod state;
+mod toml_doc;
 
 pub use change::{Change, ChangeSummary};
 pub use error::{Errors, FieldPath, LocatedError, Location};

@@ -28,7 +28,7 @@
 
 use crate::error::{Errors, FieldPath, LocatedError, Location, Seg};
 use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};
-use crate::origin::{Origin, Source, SourceKind};
+use crate::origin::{read_file, Origin, Source, SourceKind};
 use crate::problem::Problem;
 use crate::span::{has_content, YamlIndex};
 use crate::state::{
@@ -677,7 +677,7 @@ impl DesiredState {
         &mut self,
         path: &Path,
     ) -> Result<Vec<(Kind, String, Upserted)>, Errors> {
-        let text = crate::load::read_file(path)?;
+        let text = read_file(path)?;
         self.apply_manifests_str(&text, &path.display().to_string())
     }
 }

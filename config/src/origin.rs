@@ -6,10 +6,12 @@
 //! equality (two states that differ only in where their objects came from
 //! are equal) and are never serialized.
 
-use crate::error::{FieldPath, Location};
+use crate::error::{Errors, FieldPath, Location};
 use crate::model::Kind;
+use crate::problem::Problem;
 use crate::span::{toml_span, YamlIndex};
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 /// A text that objects were read from.
@@ -171,4 +173,18 @@ impl Origin {
             ),
         }
     }
+}
+
+/// Reads a source file; an unreadable one is an error naming the file.
+pub(crate) fn read_file(path: &Path) -> Result<String, Errors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Errors::single(
+            None,
+            "",
+            Problem::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            },
+        )
+    })
 }
