@@ -3,6 +3,8 @@
 //! it replace the current state (all or nothing). The summary says what
 //! changed: objects created, replaced and deleted, load balancers re-routed,
 //! addresses allocated and released.
+//!
+//! Layer 4 (entry points), with `load`: the control plane's way in.
 
 use crate::error::{Errors, LocatedError};
 use crate::model::Kind;

@@ -1,6 +1,8 @@
 //! Located errors: what went wrong, in which file, at which line and column,
 //! under which field path; and [`Errors`], the list every loader returns so
 //! that an operator sees every problem at once, one per line.
+//!
+//! Layer 1 (problems and locations), above `problem`.
 
 use std::fmt;
 

@@ -25,6 +25,10 @@
 //! Unknown fields in a LoadBalancer's `spec`, in ports, selectors and
 //! routing destinations are errors (typos); other objects' `spec` and
 //! `status`, and `metadata`, may carry anything Ironcore puts there.
+//!
+//! Layer 2 (input): the Ironcore reader, beside the TOML reader `toml_doc`;
+//! it also owns the reverse mapping, model paths to manifest paths
+//! ([`yaml_path`]), which the YAML source it builds carries for `origin`.
 
 use crate::error::{Errors, FieldPath, LocatedError, Location, Seg};
 use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};

@@ -1,9 +1,14 @@
-//! The resolved model: what the dataplane and the control plane consume once
-//! the input has been validated, addresses allocated and routing derived.
+//! The values every layer shares (MAC addresses, protocols, port ranges, IP
+//! families, the kinds of object, encapsulations) and the resolved model:
+//! what the dataplane and the control plane consume once the input has been
+//! validated, addresses allocated and routing derived.
 //!
 //! These types are the contract between `config` and the rest of lbfwd. They
 //! carry no references back into the input; every address is parsed, every
 //! destination is complete.
+//!
+//! Layer 0 (values): imports no other module of the crate, so that the
+//! problems can name kinds and families and every layer can use them.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -5,6 +5,11 @@
 //! Every input object carries an [`Origin`]. Origins never take part in
 //! equality (two states that differ only in where their objects came from
 //! are equal) and are never serialized.
+//!
+//! Also [`Source`], the text objects were read from, and `read_file`, which
+//! reads one.
+//!
+//! Layer 1 (problems and locations), above `error` and `span`.
 
 use crate::error::{Errors, FieldPath, Location};
 use crate::model::Kind;

@@ -1,5 +1,8 @@
 //! Address pools: entries (CIDRs and `first-last` ranges, IPv4 and IPv6) and
 //! lowest-free allocation.
+//!
+//! Layer 3 (resolution): the address arithmetic of allocation; uses only the
+//! values of `model`.
 
 use crate::model::IpFamily;
 use std::collections::BTreeMap;

@@ -1,5 +1,8 @@
 //! Everything a configuration can get wrong, as one enum whose messages read
 //! well to an operator; [`crate::error::LocatedError`] adds where.
+//!
+//! Layer 1 (problems and locations): the bottom of it, above the values of
+//! `model` only.
 
 use crate::model::{IpFamily, Kind};
 use std::net::IpAddr;

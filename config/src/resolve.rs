@@ -16,6 +16,10 @@
 //! With allocations persisted (the control plane does), adding or removing
 //! another load balancer never moves an address; deleting a load balancer
 //! releases its addresses.
+//!
+//! Layer 3 (resolution), above the input: names checked, addresses parsed,
+//! allocated (with `pool`), destinations selected (with `selector`) and
+//! routing derived.
 
 use crate::error::{Errors, FieldPath, LocatedError};
 use crate::model::{

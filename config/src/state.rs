@@ -7,6 +7,9 @@
 //! one pass; [`DesiredState::resolve`](crate::resolve) parses and checks them.
 //! Serializing a [`DesiredState`] and loading it again gives an equal state
 //! (see [`DesiredState::to_toml`]).
+//!
+//! Layer 2 (input), above the problems and locations: what the readers
+//! (`toml_doc`, `manifest`) fill.
 
 use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};
 use crate::origin::Origin;

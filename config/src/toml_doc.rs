@@ -3,9 +3,10 @@
 //! hide the problems of the others), every error located; and the state-only
 //! TOML form the control plane persists (`state.toml`).
 //!
-//! Layer 2 (readers), beside the Ironcore reader `manifest`: uses the
-//! problems and locations below it and the desired state's types; the entry
-//! point [`Config`](crate::Config) builds on it.
+//! Layer 2 (input): the TOML reader, beside the Ironcore reader `manifest`;
+//! uses the problems and locations below it and fills the desired state's
+//! and the settings' types; the entry point [`Config`](crate::Config)
+//! builds on it.
 
 use crate::error::{Errors, FieldPath, LocatedError, Location};
 use crate::model::Kind;
