@@ -29,11 +29,16 @@ What is ignored, and why:
   [`crate::b::X`] are no dependency; string and char literals;
 - every item under a `#[cfg(test)]` (or `#[cfg(all(test, ...))]`)
   attribute: `mod tests { ... }` blocks, test-only `use` lines and
-  functions; an out-of-line `#[cfg(test)] mod name;` skips that file;
+  functions; an out-of-line `#[cfg(test)] mod name;` skips that file
+  (test code is not built into the crate, and a test may reach into
+  modules of any layer to check them);
 - `pub(in crate::x)` visibilities, `pub(crate)`, `pub(super)`;
 - references of a module to itself, and `mod child;` declarations (a
   parent declares its children; only a parent's use of a child's items is
-  an edge, with --nested).
+  an edge, with --nested);
+- a module's re-exports of its own descendants (`pub use child::X` in
+  `x/mod.rs`): a facade uses nothing of the child; a user of `crate::x::X`
+  is taken to depend on the child that defines X.
 
 Prints every cycle (each strongly connected group of modules with the
 elementary cycles through it, shortest first, and the references that make
@@ -297,13 +302,15 @@ def strip_cfg_test(tokens):
 class Ref:
     """A path as written: the resolution base and its segments."""
 
-    __slots__ = ("base", "segments", "line", "written")
+    __slots__ = ("base", "segments", "line", "written", "reexport", "alias")
 
     def __init__(self, base, segments, line, written):
-        self.base = base  # "crate", ("super", k), "self", "relative", "root-relative"
+        self.base = base  # "crate", ("super", k), "self", "relative"
         self.segments = segments
         self.line = line
         self.written = written
+        self.reexport = False  # from a `pub use` (any pub visibility)
+        self.alias = None  # the `as` name of a use path
 
 
 def parse_use_tree(tokens, i, prefix):
@@ -407,9 +414,11 @@ def collect_refs(tokens):
             i > 0 and tokens[i - 1].text == "::"
         ):
             paths, end = parse_use_tree(tokens, i + 1, [])
+            reexport = is_pub(tokens, i)
             for segs in paths:
-                ref, _alias = use_path_to_ref(segs, t.line)
+                ref, alias = use_path_to_ref(segs, t.line)
                 if ref is not None:
+                    ref.reexport, ref.alias = reexport, alias
                     yield list(stack), ref
             i = end
             continue
@@ -451,6 +460,16 @@ def collect_refs(tokens):
             i = j
             continue
         i += 1
+
+
+def is_pub(tokens, i):
+    """Whether the item whose keyword is tokens[i] is `pub` or `pub(...)`."""
+    j = i - 1
+    if j >= 0 and tokens[j].text == ")":
+        while j >= 0 and tokens[j].text != "(":
+            j -= 1
+        j -= 1
+    return j >= 0 and tokens[j].text == "pub"
 
 
 def public_names(tokens):
@@ -519,6 +538,21 @@ class Crate:
         for rel in self.root_files:
             self._root_uses(self.tokens[rel])
         self._exports = {}
+        # a module's re-exports of its own descendants (`pub use child::X`):
+        # name -> absolute path, and globbed descendants
+        self.facades = defaultdict(dict)
+        self.facade_globs = defaultdict(list)
+        for rel, module in self.files.items():
+            for stack, ref in collect_refs(self.tokens[rel]):
+                if stack or not ref.reexport:
+                    continue
+                path = self.absolute(module, stack, ref)
+                if path is None or not is_below(path, module):
+                    continue
+                if path[-1] == "*":
+                    self.facade_globs[module].append(path[:-1])
+                else:
+                    self.facades[module][ref.alias or path[-1]] = path
 
     def _discover(self):
         def walk(folder, prefix):
@@ -611,6 +645,12 @@ class Crate:
             else:
                 break
         if best is not None:
+            rest = path[len(best) :]
+            if rest and rest[0] in self.facades.get(best, {}):
+                return self.module_of(self.facades[best][rest[0]] + rest[1:], hops + 1)
+            for glob in self.facade_globs.get(best, []):
+                if rest and rest[0] in self.exports(glob):
+                    return self.module_of(glob + rest, hops + 1)
             return best[: self.depth]
         # crate::Name through the roots' imports
         name = path[0]
@@ -634,11 +674,18 @@ class Crate:
                 path = self.absolute(file_module, stack, ref)
                 if path is None:
                     continue
+                if ref.reexport and is_below(path, file_module + tuple(n for n, _ in stack)):
+                    continue  # a facade: re-exporting a child uses none of it
                 target = self.module_of(path)
                 if target is None or target == node:
                     continue
                 found[(node, target)].append((rel, ref.line, ref.written))
         return found
+
+
+def is_below(path, module):
+    """Whether path lies strictly inside module (a descendant's item)."""
+    return len(path) > len(module) + 1 and path[: len(module)] == module
 
 
 def has_rust(folder):
