@@ -375,6 +375,19 @@ def use_path_to_ref(segs, line):
     return Ref("relative", names, line, written), alias
 
 
+def read_path(tokens, i):
+    """The segments of the path `a::b::c` starting at tokens[i], and the index
+    past it."""
+    segs, j, n = [], i, len(tokens)
+    while j + 1 < n and tokens[j].kind == "ident" and tokens[j + 1].text == "::":
+        segs.append(tokens[j].text)
+        j += 2
+    if j < n and tokens[j].kind == "ident":
+        segs.append(tokens[j].text)
+        j += 1
+    return segs, j
+
+
 def collect_refs(tokens):
     """Yields (inline module stack, Ref) for every use tree and path."""
     stack = []  # (name, brace depth at which the inline module's body opened)
@@ -429,13 +442,7 @@ def collect_refs(tokens):
             and tokens[i + 1].text == "::"
             and not (i > 0 and tokens[i - 1].text == "::")
         ):
-            segs, j = [], i
-            while j < n and tokens[j].kind == "ident" and j + 1 < n and tokens[j + 1].text == "::":
-                segs.append(tokens[j].text)
-                j += 2
-            if j < n and tokens[j].kind == "ident":
-                segs.append(tokens[j].text)
-                j += 1
+            segs, j = read_path(tokens, i)
             ref, _ = use_path_to_ref(segs, t.line)
             if ref is not None:
                 yield list(stack), ref
@@ -449,13 +456,7 @@ def collect_refs(tokens):
         ):
             # a relative path: only counts when it names a child module,
             # decided at resolution time
-            segs, j = [], i
-            while j < n and tokens[j].kind == "ident" and j + 1 < n and tokens[j + 1].text == "::":
-                segs.append(tokens[j].text)
-                j += 2
-            if j < n and tokens[j].kind == "ident":
-                segs.append(tokens[j].text)
-                j += 1
+            segs, j = read_path(tokens, i)
             yield list(stack), Ref("relative", segs, t.line, "::".join(segs))
             i = j
             continue

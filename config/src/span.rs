@@ -148,6 +148,23 @@ struct Frame {
     current_item: Option<FieldPath>,
 }
 
+impl Frame {
+    /// The path of a node nested under this frame: the current item of a
+    /// sequence, else the last key of a mapping.
+    fn child_path(&self) -> FieldPath {
+        if self.seq {
+            self.current_item
+                .clone()
+                .unwrap_or_else(|| self.path.clone())
+        } else {
+            match &self.last_key {
+                Some(k) => self.path.key(k.clone()),
+                None => self.path.clone(),
+            }
+        }
+    }
+}
+
 /// Splits `key: value` (key possibly quoted); `None` when the text is not a
 /// mapping entry.
 fn split_key(content: &str) -> Option<(String, &str)> {
@@ -227,14 +244,7 @@ impl YamlDoc {
             if content == "-" || content.starts_with("- ") {
                 let top = stack.last().expect("non-empty");
                 if !(top.seq && top.indent == indent) {
-                    let path = if top.seq {
-                        top.current_item.clone().unwrap_or_else(|| top.path.clone())
-                    } else {
-                        match &top.last_key {
-                            Some(k) => top.path.key(k.clone()),
-                            None => top.path.clone(),
-                        }
-                    };
+                    let path = top.child_path();
                     stack.push(Frame {
                         indent,
                         path,
@@ -275,14 +285,7 @@ impl YamlDoc {
             };
             let top = stack.last().expect("non-empty");
             if top.indent < col || top.seq {
-                let path = if top.seq {
-                    top.current_item.clone().unwrap_or_else(|| top.path.clone())
-                } else {
-                    match &top.last_key {
-                        Some(k) => top.path.key(k.clone()),
-                        None => top.path.clone(),
-                    }
-                };
+                let path = top.child_path();
                 stack.push(Frame {
                     indent: col,
                     path,
