@@ -34,7 +34,7 @@ use crate::error::{Errors, FieldPath, LocatedError, Location, Seg};
 use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};
 use crate::origin::{read_file, Origin, Source, SourceKind};
 use crate::problem::Problem;
-use crate::span::{has_content, YamlIndex};
+use crate::span::{split_documents, YamlIndex};
 use crate::state::{
     Allocation, DesiredState, DestinationSpec, LabelSelector, LabelSelectorRequirement,
     LoadBalancerRoutingSpec, LoadBalancerSpec, NetworkInterfaceSpec, NetworkSpec, NicState, Object,
@@ -355,29 +355,7 @@ pub fn parse_manifests(text: &str, name: &str) -> Result<Vec<Object>, Errors> {
     let index = YamlIndex::new(text);
     let mut errors = Errors::default();
     let mut objects = Vec::new();
-    let mut texts: Vec<(usize, String)> = Vec::new();
-    {
-        let mut current = String::new();
-        let mut start = 1;
-        let mut explicit = false;
-        for (i, line) in text.lines().enumerate() {
-            let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-            if is_sep || line == "..." {
-                if explicit || has_content(&current) {
-                    texts.push((start, std::mem::take(&mut current)));
-                }
-                current.clear();
-                start = i + 2;
-                explicit = is_sep;
-                continue;
-            }
-            current.push_str(line);
-            current.push('\n');
-        }
-        if explicit || has_content(&current) {
-            texts.push((start, current));
-        }
-    }
+    let texts = split_documents(text);
     let index_source = Arc::new(Source {
         name: name.to_string(),
         kind: SourceKind::Yaml {

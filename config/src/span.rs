@@ -353,35 +353,44 @@ impl YamlDoc {
     }
 }
 
+/// The documents of a multi-document YAML text, split at `---` and `...`
+/// lines: each one's 1-based first line and text. A document is kept when it
+/// was opened by `---` or has content, so that document numbers agree
+/// between [`YamlIndex`] and the reader that parses each document.
+pub(crate) fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut start = 1;
+    let mut current = String::new();
+    let mut explicit = false;
+    for (i, line) in text.lines().enumerate() {
+        let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_sep || line == "..." {
+            if explicit || has_content(&current) {
+                docs.push((start, std::mem::take(&mut current)));
+            }
+            current.clear(); // a document without content is dropped
+            start = i + 2;
+            explicit = is_sep;
+            // Content after `--- ` on the same line is rare in manifests;
+            // it is ignored.
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if explicit || has_content(&current) {
+        docs.push((start, current));
+    }
+    docs
+}
+
 impl YamlIndex {
     /// Splits `text` into documents at `---` lines and indexes each.
     pub fn new(text: &str) -> YamlIndex {
-        let mut docs = Vec::new();
-        let mut start = 1;
-        let mut current = String::new();
-        let mut explicit = false;
-        for (i, line) in text.lines().enumerate() {
-            let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-            if is_sep || line == "..." {
-                if explicit || has_content(&current) {
-                    docs.push(YamlDoc::scan(start, &current));
-                }
-                current.clear();
-                start = i + 2;
-                explicit = is_sep;
-                if is_sep {
-                    // Content after `--- ` on the same line is rare in
-                    // manifests; it is ignored for locations.
-                    continue;
-                }
-                continue;
-            }
-            current.push_str(line);
-            current.push('\n');
-        }
-        if explicit || has_content(&current) {
-            docs.push(YamlDoc::scan(start, &current));
-        }
+        let docs = split_documents(text)
+            .iter()
+            .map(|(start, body)| YamlDoc::scan(*start, body))
+            .collect();
         YamlIndex { docs }
     }
 
@@ -444,7 +453,7 @@ fn unquote(v: &str) -> String {
         .to_string()
 }
 
-pub(crate) fn has_content(text: &str) -> bool {
+fn has_content(text: &str) -> bool {
     text.lines().any(|l| {
         let t = l.trim();
         !t.is_empty() && !t.starts_with('#') && !t.starts_with('%')
