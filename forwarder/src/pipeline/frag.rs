@@ -1,9 +1,10 @@
 //! Stage 3, fragments: every fragment of a datagram follows its first
 //! (which carries the ports and is filtered and picked like any packet of
-//! its flow). The tracker ([`crate::flow::frag`]) remembers per datagram what happened to the first
-//! fragment and holds later fragments that arrive before it; this file is
-//! the pipeline's side: recording the first fragment's verdict, sending the
-//! later ones after it, and releasing the held copies after the burst.
+//! its flow). The tracker ([`crate::flow::frag`]) remembers per datagram
+//! what happened to the first fragment and holds later fragments that
+//! arrive before it; this file is the pipeline's side: recording the first
+//! fragment's verdict, sending the later ones after it, and releasing the
+//! held copies after the burst.
 
 use super::classify::{key_of, trim_padding};
 use super::state::{FragValue, Release, State, Verdict, MAX_PENDING_RELEASES};
