@@ -30,8 +30,8 @@
 //! three times cheaper on a 41-byte input (four 64×64→128-bit multiplications
 //! and a short avalanche), and this runs for every packet.
 //!
-//! [`xxh64`](super::xxh64) (the classic XXH64) is used where speed does not matter: the
-//! Maglev permutations.
+//! [`xxh64`](super::xxh64) (the classic XXH64) is used where speed does not
+//! matter: the Maglev permutations.
 
 use super::hash::{first8, fold_mul, last8, mix, xxh3_avalanche, P1, P2, P3, P4};
 use std::net::{IpAddr, Ipv6Addr};

@@ -13,11 +13,11 @@
 //!    by the load balancer's port ranges; ICMP to a VIP goes to `icmp.rs`
 //!    (echo requests answered or dropped, errors that quote one of its flows
 //!    follow that flow); any other protocol is dropped.
-//! 3. Fragments (`frag.rs`, the tracker in [`crate::flow::frag`]): the first fragment is filtered and picked like
-//!    any packet of its flow (it carries the ports); later fragments follow
-//!    its verdict through a bounded tracker; fragments arriving before their
-//!    first are held (copied) and released right after it, or dropped with
-//!    it.
+//! 3. Fragments (`frag.rs`, the tracker in [`crate::flow::frag`]): the
+//!    first fragment is filtered and picked like any packet of its flow (it
+//!    carries the ports); later fragments follow its verdict through a
+//!    bounded tracker; fragments arriving before their first are held
+//!    (copied) and released right after it, or dropped with it.
 //! 4. Pick (`pick.rs`, the one pick of every path, ICMP errors included):
 //!    a live flow keeps its target while that target stays in the routing
 //!    (draining included); a flow whose target left is re-picked; a new
