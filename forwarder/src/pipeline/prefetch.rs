@@ -5,8 +5,8 @@
 //! later stages a few frames ahead of the one being processed. Hints only:
 //! nothing here changes a verdict or a byte (a unit test compares).
 
+use super::classify;
 use super::state::{Prefetched, State, PREFETCH_MAX};
-use crate::flow::FlowKey;
 use crate::frame::Frame;
 use crate::tables::Tables;
 use crate::wire::parse_fast;
@@ -40,20 +40,12 @@ impl State {
             template: u32::MAX,
             ..Prefetched::default()
         };
-        if let Some(f) = parse_fast(frame.data()) {
-            if let Some(vip) = t.vip(f.dst) {
-                entry.key = FlowKey::new(
-                    f.src.to_be_bytes(),
-                    f.dst.to_be_bytes(),
-                    f.proto,
-                    f.sport,
-                    f.dport,
-                    vip.vni,
-                );
-                entry.bucket_hash = entry.key.table_hash(st.seed);
-                entry.lb = vip.lb;
-                st.flows.prefetch_bucket(entry.bucket_hash);
-            }
+        // The same classification as the fast path's (stage 1).
+        if let Some(c) = parse_fast(frame.data()).and_then(|f| classify::common(t, &f)) {
+            entry.key = c.flow;
+            entry.bucket_hash = entry.key.table_hash(st.seed);
+            entry.lb = c.lb_idx;
+            st.flows.prefetch_bucket(entry.bucket_hash);
         }
         st.prefetched[st.prefetched_len] = entry;
         st.prefetched_len += 1;
