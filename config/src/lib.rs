@@ -18,7 +18,6 @@
 //!
 //! Every error is an [`Errors`] list of [`LocatedError`]s
 //! (`FILE:LINE:COL: PATH: message`).
-#![deny(unsafe_code)]
 
 pub mod change;
 pub mod error;

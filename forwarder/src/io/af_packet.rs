@@ -82,8 +82,10 @@
 //!
 //! [`prepare_host_path`] checks this and, when asked, sets it. An appliance
 //! that must also route other traffic cannot run lbfwd on AF_PACKET.
+#![allow(unsafe_code)]
 
-use super::{Disposition, Fd, IoError, QueueStats, WorkerQueue};
+use super::sys::Fd;
+use super::{Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -333,12 +335,12 @@ impl AfPacketQueue {
     /// Opens the receive and transmit rings for one worker.
     pub fn open(config: &AfPacketConfig) -> Result<Self, IoError> {
         config.validate()?;
-        let ingress = super::interface_info(&config.ingress)?;
+        let ingress = crate::io::interface_info(&config.ingress)?;
         let egress_name = config
             .egress
             .clone()
             .unwrap_or_else(|| config.ingress.clone());
-        let egress = super::interface_info(&egress_name)?;
+        let egress = crate::io::interface_info(&egress_name)?;
         let frame_size = config.frame_size as usize;
         let ifname = config.ingress.as_str();
         // Worst case (V3) slot layout: kernel header and address, the
@@ -989,7 +991,7 @@ pub struct HostPathReport {
 pub fn prepare_host_path(interfaces: &[&str], enforce: bool) -> Result<HostPathReport, IoError> {
     let mut keys = Vec::new();
     for ifname in interfaces {
-        super::interface_info(ifname)?;
+        crate::io::interface_info(ifname)?;
         keys.push(format!("net/ipv4/conf/{ifname}/forwarding"));
         keys.push(format!("net/ipv6/conf/{ifname}/forwarding"));
     }
@@ -1241,7 +1243,7 @@ mod tests {
 
     impl RawSock {
         fn bind(ifname: &str) -> RawSock {
-            let index = super::super::interface_info(ifname).unwrap().index;
+            let index = crate::io::interface_info(ifname).unwrap().index;
             let fd = Fd::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW,
@@ -1484,7 +1486,7 @@ mod tests {
     fn fanout_spreads_flows_over_workers_and_loses_none() {
         let ns = Netns::new("fan");
         ns.within(|| {
-            let ifindex = super::super::interface_info("lbti").unwrap().index;
+            let ifindex = crate::io::interface_info("lbti").unwrap().index;
             let mut config = AfPacketConfig::new("lbti");
             config.egress = Some("lbto".into());
             config.fanout = Some(fanout_group_id(ifindex));

@@ -100,6 +100,7 @@
 //! `build.rs`); at run time root (or `CAP_NET_ADMIN`, `CAP_BPF`,
 //! `CAP_NET_RAW`, and `CAP_IPC_LOCK` for the UMEM) and a kernel >= 5.10
 //! (BPF links for XDP, shared UMEM across interfaces).
+#![allow(unsafe_code)]
 
 use super::{Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};

@@ -74,7 +74,7 @@
 //! `Host` frames are freed (counted in [`QueueStats::freed`]).
 #![allow(unsafe_code)]
 
-use crate::worker::Processor;
+use super::Processor;
 use std::ffi::{c_char, c_int, c_uint, CStr, CString, OsStr};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
