@@ -50,7 +50,8 @@
 //! only the pseudo-header sum. Forwarded as it is inside a tunnel, the
 //! target's kernel would drop it. The backend completes TCP and UDP
 //! checksums over IPv4 and IPv6 (with hop-by-hop, routing and destination
-//! options headers) in software before the pipeline sees the frame, and
+//! options headers, up to two VLAN tags) in software before the pipeline
+//! sees the frame ([`crate::wire::checksum::complete_partial_l4`]), and
 //! counts it (`rx_csum_fixed`); what it cannot parse is counted
 //! (`rx_csum_unfixed`) and forwarded unchanged. A VLAN tag the kernel
 //! stripped (`TP_STATUS_VLAN_VALID`) is put back in front of the frame.
@@ -87,6 +88,7 @@
 use super::sys::Fd;
 use super::{Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};
+use crate::wire::checksum;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Default receive ring slots (V2) per worker.
@@ -631,7 +633,7 @@ impl AfPacketQueue {
             *len += 4;
         }
         if status & libc::TP_STATUS_CSUMNOTREADY != 0 && self.fix_checksums {
-            if complete_l4_checksum(&mut buf[head..head + *len]) {
+            if checksum::complete_partial_l4(&mut buf[head..head + *len]) {
                 self.stats.rx_csum_fixed += 1;
             } else {
                 self.stats.rx_csum_unfixed += 1;
@@ -878,103 +880,6 @@ impl Drop for AfPacketQueue {
     }
 }
 
-/// Completes a partial TCP or UDP checksum (CHECKSUM_PARTIAL: the field holds
-/// the pseudo-header sum) over the L4 segment of an Ethernet frame. Returns
-/// false, changing nothing, for frames it does not parse.
-pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
-    let Some((l4, end, proto)) = l4_segment(frame) else {
-        return false;
-    };
-    let check_at = match proto {
-        6 => l4 + 16,
-        17 => l4 + 6,
-        _ => return false,
-    };
-    if check_at + 2 > end {
-        return false;
-    }
-    let mut sum = ones_complement_sum(&frame[l4..end]);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let mut check = !(sum as u16);
-    if proto == 17 && check == 0 {
-        check = 0xffff;
-    }
-    frame[check_at..check_at + 2].copy_from_slice(&check.to_be_bytes());
-    true
-}
-
-/// (L4 start, L4 end, protocol) of an Ethernet frame carrying IPv4 or IPv6.
-fn l4_segment(frame: &[u8]) -> Option<(usize, usize, u8)> {
-    let mut off = 12;
-    let mut ethertype = u16::from_be_bytes(frame.get(off..off + 2)?.try_into().ok()?);
-    off += 2;
-    for _ in 0..2 {
-        if ethertype == 0x8100 || ethertype == 0x88a8 {
-            ethertype = u16::from_be_bytes(frame.get(off + 2..off + 4)?.try_into().ok()?);
-            off += 4;
-        }
-    }
-    match ethertype {
-        0x0800 => {
-            let ip = frame.get(off..off + 20)?;
-            if ip[0] >> 4 != 4 {
-                return None;
-            }
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let frag = u16::from_be_bytes([ip[6], ip[7]]);
-            if ihl < 20 || total < ihl || frag & 0x3fff != 0 || off + total > frame.len() {
-                return None;
-            }
-            Some((off + ihl, off + total, ip[9]))
-        }
-        0x86dd => {
-            let ip = frame.get(off..off + 40)?;
-            let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            let end = off + 40 + payload;
-            if end > frame.len() {
-                return None;
-            }
-            let mut next = ip[6];
-            let mut l4 = off + 40;
-            // Hop-by-hop, routing, destination options; never fragments.
-            for _ in 0..4 {
-                match next {
-                    0 | 43 | 60 => {
-                        let ext = frame.get(l4..l4 + 2)?;
-                        next = ext[0];
-                        l4 += (usize::from(ext[1]) + 1) * 8;
-                        if l4 > end {
-                            return None;
-                        }
-                    }
-                    _ => break,
-                }
-            }
-            Some((l4, end, next))
-        }
-        _ => None,
-    }
-}
-
-/// The 32-bit ones'-complement sum of `data` as big-endian 16-bit words.
-fn ones_complement_sum(data: &[u8]) -> u32 {
-    let mut sum: u64 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    while sum > 0xffff_ffff {
-        sum = (sum & 0xffff_ffff) + (sum >> 32);
-    }
-    sum as u32
-}
-
 /// What [`prepare_host_path`] found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostPathReport {
@@ -1036,7 +941,8 @@ pub fn prepare_host_path(interfaces: &[&str], enforce: bool) -> Result<HostPathR
 mod tests {
     use super::*;
 
-    /// An Ethernet + IPv4 + UDP frame with a correct checksum.
+    /// An Ethernet + IPv4 + UDP frame (10.0.0.1:4000 -> 10.0.0.99:9999)
+    /// with correct checksums.
     fn udp4(payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 14 + 20 + 8];
         f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
@@ -1050,96 +956,30 @@ mod tests {
         ip[9] = 17;
         ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
         ip[16..20].copy_from_slice(&[10, 0, 0, 99]);
-        let csum = !fold(ones_complement_sum(&f[14..34]));
+        let csum = checksum::checksum(&f[14..34]);
         f[24..26].copy_from_slice(&csum.to_be_bytes());
         f[34..36].copy_from_slice(&4000u16.to_be_bytes());
         f[36..38].copy_from_slice(&9999u16.to_be_bytes());
         f[38..40].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         f.extend_from_slice(payload);
-        let full = !fold(pseudo4(&f) + ones_complement_sum(&f[34..]));
+        let udp_len = (f.len() - 34) as u16;
+        let pseudo = checksum::pseudo_header_v4([10, 0, 0, 1], [10, 0, 0, 99], 17, udp_len);
+        let full = checksum::checksum_with(pseudo, &f[34..]);
         f[40..42].copy_from_slice(&full.to_be_bytes());
         f
     }
 
-    fn fold(mut s: u32) -> u16 {
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s as u16
-    }
-
-    fn pseudo4(f: &[u8]) -> u32 {
-        let l4_len = (f.len() - 34) as u32;
-        ones_complement_sum(&f[26..34]) + 17 + l4_len
-    }
-
     /// True when the UDP/IPv4 checksum of `f` verifies.
     fn udp4_valid(f: &[u8]) -> bool {
-        fold(pseudo4(f) + ones_complement_sum(&f[34..])) == 0xffff
+        let seg = checksum::l4_segment(f).expect("a UDP frame");
+        checksum::add(seg.pseudo_header(f), checksum::sum(&f[seg.start..seg.end])) == 0xffff
     }
 
     #[test]
-    fn partial_udp4_checksum_is_completed() {
-        let good = udp4(b"hello, lbfwd");
-        assert!(udp4_valid(&good));
-        // What a CHECKSUM_PARTIAL frame carries: the folded pseudo-header sum.
-        let mut partial = good.clone();
-        partial[40..42].copy_from_slice(&fold(pseudo4(&good)).to_be_bytes());
-        assert!(!udp4_valid(&partial));
-        assert!(complete_l4_checksum(&mut partial));
-        assert_eq!(partial, good);
-        // Odd payload length and Ethernet padding after the IP packet.
-        let good = udp4(b"odd");
-        let mut partial = good.clone();
-        partial[40..42].copy_from_slice(&fold(pseudo4(&good)).to_be_bytes());
-        partial.extend_from_slice(&[0xee; 7]);
-        assert!(complete_l4_checksum(&mut partial));
-        assert_eq!(&partial[..good.len()], &good[..]);
-    }
-
-    #[test]
-    fn partial_tcp6_checksum_is_completed_past_extension_headers() {
-        // Ethernet + IPv6 + 8-byte destination options + TCP (20) + payload.
-        let payload = b"ipv6 payload";
-        let mut f = vec![0u8; 14 + 40 + 8 + 20];
-        f[12..14].copy_from_slice(&[0x86, 0xdd]);
-        f[14] = 0x60;
-        let plen = (8 + 20 + payload.len()) as u16;
-        f[18..20].copy_from_slice(&plen.to_be_bytes());
-        f[20] = 60; // next: destination options
-        f[21] = 64;
-        f[22..38].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        f[38..54].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        f[54] = 6; // next: TCP
-        f[55] = 0; // 8 bytes
-        f[62..64].copy_from_slice(&1234u16.to_be_bytes());
-        f[64..66].copy_from_slice(&80u16.to_be_bytes());
-        f[74] = 5 << 4;
-        f.extend_from_slice(payload);
-        let tcp_len = (f.len() - 62) as u32;
-        let pseudo = ones_complement_sum(&f[22..54]) + 6 + tcp_len;
-        f[78..80].copy_from_slice(&fold(pseudo).to_be_bytes());
-        assert!(complete_l4_checksum(&mut f));
-        assert_eq!(
-            fold(pseudo + ones_complement_sum(&f[62..])),
-            0xffff,
-            "checksum verifies"
-        );
-    }
-
-    #[test]
-    fn unparsable_frames_are_left_alone() {
-        let mut arp = vec![0u8; 60];
-        arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        let before = arp.clone();
-        assert!(!complete_l4_checksum(&mut arp));
-        assert_eq!(arp, before);
-        let mut short = udp4(b"x");
-        short.truncate(30);
-        assert!(!complete_l4_checksum(&mut short));
-        let mut fragment = udp4(b"x");
-        fragment[20] = 0x20; // more fragments
-        assert!(!complete_l4_checksum(&mut fragment));
+    fn udp4_builds_a_valid_frame() {
+        let f = udp4(b"odd");
+        assert!(udp4_valid(&f));
+        assert!(checksum::verify(&f[14..34]));
     }
 
     // ---- Real interfaces: veth pairs inside a network namespace ----------

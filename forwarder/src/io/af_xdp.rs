@@ -91,8 +91,9 @@
 //! namespace, also through a forwarding router namespace) arrive with
 //! *partial* TCP/UDP checksums (`CHECKSUM_PARTIAL`: the field holds the
 //! pseudo-header sum) and AF_XDP says nothing about it; the queue recognises
-//! them and completes the checksum before the pipeline sees the frame
-//! (`rx_csum_fixed`), or the backends would drop the decapsulated packets.
+//! them by value and completes the checksum before the pipeline sees the
+//! frame ([`crate::wire::checksum::complete_l4_if_partial`], counted as
+//! `rx_csum_fixed`), or the backends would drop the decapsulated packets.
 //!
 //! # Build and run requirements
 //!
@@ -104,6 +105,7 @@
 
 use super::{Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};
+use crate::wire::checksum;
 use std::collections::HashSet;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
@@ -1325,12 +1327,10 @@ impl WorkerQueue for XskQueue {
                 std::slice::from_raw_parts_mut(self.area.as_ptr().add(base as usize), frame_size)
             };
             let data = &mut buf[offset..offset + desc.len as usize];
-            if l4_checksum_is_partial(data) {
-                if super::af_packet::complete_l4_checksum(data) {
-                    self.stats.rx_csum_fixed += 1;
-                } else {
-                    self.stats.rx_csum_unfixed += 1;
-                }
+            // AF_XDP passes no checksum status: a partial checksum (a
+            // local sender behind a veth) is recognised by its value.
+            if checksum::complete_l4_if_partial(data) {
+                self.stats.rx_csum_fixed += 1;
             }
             let mut frame = Frame::new(buf, offset, desc.len as usize);
             let disposition = process(&mut frame);
@@ -1414,87 +1414,6 @@ impl Drop for XskQueue {
         // Else the UMEM is still registered: leak the mapping rather than
         // unmap memory the kernel may write.
     }
-}
-
-/// True when the TCP or UDP checksum of an Ethernet frame is partial: the
-/// field holds the folded pseudo-header sum, as a local sender's stack leaves
-/// it for the device to complete (`CHECKSUM_PARTIAL`). AF_XDP passes no
-/// checksum status to user space, and veth hands such frames over as they
-/// are (a client in a namespace behind a router, as in the tests, sends
-/// them), so the field is compared with the pseudo-header sum: about 30
-/// additions per frame. A complete checksum that happens to equal it (1 in
-/// 65536) is recomputed to the same value. Fragments, VLAN-tagged frames and
-/// other protocols are never partial here.
-fn l4_checksum_is_partial(frame: &[u8]) -> bool {
-    fn fold(mut sum: u32) -> u16 {
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum as u16
-    }
-    fn words(bytes: &[u8]) -> u32 {
-        bytes
-            .chunks_exact(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum()
-    }
-    let Some(ethertype) = frame.get(12..14) else {
-        return false;
-    };
-    let (addrs, proto, l4, end) = match ethertype {
-        [0x08, 0x00] => {
-            let Some(ip) = frame.get(14..34) else {
-                return false;
-            };
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-            if ip[0] >> 4 != 4 || ihl < 20 || total < ihl || fragment || 14 + total > frame.len() {
-                return false;
-            }
-            (&ip[12..20], ip[9], 14 + ihl, 14 + total)
-        }
-        [0x86, 0xdd] => {
-            let Some(ip) = frame.get(14..54) else {
-                return false;
-            };
-            let end = 54 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            if end > frame.len() {
-                return false;
-            }
-            let (mut next, mut l4) = (ip[6], 54);
-            // Hop-by-hop, routing, destination options.
-            for _ in 0..4 {
-                if !matches!(next, 0 | 43 | 60) {
-                    break;
-                }
-                let Some(ext) = frame.get(l4..l4 + 2) else {
-                    return false;
-                };
-                next = ext[0];
-                l4 += (usize::from(ext[1]) + 1) * 8;
-            }
-            if l4 > end {
-                return false;
-            }
-            (&ip[8..40], next, l4, end)
-        }
-        _ => return false,
-    };
-    let check_at = match proto {
-        6 => l4 + 16,
-        17 => l4 + 6,
-        _ => return false,
-    };
-    let Some(field) = frame.get(check_at..check_at + 2) else {
-        return false;
-    };
-    if check_at + 2 > end {
-        return false;
-    }
-    let len = (end - l4) as u32;
-    let pseudo = fold(words(addrs) + u32::from(proto) + (len >> 16) + (len & 0xffff));
-    u16::from_be_bytes([field[0], field[1]]) == pseudo
 }
 
 #[cfg(test)]
@@ -1840,17 +1759,6 @@ mod tests {
         }
     }
 
-    fn ipv4_checksum(h: &[u8]) -> u16 {
-        let mut sum = 0u32;
-        for c in h.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
-    }
-
     /// An Ethernet + IP + UDP frame (UDP checksum 0 for IPv4, unchecked for
     /// IPv6 by everything here) with `payload`.
     fn udp_frame(
@@ -1872,7 +1780,7 @@ mod tests {
                 ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
                 ip.extend_from_slice(&s.octets());
                 ip.extend_from_slice(&d.octets());
-                let c = ipv4_checksum(&ip);
+                let c = checksum::checksum(&ip);
                 ip[10..12].copy_from_slice(&c.to_be_bytes());
                 f.extend_from_slice(&ip);
             }
@@ -2245,31 +2153,16 @@ mod tests {
         assert_all_frames_accounted(&mut q);
     }
 
-    /// True when the TCP/UDP checksum of `frame` (untagged IPv4/IPv6, no
-    /// extension headers) verifies.
+    /// True when the TCP/UDP checksum of `frame` verifies.
     fn l4_checksum_ok(frame: &[u8]) -> bool {
-        let words = |b: &[u8]| -> u32 {
-            b.chunks(2)
-                .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
-                .sum()
-        };
-        let (addrs, proto, l4) = if frame[12..14] == [0x08, 0x00] {
-            (
-                &frame[26..34],
-                frame[23],
-                14 + usize::from(frame[14] & 0x0f) * 4,
-            )
-        } else {
-            (&frame[22..54], frame[20], 54)
-        };
-        let len = (frame.len() - l4) as u32;
-        let mut sum = words(addrs) + u32::from(proto) + len + words(&frame[l4..]);
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum == 0xffff
+        let seg = checksum::l4_segment(frame).expect("a TCP or UDP frame");
+        let segment = checksum::sum(&frame[seg.start..seg.end]);
+        checksum::add(seg.pseudo_header(frame), segment) == 0xffff
     }
 
+    /// The queue's frames (`udp_frame`) as a local sender leaves them,
+    /// with the pseudo-header sum in the field, are recognised and completed
+    /// (the checksum family itself is tested in `wire::checksum`).
     #[test]
     fn partial_checksums_are_recognised_and_complete_ones_are_not() {
         let (a, b) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
@@ -2283,40 +2176,20 @@ mod tests {
         );
         for (from, to) in [v4, v6] {
             let mut f = udp_frame(a, b, from, to, 5000, b"lbxcsum-probe-payload");
-            let l4 = f.len() - 8 - 21;
             // The pseudo-header sum in the field, as a local sender leaves it.
-            f[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
-            let mut pseudo = 0u32;
-            let len = (f.len() - l4) as u32;
-            let addrs = if from.is_ipv4() {
-                &f[26..34]
-            } else {
-                &f[22..54]
-            };
-            for w in addrs.chunks(2) {
-                pseudo += u32::from(u16::from_be_bytes([w[0], w[1]]));
-            }
-            pseudo += 17 + len;
-            while pseudo > 0xffff {
-                pseudo = (pseudo & 0xffff) + (pseudo >> 16);
-            }
-            f[l4 + 6..l4 + 8].copy_from_slice(&(pseudo as u16).to_be_bytes());
-            assert!(l4_checksum_is_partial(&f), "{from}");
+            let seg = checksum::l4_segment(&f).unwrap();
+            let pseudo = seg.pseudo_header(&f);
+            f[seg.check_at..seg.check_at + 2].copy_from_slice(&pseudo.to_be_bytes());
             assert!(!l4_checksum_ok(&f));
-            assert!(super::super::af_packet::complete_l4_checksum(&mut f));
+            assert!(checksum::complete_l4_if_partial(&mut f), "{from}");
             assert!(l4_checksum_ok(&f), "{from}: completed checksum verifies");
             assert!(
-                !l4_checksum_is_partial(&f),
-                "{from}: complete is not partial"
+                !checksum::complete_l4_if_partial(&mut f),
+                "{from}: complete"
             );
-            // Truncated, fragmented and non-IP frames are left alone.
-            assert!(!l4_checksum_is_partial(&f[..f.len() - 1]));
-            assert!(!l4_checksum_is_partial(&f[..30]));
+            // Truncated frames are left alone.
+            assert!(!checksum::complete_l4_if_partial(&mut f[..30]));
         }
-        let mut frag = udp_frame(a, b, v4.0, v4.1, 5000, b"x");
-        frag[20] = 0x20; // more fragments
-        assert!(!l4_checksum_is_partial(&frag));
-        assert!(!l4_checksum_is_partial(&[0u8; 60]));
     }
 
     #[test]
