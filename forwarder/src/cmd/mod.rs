@@ -1,8 +1,40 @@
 //! The subcommands of `lbfwd`, one module each.
 
+use std::path::PathBuf;
+
 pub mod check;
 pub mod replay;
 pub mod run;
+
+/// The configuration arguments of `lbfwd run`, `check` and `replay`.
+#[derive(clap::Args, Debug)]
+pub struct ConfigArgs {
+    /// The lbfwd TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE.toml")]
+    pub config: PathBuf,
+    /// Ironcore manifests (multi-document YAML) applied on top of the file's
+    /// desired state; repeatable. `lbfwd run` applies them at start, and
+    /// not when a saved state exists.
+    #[arg(short = 'f', long = "file", value_name = "MANIFEST.yaml")]
+    pub manifests: Vec<PathBuf>,
+}
+
+/// `error` and its sources, one after the other (`what: why: why`), for
+/// the one line an operator reads; a source whose text its error already
+/// shows is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = e.source();
+    }
+    text
+}
 
 /// Writes `text` to standard output; a reader that went away (`| head`) is
 /// not an error worth a panic.

@@ -309,23 +309,6 @@ impl AfXdpError {
     }
 }
 
-impl From<AfXdpError> for IoError {
-    fn from(e: AfXdpError) -> Self {
-        match e {
-            AfXdpError::Os {
-                what,
-                interface,
-                source,
-            } => IoError::Os {
-                what,
-                interface,
-                source,
-            },
-            other => IoError::Setup(other.to_string()),
-        }
-    }
-}
-
 /// Error for a negative errno returned by the shim or libbpf.
 fn os_err(what: &'static str, interface: &str, rc: c_int) -> AfXdpError {
     AfXdpError::Os {

@@ -451,12 +451,6 @@ pub enum DpdkError {
     ThreadRegister(String),
 }
 
-impl From<DpdkError> for IoError {
-    fn from(e: DpdkError) -> Self {
-        IoError::Setup(e.to_string())
-    }
-}
-
 /// `-rc` (a negative errno value) in words, with its number.
 fn strerror(rc: c_int) -> String {
     let err = rc.saturating_abs();

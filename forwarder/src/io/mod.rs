@@ -231,6 +231,14 @@ pub enum IoError {
     /// A pcap file could not be read or written.
     #[error(transparent)]
     Pcap(#[from] pcap::PcapError),
+    /// The AF_XDP backend failed.
+    #[cfg(feature = "af_xdp")]
+    #[error(transparent)]
+    AfXdp(#[from] af_xdp::AfXdpError),
+    /// The DPDK backend failed.
+    #[cfg(feature = "dpdk")]
+    #[error(transparent)]
+    Dpdk(#[from] dpdk::DpdkError),
 }
 
 impl IoError {
@@ -269,6 +277,7 @@ pub mod af_xdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod memory;
+pub mod open;
 pub mod pcap;
 mod sys;
 
