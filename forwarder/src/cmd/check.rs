@@ -29,22 +29,10 @@ pub struct Args {
 /// Runs `lbfwd check`: exit 0 and the derived state when everything is
 /// valid; exit 1 and every error (one per line, with location) otherwise.
 pub fn main(args: Args) -> ExitCode {
-    let config = match Config::load_with_manifests(&args.config.config, &args.config.manifests) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {e}");
-            }
-            eprintln!(
-                "lbfwd check: {} error{} found",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let resolution = match config.resolve() {
-        Ok(r) => r,
+    let loaded = Config::load_with_manifests(&args.config.config, &args.config.manifests)
+        .and_then(|config| config.resolve().map(|resolution| (config, resolution)));
+    let (config, resolution) = match loaded {
+        Ok(loaded) => loaded,
         Err(errors) => {
             for e in &errors {
                 eprintln!("error: {e}");

@@ -10,23 +10,32 @@
 //!
 //! | backend | module | use |
 //! | --- | --- | --- |
-//! | `af_packet` | [`af_packet`] | default: PACKET_MMAP rings, no system library |
-//! | `af_xdp` | `af_xdp` (feature `af_xdp`) | XSK sockets through libxdp |
-//! | `dpdk` | `dpdk` (feature `dpdk`) | poll-mode drivers through DPDK 22.11 |
+//! | `af_packet` | [`af_packet`] (folder) | default: PACKET_MMAP rings, no system library |
+//! | `af_xdp` | `af_xdp` (folder, feature `af_xdp`) | XSK sockets through libxdp |
+//! | `dpdk` | `dpdk` (folder, feature `dpdk`) | poll-mode drivers through DPDK 22.11 |
 //! | `memory` | [`memory`] | in-process rings for tests and benchmarks |
 //! | `pcap` | [`pcap`] | file in, file out (and `lbfwd replay`) |
 //!
-//! This file has no unsafe code. Unsafe code is allowed (`#![allow(unsafe_code)]`
-//! at the top of the file, a `// SAFETY:` comment on every block) only in the
-//! backends' files that touch rings shared with the kernel or call C
-//! (`af_packet/`, `af_xdp/`, `dpdk/`, `memory.rs`) and in `sys.rs`, the one
-//! shared module (file descriptors, interface `ioctl`s, prefetch and
-//! `madvise` hints). Checksum completion for frames the kernel hands over
-//! with a partial checksum is [`crate::wire::checksum::complete_partial_l4`],
-//! shared by every backend.
+//! Next to them: [`open`] (backend set-up from the settings) and `sys.rs`,
+//! the one shared module of unsafe code (owned file descriptors, interface
+//! look-ups through `ioctl`, and the prefetch and `madvise` hints the flow
+//! table and the pipeline use, re-exported here as [`prefetch`] and
+//! [`advise_huge_pages`]). Each backend folder's `mod.rs` lists its files.
+//!
+//! This file has no unsafe code. Unsafe code is allowed
+//! (`#![allow(unsafe_code)]` at the top of the file, a `// SAFETY:` comment
+//! on every block) only in the backends' files that touch memory shared with
+//! the kernel or call C (in `af_packet/`, `af_xdp/`, `dpdk/`, and
+//! `memory.rs`) and in `sys.rs`; the workspace denies it everywhere else.
+//! Frames the kernel hands over with a partial TCP/UDP checksum are completed
+//! by one function family for every backend, in
+//! [`crate::wire::checksum`].
+
 use crate::frame::Frame;
 
-pub use sys::{advise_huge_pages, interface_info, prefetch};
+pub use sys::interface_info;
+/// At their old paths until every caller imports them from `io::sys`.
+pub use sys::{advise_huge_pages, prefetch};
 
 /// What happens to a frame once the pipeline has looked at it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,7 +288,7 @@ pub mod dpdk;
 pub mod memory;
 pub mod open;
 pub mod pcap;
-mod sys;
+pub(crate) mod sys;
 
 #[cfg(test)]
 mod tests {

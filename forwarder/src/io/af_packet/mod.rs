@@ -83,6 +83,16 @@
 //!
 //! [`prepare_host_path`] checks this and, when asked, sets it. An appliance
 //! that must also route other traffic cannot run lbfwd on AF_PACKET.
+//!
+//! # Files
+//!
+//! | file | holds | unsafe |
+//! | --- | --- | --- |
+//! | `mod.rs` | these docs, [`AfPacketConfig`], [`fanout_group_id`] | no |
+//! | `ring.rs` | ring mappings shared with the kernel, their status words, socket options | yes |
+//! | `queue.rs` | [`AfPacketQueue`]: opening, the V2/V3 receive loops, the transmit ring | yes |
+//! | `host_path.rs` | [`prepare_host_path`]: the forwarding sysctls | no |
+//! | `tests.rs` | the backend on veth pairs in namespaces (root) | yes (raw sockets) |
 
 use super::IoError;
 

@@ -101,6 +101,16 @@
 //! `build.rs`); at run time root (or `CAP_NET_ADMIN`, `CAP_BPF`,
 //! `CAP_NET_RAW`, and `CAP_IPC_LOCK` for the UMEM) and a kernel >= 5.10
 //! (BPF links for XDP, shared UMEM across interfaces).
+//!
+//! # Files
+//!
+//! | file | holds | unsafe |
+//! | --- | --- | --- |
+//! | `mod.rs` | these docs, [`AfXdpError`], [`XskSettings`], copy and attach modes | no |
+//! | `ffi.rs` | declarations of libbpf and `csrc/xsk_shim.c`, the compiled XDP program | no (declarations) |
+//! | `program.rs` | [`XdpProgram`]: attach, VIP maps, XSK map, counters | yes |
+//! | `queue.rs` | [`XskQueue`]: UMEM, the four rings, the frame ledger, the receive loop | yes |
+//! | `tests.rs` | the backend on veth pairs in namespaces (root) | yes |
 
 use super::{Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};

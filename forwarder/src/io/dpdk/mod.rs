@@ -72,6 +72,19 @@
 //! kernel no longer sees). The wire port receives all multicast in that mode
 //! so that IPv6 neighbour discovery reaches the kernel. Without a host path,
 //! `Host` frames are freed (counted in [`QueueStats::freed`]).
+//!
+//! # Files
+//!
+//! | file | holds | unsafe |
+//! | --- | --- | --- |
+//! | `mod.rs` | these docs, [`DpdkError`], [`DpdkOptions`], [`eal_args`] | no |
+//! | `ffi.rs` | declarations of `csrc/dpdk_shim.c` and its structs | no (declarations) |
+//! | `mbuf.rs` | the `rte_mbuf` fields the packet path reads and writes | yes |
+//! | `eal.rs` | [`init_eal`], its runtime directory, vdevs, thread registration | yes |
+//! | `port.rs` | [`DpdkPort`]: pools, queues, host-path TAP, link and counters | yes |
+//! | `queue.rs` | [`DpdkQueue`]: the burst receive loop, transmit buffers, host path | yes |
+//! | `testing.rs` | layout checks for the integration tests | yes |
+//! | `tests.rs` | unit tests that need no EAL | no |
 
 use super::Processor;
 use std::ffi::{c_char, c_int, c_uint, CStr, CString, OsStr};
