@@ -237,17 +237,11 @@ pub enum IoError {
     /// A backend could not be set up as configured.
     #[error("{0}")]
     Setup(String),
-    /// A pcap file could not be read or written.
-    #[error(transparent)]
-    Pcap(#[from] pcap::PcapError),
-    /// The AF_XDP backend failed.
-    #[cfg(feature = "af_xdp")]
-    #[error(transparent)]
-    AfXdp(#[from] af_xdp::AfXdpError),
-    /// The DPDK backend failed.
-    #[cfg(feature = "dpdk")]
-    #[error(transparent)]
-    Dpdk(#[from] dpdk::DpdkError),
+    /// A backend failed in its own terms: the source is its own error type
+    /// (the pcap, AF_XDP or DPDK backend's), converted by `From` in the
+    /// backend, which this module does not name (no import cycle).
+    #[error("{0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl IoError {

@@ -207,6 +207,12 @@ pub enum AfXdpError {
     },
 }
 
+impl From<AfXdpError> for IoError {
+    fn from(e: AfXdpError) -> Self {
+        IoError::Backend(Box::new(e))
+    }
+}
+
 impl AfXdpError {
     /// The OS error underneath, if any.
     fn os_error(&self) -> Option<&io::Error> {

@@ -255,6 +255,12 @@ pub enum DpdkError {
     ThreadRegister(String),
 }
 
+impl From<DpdkError> for IoError {
+    fn from(e: DpdkError) -> Self {
+        IoError::Backend(Box::new(e))
+    }
+}
+
 fn cstring(field: &'static str, s: &str) -> Result<CString, DpdkError> {
     CString::new(s).map_err(|_| DpdkError::Option {
         field,
