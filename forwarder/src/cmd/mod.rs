@@ -43,3 +43,34 @@ pub fn write_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("af_xdp on lbt0: attaching the XDP program")]
+        Attach(#[source] Inner),
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Inner {
+        /// Shows its source in its own text, as `IoError::Os` does.
+        #[error("bpf_link_create on lbt0: {0}")]
+        Os(#[source] std::io::Error),
+    }
+
+    #[test]
+    fn error_chain_names_every_cause_once() {
+        let os = std::io::Error::from_raw_os_error(libc::EPERM);
+        let os_text = os.to_string();
+        let e = Outer::Attach(Inner::Os(os));
+        assert_eq!(
+            error_chain(&e),
+            format!(
+                "af_xdp on lbt0: attaching the XDP program: bpf_link_create on lbt0: {os_text}"
+            )
+        );
+    }
+}
