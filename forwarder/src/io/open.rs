@@ -141,8 +141,8 @@ pub enum Backend {
     AfPacket {
         /// Every worker's queue configuration.
         configs: Vec<AfPacketConfig>,
-        /// Sysctls the set-up changed (`key: old -> 0`).
-        changed: Vec<String>,
+        /// The sysctls the set-up changed, for the operator.
+        notes: Vec<String>,
     },
     /// AF_XDP: one XSK socket per worker, on its own receive queue.
     #[cfg(feature = "af_xdp")]
@@ -175,6 +175,7 @@ pub struct AfXdpBackend {
 pub struct DpdkBackend {
     ingress: super::dpdk::DpdkPort,
     egress: Option<super::dpdk::DpdkPort>,
+    notes: Vec<String>,
 }
 
 /// What runs the queues once the backend is set up: called once, with a
@@ -232,28 +233,13 @@ impl Backend {
     }
 
     /// Lines for the operator about what the set-up found or changed
-    /// (sysctls set, DPDK ports and links).
-    pub fn notes(&self) -> Vec<String> {
+    /// (sysctls set; DPDK ports and their links, waited for up to 5 s).
+    pub fn notes(&self) -> &[String] {
         match self {
-            Backend::AfPacket { changed, .. } => changed
-                .iter()
-                .map(|change| format!("host path: set {change}"))
-                .collect(),
+            Backend::AfPacket { notes, .. } => notes,
             #[cfg(feature = "dpdk")]
-            Backend::Dpdk(d) => {
-                let mut notes = Vec::new();
-                for port in std::iter::once(&d.ingress).chain(d.egress.iter()) {
-                    notes.push(format!("dpdk: {}", port.summary()));
-                    notes.push(
-                        match port.wait_for_link(std::time::Duration::from_secs(5)) {
-                            Ok(link) => format!("dpdk: {link}"),
-                            Err(e) => format!("dpdk: link state unknown: {e}"),
-                        },
-                    );
-                }
-                notes
-            }
-            _ => Vec::new(),
+            Backend::Dpdk(d) => &d.notes,
+            _ => &[],
         }
     }
 
@@ -324,7 +310,11 @@ fn open_af_packet(
     }
     Ok(Backend::AfPacket {
         configs,
-        changed: report.changed,
+        notes: report
+            .changed
+            .iter()
+            .map(|change| format!("host path: set {change}"))
+            .collect(),
     })
 }
 
@@ -409,7 +399,21 @@ fn open_dpdk(dp: &DataplaneSettings) -> Result<DpdkBackend, OpenError> {
             (i, Some(e))
         }
     };
-    Ok(DpdkBackend { ingress, egress })
+    let mut notes = Vec::new();
+    for port in std::iter::once(&ingress).chain(egress.iter()) {
+        notes.push(format!("dpdk: {}", port.summary()));
+        notes.push(
+            match port.wait_for_link(std::time::Duration::from_secs(5)) {
+                Ok(link) => format!("dpdk: {link}"),
+                Err(e) => format!("dpdk: link state unknown: {e}"),
+            },
+        );
+    }
+    Ok(DpdkBackend {
+        ingress,
+        egress,
+        notes,
+    })
 }
 
 #[cfg(test)]
