@@ -10,7 +10,7 @@
 //!   `XDP_PASS`. [`XdpProgram::set_vips`] replaces the VIP set; it is a
 //!   handful of `bpf(2)` calls, takes `&self`, and is meant for the control
 //!   side (off the fast path) whenever the tables change.
-//! - [`XskQueue`]: one worker's queue, a [`WorkerQueue`]. It owns a UMEM and
+//! - [`XskQueue`]: one worker's queue, a [`WorkerQueue`](crate::io::WorkerQueue). It owns a UMEM and
 //!   one socket (one-armed: frames leave where they came in) or two sockets
 //!   sharing that UMEM (two-armed: frames received on the ingress interface
 //!   leave on the egress interface, with no copy).
@@ -51,8 +51,8 @@
 //! list and receives a burst; `Tx` frames are buffered as descriptors of the
 //! frame itself (same UMEM: no copy, also two-armed) and go onto the egress
 //! socket's TX ring once `burst` of them are buffered, or at
-//! [`WorkerQueue::flush`]; a frame that does not fit on the TX ring goes back
-//! to the free list and counts in `tx_dropped`. [`WorkerQueue::send_copy`]
+//! [`WorkerQueue::flush`](crate::io::WorkerQueue::flush); a frame that does not fit on the TX ring goes back
+//! to the free list and counts in `tx_dropped`. [`WorkerQueue::send_copy`](crate::io::WorkerQueue::send_copy)
 //! copies into a free frame. Debug builds check every transition against a
 //! per-frame ledger (a double free or a leak trips it in the tests).
 //!
@@ -60,7 +60,7 @@
 //! the TX ring (or are still there) and the kernel asks for a wake-up
 //! (`XDP_USE_NEED_WAKEUP`): at most one system call per burst, none while
 //! idle. In copy mode the kernel takes at most 32 descriptors per kick; the
-//! rest stay on the ring, count in [`WorkerQueue::tx_pending`] and go at the
+//! rest stay on the ring, count in [`WorkerQueue::tx_pending`](crate::io::WorkerQueue::tx_pending) and go at the
 //! next flush.
 //!
 //! # Modes
@@ -112,18 +112,12 @@
 //! | `queue.rs` | [`XskQueue`]: UMEM, the four rings, the frame ledger, the receive loop | yes |
 //! | `tests.rs` | the backend on veth pairs in namespaces (root) | yes |
 
-use super::{Disposition, IoError, QueueStats, WorkerQueue};
-use crate::frame::{Frame, HEADROOM};
-use crate::wire::checksum;
-use std::collections::HashSet;
-use std::ffi::{c_char, c_int, c_void, CString};
+use super::IoError;
+use crate::frame::HEADROOM;
+use std::ffi::c_int;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::ptr::{self, NonNull};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
 /// Default number of frames in a queue's UMEM.
 pub const DEFAULT_FRAMES: u32 = 4096;
@@ -131,7 +125,7 @@ pub const DEFAULT_FRAMES: u32 = 4096;
 pub const DEFAULT_FRAME_SIZE: u32 = 4096;
 /// Default size of each ring (fill, completion, RX, TX), in descriptors.
 pub const DEFAULT_RING_SIZE: u32 = 2048;
-/// Largest burst one [`WorkerQueue::poll`] receives; larger requests are cut.
+/// Largest burst one [`WorkerQueue::poll`](crate::io::WorkerQueue::poll) receives; larger requests are cut.
 pub const MAX_BURST: usize = 256;
 /// Most VIPs (per family) the XDP program's maps hold (`MAX_VIPS` there).
 pub const MAX_VIPS: usize = 4096;

@@ -2,8 +2,15 @@
 //! maps and its counters.
 #![allow(unsafe_code)]
 
-use super::ffi::XDP_OBJECT;
-use super::*;
+use super::ffi::{self, XDP_OBJECT};
+use super::{os_err, AfXdpError, AttachMode, MAX_VIPS, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
+use std::collections::HashSet;
+use std::ffi::{c_int, c_void, CString};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::ptr::{self, NonNull};
+use std::sync::{Arc, Mutex};
 
 /// Counters of the XDP program, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -2,9 +2,20 @@
 //! transmit rings, the frame ledger, and the per-packet receive loop.
 #![allow(unsafe_code)]
 
-use super::ffi::XdpDesc;
-use super::program::ifindex;
-use super::*;
+use super::ffi::{self, XdpDesc};
+use super::program::{ifindex, XdpProgram};
+use super::{
+    os_err, AfXdpError, CopyMode, XskSettings, XskSocketStats, ENOTSUPP, MAX_BURST, MAX_QUEUES,
+    XDP_COPY, XDP_USE_NEED_WAKEUP, XDP_ZEROCOPY,
+};
+use crate::frame::{Frame, HEADROOM};
+use crate::io::{Disposition, IoError, QueueStats, WorkerQueue};
+use crate::wire::checksum;
+use std::ffi::{c_char, c_int, CString};
+use std::os::fd::RawFd;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::{fmt, io};
 
 /// `SOL_XDP` socket option level.
 const SOL_XDP: c_int = 283;

@@ -8,9 +8,13 @@ use super::ffi::{XdpDesc, XDP_OBJECT};
 use super::program::ifindex;
 use super::queue::{Ledger, Owner};
 use super::*;
-use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
+use crate::frame::Frame;
+use crate::io::{Disposition, WorkerQueue};
+use crate::wire::checksum;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
+use std::ptr;
 use std::time::{Duration, Instant};
 
 #[test]

@@ -2,7 +2,12 @@
 //! directory, virtual devices and the registration of worker threads.
 #![allow(unsafe_code)]
 
-use super::*;
+use super::{cstring, eal_args, ffi, DpdkError, DpdkOptions};
+use std::ffi::{c_char, c_int, CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// `-rc` (a negative errno value) in words, with its number.
 pub(super) fn strerror(rc: c_int) -> String {

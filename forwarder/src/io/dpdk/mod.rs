@@ -26,7 +26,7 @@
 //!    queues and the burst, and optionally the host path (below), then starts
 //!    the port. [`DpdkPort::init`] does 1 and 2 for the runtime.
 //! 3. [`DpdkPort::queue`] hands out worker `i`'s [`DpdkQueue`] (a
-//!    [`WorkerQueue`], `Send`), once per index.
+//!    [`WorkerQueue`](crate::io::WorkerQueue), `Send`), once per index.
 //! 4. Dropping the port (after its queues: they hold a reference) stops and
 //!    closes its ports, removes the devices it attached and frees the pool.
 //!    A port closes for good: EAL cannot reopen it in the same process
@@ -51,7 +51,7 @@
 //! in [`QueueStats::rx_errors`].
 //!
 //! Worker threads are lbfwd's own pinned threads, as with every backend. The
-//! first [`WorkerQueue::poll`] registers the calling thread with EAL
+//! first [`WorkerQueue::poll`](crate::io::WorkerQueue::poll) registers the calling thread with EAL
 //! (`rte_thread_register`) so that it gets an lcore id and with it a
 //! per-lcore mempool cache; EAL's own main lcore stays on the CPUs the
 //! initialising thread was allowed to run on, so EAL never pins lbfwd's
@@ -86,20 +86,13 @@
 //! | `testing.rs` | layout checks for the integration tests | yes |
 //! | `tests.rs` | unit tests that need no EAL | no |
 
-use super::Processor;
-use std::ffi::{c_char, c_int, c_uint, CStr, CString, OsStr};
-use std::fmt;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::CString;
 use std::path::PathBuf;
-use std::ptr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
 
-use super::{Disposition, IoError, QueueStats, WorkerQueue};
-use crate::frame::{Frame, HEADROOM};
+use super::IoError;
+use eal::cpu_list;
 
-/// Largest burst one [`WorkerQueue::poll`] receives (larger requests are
+/// Largest burst one [`WorkerQueue::poll`](crate::io::WorkerQueue::poll) receives (larger requests are
 /// cut); the range of `[dataplane] burst`.
 pub const MAX_BURST: usize = 1024;
 /// A queue's TX buffers (wire and host path) hold this many bursts
@@ -454,7 +447,6 @@ fn is_pci_address(s: &str) -> bool {
 }
 
 mod eal;
-use eal::cpu_list;
 mod ffi;
 mod mbuf;
 mod port;

@@ -2,9 +2,20 @@
 //! counters, and handing out one [`DpdkQueue`] per worker.
 #![allow(unsafe_code)]
 
-use super::eal::*;
-use super::queue::*;
-use super::*;
+use super::eal::{
+    attach_vdev, c_chars_to_string, detach_vdev, eal_ready, init_eal, lock, port_names, strerror,
+};
+use super::queue::{DpdkQueue, Side, TxBuffer};
+use super::{
+    cstring, ffi, DpdkError, DpdkOptions, DEFAULT_BURST, DEFAULT_DESC, MAX_BURST, MAX_MTU,
+    MIN_POOL, POOL_CACHE, TX_BUFFER_BURSTS,
+};
+use crate::frame::HEADROOM;
+use std::ffi::{c_char, c_int, c_uint};
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 // ---- ports ------------------------------------------------------------------
 

@@ -2,10 +2,15 @@
 //! pipeline's prefetch pass, transmit buffers and the host path.
 #![allow(unsafe_code)]
 
-use super::eal::lock;
-use super::ffi::RteMbuf;
-use super::port::*;
-use super::*;
+use super::eal::{lock, register_current_thread};
+use super::ffi::{self, RteMbuf};
+use super::port::{port_stats, PortShared};
+use super::{mbuf, HOST_POLL_EVERY, MAX_BURST};
+use crate::frame::Frame;
+use crate::io::{Disposition, IoError, Processor, QueueStats, WorkerQueue};
+use std::ffi::c_uint;
+use std::sync::Arc;
+use std::{fmt, ptr};
 
 impl DpdkQueue {
     pub(super) fn new(sides: Vec<Side>, egress: usize, index: usize) -> DpdkQueue {

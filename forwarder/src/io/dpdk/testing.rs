@@ -1,7 +1,7 @@
 //! Test hooks: layout checks of the shim's structs and mbuf accessors.
 #![allow(unsafe_code)]
 
-use super::*;
+use super::port::DpdkPort;
 use super::{ffi, mbuf};
 use std::ptr;
 
