@@ -3,7 +3,7 @@
 //! pinned poll-mode worker loop.
 //!
 //! The packet path, bottom up (each module uses only those before it; the
-//! pipeline also implements the backends' interface, [`worker::Processor`]):
+//! pipeline also implements the backends' interface, [`io::Processor`]):
 //! [`wire`] (header views, parsers, emitters), [`frame`] (a packet buffer),
 //! [`counters`] (per-worker counters, drop reasons), [`flow`] (flow key,
 //! hash, table), [`maglev`], [`encap`] (outer headers toward a target),
@@ -11,7 +11,6 @@
 //! [`pipeline`] (the stages, in order). Around it: [`io`] (backends),
 //! [`worker`] (the poll loop), [`runtime`], [`dataplane`], [`daemon`],
 //! [`report`].
-#![deny(unsafe_code)]
 
 pub mod counters;
 pub mod daemon;

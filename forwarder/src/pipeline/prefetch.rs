@@ -71,15 +71,15 @@ impl State {
                 if let Some(v) = st.flows.peek(&e.key, e.bucket_hash) {
                     e.template = v.template;
                     if let Some(c) = st.counters.targets.get(v.slot as usize) {
-                        crate::io::prefetch(c);
+                        crate::io::sys::prefetch(c);
                     }
                 }
             }
         }
         if let Some(e) = st.prefetched[..st.prefetched_len].get(at + LOOKAHEAD_TEMPLATE) {
             if let Some(tpl) = t.templates.get(e.template as usize) {
-                crate::io::prefetch(tpl);
-                crate::io::prefetch(tpl.second_line());
+                crate::io::sys::prefetch(tpl);
+                crate::io::sys::prefetch(tpl.second_line());
             }
         }
         st.prefetched_next += 1;

@@ -111,7 +111,7 @@ pub(super) struct Release {
 }
 
 /// Most datagrams whose held fragments wait for
-/// [`crate::worker::Processor::drain_extra`].
+/// [`crate::io::Processor::drain_extra`].
 pub(super) const MAX_PENDING_RELEASES: usize = 64;
 
 /// Bytes of the scratch buffer released fragments are encapsulated in.
