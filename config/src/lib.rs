@@ -20,6 +20,7 @@
 //! (`FILE:LINE:COL: PATH: message`).
 #![deny(unsafe_code)]
 
+pub mod bgp;
 pub mod change;
 pub mod error;
 pub mod load;

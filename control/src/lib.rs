@@ -16,6 +16,7 @@
 //! the model's resolved types (to present them) but never the dataplane.
 #![deny(unsafe_code)]
 
+pub mod announce;
 pub mod client;
 pub mod convert;
 pub mod protocol;

@@ -3,6 +3,7 @@
 //! pinned poll-mode worker loop.
 #![deny(unsafe_code)]
 
+pub mod announce;
 pub mod conntrack;
 pub mod counters;
 pub mod daemon;

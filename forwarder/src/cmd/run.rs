@@ -5,6 +5,7 @@
 
 use lbfwd_config::settings::{Backend, Idle};
 use lbfwd_config::Config;
+use lbfwd_forwarder::announce::{self, Announcer};
 use lbfwd_forwarder::daemon::{Daemon, DaemonError};
 use lbfwd_forwarder::dataplane::Dataplane;
 use lbfwd_forwarder::io::af_packet::{
@@ -111,9 +112,6 @@ fn run(args: &Args) -> Result<(), String> {
         require_up: true,
     };
     let runtime = Runtime::new(layout).map_err(|e| e.to_string())?;
-    runtime
-        .install_signal_handlers()
-        .map_err(|e| e.to_string())?;
     let egress = dp
         .egress_interface
         .clone()
@@ -143,6 +141,23 @@ fn run(args: &Args) -> Result<(), String> {
     let control = daemon
         .serve(Arc::clone(&dataplane), runtime.layout().clone())
         .map_err(|e| e.to_string())?;
+    // After the socket lock: a second lbfwd on this socket must not touch
+    // the first one's BIRD.
+    let announcer = Announcer::start(
+        &config.settings,
+        &daemon.resolved(),
+        &daemon.config().state.pools,
+    )
+    .map_err(|e| e.to_string())?;
+    daemon.set_announcer(Arc::clone(&announcer));
+    match announcer.shutdown_delay() {
+        Some(_) => announce::install_graceful_shutdown(&announcer, runtime.shutdown_flag())
+            .map_err(|e| format!("cannot install the signal handlers: {e}"))?,
+        None => runtime
+            .install_signal_handlers()
+            .map_err(|e| e.to_string())?,
+    }
+    announce::announce_when_running(&announcer, runtime.stats());
     eprintln!(
         "lbfwd: {} backend, {} worker(s), {} load balancer(s), control socket {}",
         dp.backend,
@@ -203,6 +218,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     control.shutdown();
+    announcer.stop();
     let report = result.map_err(|e| e.to_string())?;
     let tables = dataplane.current();
     let views: Vec<WorkerView<'_>> = dataplane
