@@ -144,7 +144,9 @@ fn every_rejection_is_located() {
     for (what, extra, expected) in cases {
         let got = errors(&format!("\n{extra}"));
         if !(got.len() == 1 && got[0].starts_with(expected)) {
-            failures.push(format!("{what}:\n  got      {got:#?}\n  expected {expected}…"));
+            failures.push(format!(
+                "{what}:\n  got      {got:#?}\n  expected {expected}…"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -210,7 +210,14 @@ impl Topology {
     /// Builds the network `prefix` (1-8 characters of [a-z0-9], unique per
     /// test), replacing a leftover of an earlier run with the same prefix.
     pub fn up(prefix: &str) -> Result<Self, Error> {
-        let path = workspace_root().join("scripts/lib/topo.sh");
+        Self::up_with(&workspace_root().join("scripts/lib/topo.sh"), prefix)
+    }
+
+    /// Builds the network `prefix` with another topology script that has
+    /// the same `up`, `down` and `env` commands (e.g.
+    /// `scripts/lib/topo-ecmp.sh`); dropping it runs that script's `down`.
+    pub fn up_with(script_path: &std::path::Path, prefix: &str) -> Result<Self, Error> {
+        let path = script_path.to_path_buf();
         if let Err(e) = script(&path, "up", prefix, &[], TOPO_TIMEOUT).and_then(Output::checked) {
             // Delete whatever `up` built before it failed.
             let _ = script(&path, "down", prefix, &[], TOPO_TIMEOUT);
