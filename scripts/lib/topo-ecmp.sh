@@ -235,6 +235,9 @@ state_dir = "$st/lb$n/state"
 asn = $ECMP_LB_ASN
 router_id = "$(ecmp_lb4 "$n")"
 shutdown_delay_s = 3
+# BFD: lbfwd gone is noticed after 3 x 100 ms (the default 5 x 100 ms
+# leaves less margin under the test's one-second bound on a loaded machine).
+bfd_multiplier = 3
 
 [[bgp.peer]]
 address = "$TOPO_ROUTER_L4"

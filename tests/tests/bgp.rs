@@ -396,6 +396,7 @@ fn two_appliances_in_ecmp_announce_withdraw_and_keep_connections() {
     // 4. lb1's load balancer loses every usable destination: withdrawn (and
     // the sessions stay up), announced again when one returns.
     let since = router_session_since(&topo, "lb1_v4");
+    let since6 = router_session_since(&topo, "lb1_v6");
     for be in ["be1", "be2", "be3"] {
         lb1.lbctl_ok(&["weight", "web", be, "0"]);
     }
@@ -418,11 +419,37 @@ fn two_appliances_in_ecmp_announce_withdraw_and_keep_connections() {
         Duration::from_secs(2),
         || routed_via(&topo, &[1, 2]),
     );
-    assert_eq!(
-        router_session_since(&topo, "lb1_v4"),
-        since,
-        "reconfiguring lb1's BIRD restarted its session"
+    // Deleting the load balancer withdraws its VIPs; adding it again
+    // announces them.
+    lb1.lbctl_ok(&["lb", "delete", "web"]);
+    within(
+        "4: deleting the load balancer withdraws it",
+        Duration::from_secs(2),
+        || routed_via(&topo, &[2]),
     );
+    let fragment = topo.state_dir().join("lb1/web.toml");
+    let web = format!(
+        "[[load_balancer]]\nname = \"web\"\ntype = \"Public\"\nip_families = [\"IPv4\", \"IPv6\"]\n\
+         ips = [\"{}\", \"{}\"]\nnetwork = \"net-{PREFIX}\"\n\
+         network_interface_selector = {{ match_labels = {{ app = \"web\" }} }}\n\
+         ports = [ {{ protocol = \"TCP\", port = 80 }} ]\n",
+        topo.vip4(),
+        topo.vip6()
+    );
+    std::fs::write(&fragment, web).expect("write the load balancer");
+    lb1.lbctl_ok(&["lb", "apply", "-f", &fragment.to_string_lossy()]);
+    within(
+        "4: adding the load balancer announces it",
+        Duration::from_secs(2),
+        || routed_via(&topo, &[1, 2]),
+    );
+    for (session, before) in [("lb1_v4", &since), ("lb1_v6", &since6)] {
+        let now = router_session_since(&topo, session);
+        assert_eq!(
+            &now, before,
+            "reconfiguring lb1's BIRD restarted the router's session {session}"
+        );
+    }
 
     // 5. `lbctl announce off` withdraws without breaking a connection; `on`
     // announces again.
