@@ -54,6 +54,11 @@ pub struct BgpSection {
     /// this many intervals without a BFD packet.
     #[serde(default = "default_bfd_multiplier")]
     pub bfd_multiplier: u64,
+    /// The TCP port BIRD listens on for BGP (default 179). Another port
+    /// lets lbfwd's BIRD run beside a routing daemon of the site that owns
+    /// port 179 and peers with it (README: "An operator-run BIRD or FRR").
+    #[serde(default = "default_port")]
+    pub local_port: u16,
     /// The BIRD 2 binary (default `/usr/sbin/bird`, Debian package `bird2`).
     #[serde(default = "default_bird")]
     pub bird: PathBuf,
@@ -246,6 +251,8 @@ pub struct Bgp {
     pub bfd_interval: Duration,
     /// BFD multiplier.
     pub bfd_multiplier: u8,
+    /// BGP listening port.
+    pub local_port: u16,
     /// The BIRD binary.
     pub bird: PathBuf,
     /// BIRD's runtime directory (resolved: never unset here).
@@ -376,6 +383,9 @@ pub fn validate_bgp(
             )),
         );
     }
+    if b.local_port == 0 {
+        err("bgp.local_port", Problem::PortOutOfRange(0));
+    }
     if b.bird.as_os_str().is_empty() {
         err("bgp.bird", Problem::EmptyName);
     }
@@ -427,6 +437,7 @@ pub fn validate_bgp(
         attributes,
         bfd_interval: Duration::from_millis(b.bfd_interval_ms),
         bfd_multiplier: b.bfd_multiplier.clamp(1, 255) as u8,
+        local_port: b.local_port,
         bird: b.bird.clone(),
         runtime_dir,
         peers,

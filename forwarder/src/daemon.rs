@@ -549,7 +549,7 @@ impl ControlHandler {
             return Err(api(
                 ErrorCode::ValidationFailed,
                 format!(
-                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow]) changed; \
+                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow], [bgp], [announce]) changed; \
                      they take effect on restart only, so nothing was reloaded",
                     self.daemon.config_path.display()
                 ),

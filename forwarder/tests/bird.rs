@@ -32,6 +32,8 @@ fn settings(dir: &Path) -> Bgp {
         attributes: RouteAttributes::default(),
         bfd_interval: Duration::from_millis(100),
         bfd_multiplier: 5,
+        // Not 179: the test runs in the machine's own namespace.
+        local_port: 11179,
         bird: BIRD.into(),
         runtime_dir: dir.to_path_buf(),
         // A passive peer on a documentation address: BIRD never connects.

@@ -97,9 +97,10 @@ fn peer(out: &mut String, bgp: &Bgp, i: usize, p: &BgpPeer) {
     };
     let _ = writeln!(
         out,
-        "\nprotocol bgp {} {{\n  description \"lbfwd [[bgp.peer]] {i}\";\n  local as {};\n  \
+        "\nprotocol bgp {} {{\n  description \"lbfwd [[bgp.peer]] {i}\";\n  local port {} as {};\n  \
          neighbor {} port {} as {};",
         peer_name(i),
+        bgp.local_port,
         bgp.asn,
         p.address,
         p.port,
@@ -155,6 +156,7 @@ mod tests {
             attributes: RouteAttributes::default(),
             bfd_interval: Duration::from_millis(100),
             bfd_multiplier: 5,
+            local_port: 179,
             bird: "/usr/sbin/bird".into(),
             runtime_dir: "/run/lbfwd/bird".into(),
             peers: vec![
