@@ -263,7 +263,10 @@ network_interface_selector = {{}}
     let a = Announcer::start(&config.settings, &resolved, &config.state.pools).expect("start");
     a.dataplane_ready();
     let shown = routes(&socket);
-    assert!(shown.contains("203.0.113.0/32") && shown.contains("(65001,300)"), "{shown}");
+    assert!(
+        shown.contains("203.0.113.0/32") && shown.contains("(65001,300)"),
+        "{shown}"
+    );
     assert!(a.status().vips[0].announced);
 
     // The operator breaks its own config: BIRD refuses the next configure.
@@ -272,7 +275,10 @@ network_interface_selector = {{}}
     let err = a.set_enabled(false).expect_err("BIRD must refuse");
     assert!(err.contains("syntax error"), "{err}");
     assert_eq!(std::fs::read_to_string(&include).unwrap(), before);
-    assert!(routes(&socket).contains("203.0.113.0/32"), "the running announcement went");
+    assert!(
+        routes(&socket).contains("203.0.113.0/32"),
+        "the running announcement went"
+    );
     let status = a.status();
     assert!(status.vips[0].announced, "{status:?}");
     let last = status.bgp.and_then(|b| b.last_error).unwrap_or_default();
@@ -281,7 +287,11 @@ network_interface_selector = {{}}
     // Fixed: the withdrawal goes through.
     std::fs::write(&main, &main_text).unwrap();
     a.set_enabled(false).expect("configure");
-    assert!(!routes(&socket).contains("203.0.113.0"), "{}", routes(&socket));
+    assert!(
+        !routes(&socket).contains("203.0.113.0"),
+        "{}",
+        routes(&socket)
+    );
     assert!(!a.status().vips[0].announced);
     a.stop();
 }

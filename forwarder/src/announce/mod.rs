@@ -139,16 +139,20 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Creates the announcer for `settings` and the current state, and, with
-    /// `[bgp]`, starts BIRD and waits until it answers (an error carries
-    /// BIRD's message). Nothing is announced before
-    /// [`dataplane_ready`](Self::dataplane_ready).
+    /// [`new`](Self::new), then [`start_bird`](Self::start_bird).
     pub fn start(
         settings: &Settings,
         resolved: &Resolved,
         pools: &[PoolSpec],
     ) -> Result<Arc<Announcer>, AnnounceError> {
-        let announcer = Arc::new(Announcer {
+        let announcer = Announcer::new(settings, resolved, pools);
+        announcer.start_bird()?;
+        Ok(announcer)
+    }
+
+    /// The announcer for `settings` and the current state; no BIRD yet.
+    pub fn new(settings: &Settings, resolved: &Resolved, pools: &[PoolSpec]) -> Arc<Announcer> {
+        Arc::new(Announcer {
             bgp: settings.bgp.clone(),
             inner: Mutex::new(Inner {
                 enabled: settings.announce.initially_on,
@@ -161,10 +165,17 @@ impl Announcer {
             }),
             wake: Condvar::new(),
             supervisor: Mutex::new(None),
-        });
-        if let Some(bgp) = announcer.bgp.as_ref().filter(|b| b.external.is_some()) {
-            let _ = bgp;
-            let handle = supervisor::keep_external(Arc::clone(&announcer))?;
+        })
+    }
+
+    /// With `[bgp]`: starts lbfwd's BIRD and waits until it answers (an
+    /// error carries BIRD's message), or starts keeping an operator-run
+    /// BIRD's file. Nothing is announced before
+    /// [`dataplane_ready`](Self::dataplane_ready).
+    pub fn start_bird(self: &Arc<Self>) -> Result<(), AnnounceError> {
+        let announcer = self;
+        if announcer.bgp.as_ref().is_some_and(|b| b.external.is_some()) {
+            let handle = supervisor::keep_external(Arc::clone(announcer))?;
             *announcer
                 .supervisor
                 .lock()
@@ -177,13 +188,13 @@ impl Announcer {
                     source,
                 }
             })?;
-            let handle = supervisor::start(Arc::clone(&announcer))?;
+            let handle = supervisor::start(Arc::clone(announcer))?;
             *announcer
                 .supervisor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(handle);
         }
-        Ok(announcer)
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
