@@ -5,9 +5,11 @@
 //!
 //! Kept apart from the other settings so that the BGP speaker's keys live in
 //! one place; `settings.rs` calls [`validate_bgp`] and
-//! [`AnnounceSection::validate`].
+//! [`AnnounceSection::validate`], `state.rs` holds a [`PoolBgp`] per pool.
+//!
+//! Layer 2 (input), above the problems: it uses only [`crate::problem`].
 
-use crate::validate::Problem;
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

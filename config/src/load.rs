@@ -81,10 +81,8 @@ impl Config {
         let underlay: Option<UnderlaySection> = parsed.section("underlay", true, &mut errors);
         let control: Option<ControlSection> = parsed.section("control", false, &mut errors);
         let flow: Option<FlowSection> = parsed.section("flow", false, &mut errors);
-        let bgp: Option<Option<crate::bgp::BgpSection>> = match parsed.doc().get("bgp") {
-            None => Some(None),
-            Some(_) => parsed.section("bgp", true, &mut errors).map(Some),
-        };
+        let bgp: Option<Option<crate::bgp::BgpSection>> =
+            parsed.optional_section("bgp", &mut errors);
         let announce: Option<crate::bgp::AnnounceSection> =
             parsed.section("announce", false, &mut errors);
         let state = parsed.state(&mut errors);

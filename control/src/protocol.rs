@@ -1343,6 +1343,8 @@ mod tests {
             }),
             Request::Export,
             Request::Reload,
+            Request::Announce,
+            Request::AnnounceSet(crate::announce::AnnounceSet { on: false }),
         ]
     }
 
