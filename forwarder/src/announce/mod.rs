@@ -283,12 +283,12 @@ impl Announcer {
                         .iter()
                         .any(|p| p.address.is_ipv4() == ip.addr.is_ipv4())
                 });
-                let why_not = if self.bgp.is_none() {
-                    Some("no announcement method is configured ([bgp])".to_string())
-                } else if inner.shutting_down {
+                let why_not = if inner.shutting_down {
                     Some("lbfwd is shutting down".to_string())
                 } else if !inner.enabled {
                     Some("announcing is off (lbctl announce on)".to_string())
+                } else if self.bgp.is_none() {
+                    Some("no announcement method is configured ([bgp])".to_string())
                 } else if pool.is_some_and(|p| !p.bgp.announce) {
                     Some(format!(
                         "pool {:?} has bgp.announce = false",
