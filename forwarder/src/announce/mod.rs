@@ -182,12 +182,19 @@ impl Announcer {
                 .unwrap_or_else(|e| e.into_inner()) = Some(handle);
         } else if let Some(bgp) = &announcer.bgp {
             supervisor::check_binaries(bgp)?;
-            std::fs::create_dir_all(&bgp.runtime_dir).map_err(|source| {
-                AnnounceError::RuntimeDir {
+            // The generated config may hold BGP passwords: owner only.
+            std::fs::create_dir_all(&bgp.runtime_dir)
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(
+                        &bgp.runtime_dir,
+                        std::fs::Permissions::from_mode(0o700),
+                    )
+                })
+                .map_err(|source| AnnounceError::RuntimeDir {
                     path: bgp.runtime_dir.clone(),
                     source,
-                }
-            })?;
+                })?;
             let handle = supervisor::start(Arc::clone(announcer))?;
             *announcer
                 .supervisor
