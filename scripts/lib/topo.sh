@@ -25,7 +25,7 @@
 #                      read back from the namespaces)
 #   config PREFIX [--backend af_packet|af_xdp|dpdk] [--underlay 4|6]
 #                 [--exclude beN]... [--workers "1,2"] (default: the last core)
-#                 [--idle spin|backoff] [--no-load-balancer]
+#                 [--idle busy|backoff] [--no-load-balancer]
 #                      print the lbfwd config (TOML) for this network; with
 #                      dpdk, lbfwd drives PREFIX-l0 through DPDK's
 #                      net_af_packet PMD (no hugepages, idle backoff); without
@@ -312,8 +312,8 @@ topo_config() {
     *) topo_die "config: --backend must be af_packet, af_xdp or dpdk, got '$backend'" ;;
   esac
   case "$idle" in
-    ""|spin|backoff) ;;
-    *) topo_die "config: --idle must be spin or backoff, got '$idle'" ;;
+    ""|busy|backoff) ;;
+    *) topo_die "config: --idle must be busy or backoff, got '$idle'" ;;
   esac
   if [ "$backend" = dpdk ] && [ -n "$idle" ] && [ "$idle" != backoff ]; then
     topo_die "config: dpdk on a veth runs with --idle backoff only"
