@@ -21,7 +21,7 @@ pub use binaries::{lbfwd_binaries, Binaries};
 pub use daemon::{ApplyMethod, Lbfwd};
 pub use probe::{FlowProbe, ProbeConn, ProbeSummary};
 pub use scenario::Scenario;
-pub use topo::{ConfigOptions, Node, Topology, TopologyInfo, Underlay};
+pub use topo::{ConfigOptions, Idle, Node, Topology, TopologyInfo, Underlay};
 
 use std::fmt;
 use std::path::PathBuf;
