@@ -341,6 +341,32 @@ impl Lbfwd {
         lbctl(&self.bins, &self.socket, args)
     }
 
+    /// `lbctl ARGS...`, which must exit 0; returns its stdout. A failure
+    /// shows lbctl's output and lbfwd's.
+    pub fn lbctl_ok(&self, args: &[&str]) -> Result<String, Error> {
+        let out = self.lbctl(args)?;
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(self.error(format!(
+                "answered `lbctl {}` with a failure:\n{}",
+                args.join(" "),
+                out.describe()
+            )))
+        }
+    }
+
+    /// `lbctl -o json ARGS...`, which must exit 0; returns the JSON.
+    pub fn lbctl_json(&self, args: &[&str]) -> Result<serde_json::Value, Error> {
+        let mut all = vec!["-o", "json"];
+        all.extend_from_slice(args);
+        let text = self.lbctl_ok(&all)?;
+        serde_json::from_str(&text).map_err(|e| Error::Parse {
+            what: format!("lbctl -o json {}", args.join(" ")),
+            detail: format!("{e}: {text}"),
+        })
+    }
+
     /// How [`apply_config`](Self::apply_config) will reach lbfwd: live
     /// through `lbctl reload` when this lbctl has that command, else by a
     /// restart.

@@ -229,15 +229,9 @@ impl Daemon {
     /// `lbctl ARGS...`, which must succeed; returns its stdout.
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.lbctl(args);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "expected success:\n{}\nlbfwd's output:\n{}",
-            out.describe(),
-            self.log()
-        );
-        out.stdout
+        self.lbfwd
+            .lbctl_ok(args)
+            .unwrap_or_else(|e| panic!("expected success: {e}"))
     }
 
     /// `lbctl ARGS...`, which must fail with `code`.
@@ -256,11 +250,9 @@ impl Daemon {
     /// `lbctl -o json ARGS...`, which must succeed; returns the JSON.
     #[track_caller]
     fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["-o", "json"];
-        all.extend_from_slice(args);
-        let text = self.ok(&all);
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("lbctl {args:?}: bad JSON ({e}):\n{text}"))
+        self.lbfwd
+            .lbctl_json(args)
+            .unwrap_or_else(|e| panic!("lbctl {args:?}: {e}"))
     }
 
     fn export(&self) -> String {
