@@ -75,6 +75,7 @@ pub struct Daemon {
     config_path: PathBuf,
     state: Mutex<State>,
     started: Instant,
+    announcer: std::sync::OnceLock<Arc<crate::announce::Announcer>>,
 }
 
 /// Writes `text` to `dir/name` atomically: temporary file, fsync, keep the
@@ -321,6 +322,7 @@ impl Daemon {
                 resolved: resolution.resolved,
             }),
             started: Instant::now(),
+            announcer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -336,6 +338,12 @@ impl Daemon {
     /// The current resolved state.
     pub fn resolved(&self) -> Resolved {
         self.lock().resolved.clone()
+    }
+
+    /// Hands the announcer every published state and `lbctl announce`
+    /// (once, before [`serve`](Self::serve)).
+    pub fn set_announcer(&self, announcer: Arc<crate::announce::Announcer>) {
+        let _ = self.announcer.set(announcer);
     }
 
     /// Seconds since start.
@@ -422,6 +430,12 @@ impl Handler for ControlHandler {
                 }))
             }
             Request::Reload => self.reload(),
+            Request::Announce => Ok(Payload::Announce(self.announcer()?.status())),
+            Request::AnnounceSet(s) => self
+                .announcer()?
+                .set_enabled(s.on)
+                .map(Payload::Announce)
+                .map_err(|e| api(ErrorCode::Internal, e)),
             other => match changes_for(&other) {
                 Some(changes) => self.change(&other, &changes?),
                 None => Err(api(
@@ -434,6 +448,15 @@ impl Handler for ControlHandler {
 }
 
 impl ControlHandler {
+    fn announcer(&self) -> Result<&crate::announce::Announcer, ApiError> {
+        self.daemon.announcer.get().map(|a| &**a).ok_or_else(|| {
+            api(
+                ErrorCode::Internal,
+                "this lbfwd has no announcer (it is not `lbfwd run`)",
+            )
+        })
+    }
+
     /// Applies changes all or nothing: validate against the whole resulting
     /// model, publish the new tables, save the state, then answer.
     fn change(&self, request: &Request, changes: &[Change]) -> Result<Payload, ApiError> {
@@ -510,6 +533,11 @@ impl ControlHandler {
         state.config = next;
         state.resolved = resolved;
         out.table_version = version;
+        if let Some(a) = self.daemon.announcer.get() {
+            if let Err(e) = a.update(&state.resolved, &state.config.state.pools) {
+                out.warnings.push(e);
+            }
+        }
         Ok(Payload::Changed(out))
     }
 
@@ -521,7 +549,7 @@ impl ControlHandler {
             return Err(api(
                 ErrorCode::ValidationFailed,
                 format!(
-                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow]) changed; \
+                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow], [bgp], [announce]) changed; \
                      they take effect on restart only, so nothing was reloaded",
                     self.daemon.config_path.display()
                 ),

@@ -10,8 +10,9 @@
 //! [`tables`] (the published tables: VIP map, filters, Maglev, templates),
 //! [`pipeline`] (the stages, in order). Around it: [`io`] (backends),
 //! [`worker`] (the poll loop), [`runtime`], [`dataplane`], [`daemon`],
-//! [`report`].
+//! [`announce`] (BGP announcements), [`report`].
 
+pub mod announce;
 pub mod counters;
 pub mod daemon;
 pub mod dataplane;
