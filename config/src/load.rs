@@ -9,7 +9,8 @@ use crate::error::{Errors, FieldPath, LocatedError, Location};
 use crate::origin::{toml_path_at, toml_span, Kind, Origin, Source, SourceKind};
 use crate::resolve::Resolution;
 use crate::settings::{
-    ControlSection, DataplaneSection, FlowSection, Settings, SettingsInput, UnderlaySection,
+    ControlSection, DataplaneSection, FlowSection, LogSection, MetricsSection, Settings,
+    SettingsInput, UnderlaySection,
 };
 use crate::state::DesiredState;
 use crate::validate::Problem;
@@ -32,7 +33,7 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 4] = ["dataplane", "underlay", "control", "flow"];
+const SETTINGS_KEYS: [&str; 6] = ["dataplane", "underlay", "control", "flow", "metrics", "log"];
 
 /// Objects that remember where they came from.
 pub(crate) trait HasOrigin {
@@ -300,9 +301,11 @@ impl Config {
         let underlay: Option<UnderlaySection> = parsed.section("underlay", true, &mut errors);
         let control: Option<ControlSection> = parsed.section("control", false, &mut errors);
         let flow: Option<FlowSection> = parsed.section("flow", false, &mut errors);
+        let metrics: Option<MetricsSection> = parsed.section("metrics", false, &mut errors);
+        let log: Option<LogSection> = parsed.section("log", false, &mut errors);
         let state = parsed.state(&mut errors);
-        let (Some(dataplane), Some(underlay), Some(control), Some(flow)) =
-            (dataplane, underlay, control, flow)
+        let (Some(dataplane), Some(underlay), Some(control), Some(flow), Some(metrics), Some(log)) =
+            (dataplane, underlay, control, flow, metrics, log)
         else {
             return Err(errors);
         };
@@ -311,6 +314,8 @@ impl Config {
             underlay,
             control,
             flow,
+            metrics,
+            log,
         };
         let root = Origin::toml(&parsed.source, FieldPath::root(), Kind::Pool);
         match input.validate(&root) {

@@ -1,6 +1,7 @@
 //! `lbfwd`: the load-balancer daemon and its offline tools.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod cmd;
@@ -22,11 +23,35 @@ enum Command {
     Run(cmd::run::Args),
     /// Run every frame of a pcap file through the pipeline, offline.
     Replay(cmd::replay::Args),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (lbfwd.1 and one per subcommand) into DIR
+    /// (packaging).
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
+    lbfwd_forwarder::logging::init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "lbfwd", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { dir } => match clap_mangen::generate_to(Cli::command(), &dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lbfwd man: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Check(args) => cmd::check::main(args),
         Command::Run(args) => cmd::run::main(args),
         Command::Replay(args) => cmd::replay::main(args),

@@ -44,7 +44,7 @@ pub fn main(args: Args) -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("lbfwd run: {message}");
+            log::error!("lbfwd run: {message}");
             ExitCode::FAILURE
         }
     }
@@ -143,8 +143,11 @@ fn run(args: &Args) -> Result<(), String> {
     let control = daemon
         .serve(Arc::clone(&dataplane), runtime.layout().clone())
         .map_err(|e| e.to_string())?;
-    eprintln!(
-        "lbfwd: {} backend, {} worker(s), {} load balancer(s), control socket {}",
+    let services = daemon
+        .start_services(&dataplane, &runtime)
+        .map_err(|e| e.to_string())?;
+    log::info!(
+        "{} backend, {} worker(s), {} load balancer(s), control socket {}",
         dp.backend,
         dp.workers.len(),
         dataplane.current().lbs.len(),
@@ -162,7 +165,7 @@ fn run(args: &Args) -> Result<(), String> {
             let report =
                 prepare_host_path(&interfaces, !args.no_sysctl).map_err(|e| e.to_string())?;
             for change in &report.changed {
-                eprintln!("lbfwd: host path: set {change}");
+                log::info!("host path: set {change}");
             }
             let shared: std::collections::BTreeMap<String, usize> =
                 placements.iter().fold(Default::default(), |mut m, p| {
@@ -202,6 +205,7 @@ fn run(args: &Args) -> Result<(), String> {
             runtime.run(open, make_pipeline)
         }
     };
+    services.stop();
     control.shutdown();
     let report = result.map_err(|e| e.to_string())?;
     let tables = dataplane.current();
@@ -225,7 +229,7 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
     }
-    eprintln!("lbfwd: stopped; final counters:");
+    log::info!("stopped; final counters:");
     eprint!("{}", render_text(&snap, &extra));
     eprint!("{report}");
     Ok(())
@@ -348,10 +352,10 @@ where
         }
     };
     for port in std::iter::once(&ingress).chain(egress.iter()) {
-        eprintln!("lbfwd: dpdk: {}", port.summary());
+        log::info!("dpdk: {}", port.summary());
         match port.wait_for_link(std::time::Duration::from_secs(5)) {
-            Ok(link) => eprintln!("lbfwd: dpdk: {link}"),
-            Err(e) => eprintln!("lbfwd: dpdk: link state unknown: {e}"),
+            Ok(link) => log::info!("dpdk: {link}"),
+            Err(e) => log::warn!("dpdk: link state unknown: {e}"),
         }
     }
     let open = |i: usize| -> Result<_, IoError> {
