@@ -93,7 +93,10 @@ impl Notifier {
         };
         // WATCHDOG_PID names the process meant; a child that inherited the
         // variables must not answer for it.
-        let ours = watchdog_pid.map_or(true, |p| p.trim() == std::process::id().to_string());
+        let ours = match watchdog_pid {
+            None => true,
+            Some(p) => p.trim() == std::process::id().to_string(),
+        };
         let watchdog = match watchdog_usec.filter(|_| ours) {
             None => None,
             Some(text) => match text.trim().parse::<u64>() {
@@ -265,15 +268,19 @@ fn supervise(
         }
         if !ready && loops.iter().all(WorkerStats::is_running) {
             ready = true;
+            last_check = Instant::now();
+            last_polls = loops.iter().map(polls).collect();
             notifier.send(&ready_message(ready_status));
             log::info!("ready: {ready_status}");
         }
-        if let Some(half) = half {
+        // The watchdog runs from READY=1 on (before it, systemd's start
+        // timeout applies).
+        if let (Some(half), true) = (half, ready) {
             if last_check.elapsed() >= half {
                 last_check = Instant::now();
                 let now: Vec<u64> = loops.iter().map(polls).collect();
                 let stuck: Vec<usize> = (0..loops.len())
-                    .filter(|&i| ready && now[i] == last_polls[i])
+                    .filter(|&i| now[i] == last_polls[i])
                     .collect();
                 last_polls = now;
                 if stuck.is_empty() {

@@ -10,6 +10,7 @@ LBFWD_DEBS=(
   tshark python3 python3-scapy fonts-dejavu-core
   libbpf-dev libxdp-dev
   dpdk dpdk-dev libdpdk-dev
+  prometheus lintian strace dpkg-dev binutils man-db systemd
 )
 
 install_deps() {

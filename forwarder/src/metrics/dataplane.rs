@@ -145,7 +145,7 @@ impl Collect for DataplaneCollector {
         per_worker(
             out,
             "lbfwd_transmitted_bytes_total",
-            "Bytes of the frames transmitted, as received (before encapsulation).",
+            "Bytes of the frames transmitted (encapsulated).",
             &|c| c.tx.bytes.get(),
         );
         per_worker(
@@ -259,8 +259,8 @@ impl Collect for DataplaneCollector {
                 "lbfwd_worker_table_version",
                 "Table version each worker uses now.",
             );
-            for i in 0..counters.len() {
-                f.sample(&[("worker", &ids[i])], self.dataplane.publisher().seen(i));
+            for (i, id) in ids.iter().enumerate() {
+                f.sample(&[("worker", id)], self.dataplane.publisher().seen(i));
             }
         }
 
@@ -299,7 +299,7 @@ impl Collect for DataplaneCollector {
             out,
             Counter,
             "lbfwd_lb_forwarded_bytes_total",
-            "Bytes (as received) forwarded to the load balancer's targets.",
+            "Bytes forwarded to the load balancer's targets (encapsulated frames).",
             &|l| l.forwarded.bytes,
         );
         per_lb(
@@ -355,7 +355,7 @@ impl Collect for DataplaneCollector {
             out,
             Counter,
             "lbfwd_target_bytes_total",
-            "Bytes (as received, before encapsulation) sent to the target.",
+            "Bytes sent to the target (encapsulated frames).",
             &|t| t.sent.bytes,
         );
         per_target(
