@@ -1005,3 +1005,68 @@ fn debian_package_builds_lints_installs_and_removes() {
     );
     assert!(!Path::new("/lib/systemd/system/lbfwd.service").exists());
 }
+
+#[test]
+fn bad_metrics_and_log_settings_are_located_and_a_taken_port_stops_the_start() {
+    let dir = TestDir::new("bad");
+    write_capture(&dir.path("in.pcap"));
+    let good = pcap_config(&dir, Some("127.0.0.1:9".parse().unwrap()), &["nic-a"]);
+    let bad = good
+        .replace("listen = \"127.0.0.1:9\"", "listen = \"localhost:metrics\"")
+        .replace(
+            "format = \"json\"",
+            "format = \"json\"\nlevel = \"info,lbfwd=loud\"",
+        );
+    let config = dir.path("lbfwd.toml");
+    std::fs::write(&config, &bad).unwrap();
+    let line_of = |key: &str| bad.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    let out = Command::new(LBFWD)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let file = config.display().to_string();
+    for (key, what) in [
+        (
+            "listen",
+            "metrics.listen: \"localhost:metrics\" is not an address and port",
+        ),
+        (
+            "level",
+            "log.level: \"lbfwd=loud\": \"loud\" is not a level",
+        ),
+    ] {
+        let want = format!("{file}:{}:", line_of(key));
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&want) && l.contains(what)),
+            "no `{want}...{what}` in\n{stderr}"
+        );
+    }
+
+    // A port another process holds: lbfwd run refuses to start, saying so.
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    std::fs::write(&config, pcap_config(&dir, Some(taken), &["nic-a"])).unwrap();
+    let out = Command::new(LBFWD)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "[metrics] listen = \\\"{taken}\\\": cannot listen"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("final counters"),
+        "no worker ran: {stderr}"
+    );
+}
