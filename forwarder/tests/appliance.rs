@@ -806,7 +806,12 @@ fn unit_verifies_rates_secure_and_allows_what_lbfwd_calls() {
     wait_for("strace to end", || child.try_wait().unwrap());
     traced.0 = None;
 
-    let trace = std::fs::read_to_string(&trace).unwrap();
+    check_trace(&unit, &std::fs::read_to_string(&trace).unwrap());
+}
+
+/// Checks an `strace -f` log of lbfwd against the unit: every system call
+/// in its filter (and none denied), every socket family allowed.
+fn check_trace(unit: &str, trace: &str) {
     let mut calls: Vec<String> = trace
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.trim_start()))
@@ -824,7 +829,7 @@ fn unit_verifies_rates_secure_and_allows_what_lbfwd_calls() {
         calls.len() > 20 && calls.iter().any(|c| c == "sendto"),
         "{calls:?}"
     );
-    let (allowed, denied) = unit_syscall_sets(&unit);
+    let (allowed, denied) = unit_syscall_sets(unit);
     let refused: Vec<&String> = calls
         .iter()
         .filter(|c| !allowed.contains(c) || denied.contains(c))
@@ -847,6 +852,110 @@ fn unit_verifies_rates_secure_and_allows_what_lbfwd_calls() {
             families_line.split_whitespace().any(|f| f == family),
             "lbfwd opens a {family} socket the unit does not allow: {line}"
         );
+    }
+}
+
+/// A network namespace with a veth pair `lbapl0` (up, for lbfwd) /
+/// `lbapl1`, deleted at the end.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("lbapl-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ns = Netns(name);
+        for args in [
+            vec!["netns", "add", &ns.0],
+            vec!["-n", &ns.0, "link", "set", "lo", "up"],
+            vec![
+                "-n", &ns.0, "link", "add", "lbapl0", "type", "veth", "peer", "name", "lbapl1",
+            ],
+            vec!["-n", &ns.0, "link", "set", "lbapl0", "up"],
+            vec!["-n", &ns.0, "link", "set", "lbapl1", "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// The kernel backends under strace, in a namespace: what af_packet (and,
+/// when built in, af_xdp) call is in the unit's filter too.
+#[test]
+fn unit_allows_what_the_kernel_backends_call() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespace, packet sockets)");
+        return;
+    }
+    let unit = std::fs::read_to_string(unit_path()).unwrap();
+    let mut backends = vec!["af_packet"];
+    if cfg!(feature = "af_xdp") {
+        backends.push("af_xdp");
+    }
+    for backend in backends {
+        let dir = TestDir::new(&format!("trace-{backend}"));
+        let ns = Netns::new();
+        let mut config = pcap_config(&dir, None, &["nic-a"]).replace(
+            "backend = \"pcap\"",
+            &format!("backend = \"{backend}\"\ninterfaces = [\"lbapl0\"]"),
+        );
+        let pcap = config.find("[dataplane.pcap]").unwrap();
+        let underlay = config.find("[underlay]").unwrap();
+        config.replace_range(pcap..underlay, "");
+        if backend == "af_xdp" {
+            config = config.replace(
+                "[underlay]",
+                "[dataplane.af_xdp]\nattach = \"generic\"\nmode = \"copy\"\n\n[underlay]",
+            );
+        }
+        std::fs::write(dir.path("lbfwd.toml"), &config).unwrap();
+        let trace = dir.path("trace");
+        let _systemd = UnixDatagram::bind(dir.path("notify.sock")).unwrap();
+        let mut traced = Running(Some(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.0, "strace", "-f", "-qq", "-o"])
+                .arg(&trace)
+                .arg(LBFWD)
+                .args(["run", "--config"])
+                .arg(dir.path("lbfwd.toml"))
+                .env("NOTIFY_SOCKET", dir.path("notify.sock"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path("lbfwd.log")).unwrap())
+                .spawn()
+                .unwrap(),
+        ));
+        let pid = wait_for(&format!("{backend} lbfwd under strace to answer"), || {
+            let out = lbctl_run(&dir, &["-o", "json", "status"]);
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            v["pid"].as_u64()
+        });
+        assert!(lbctl_run(&dir, &["stats"]).status.success());
+        assert!(lbctl_run(&dir, &["reload"]).status.success());
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let child = traced.0.as_mut().unwrap();
+        let status = wait_for("strace to end", || child.try_wait().unwrap());
+        traced.0 = None;
+        assert!(status.success(), "{backend}: {}", log_of(&dir));
+        let text = std::fs::read_to_string(&trace).unwrap();
+        assert!(
+            text.contains(if backend == "af_xdp" {
+                "socket(AF_XDP"
+            } else {
+                "socket(AF_PACKET"
+            }),
+            "{backend} opened no socket of its own"
+        );
+        check_trace(&unit, &text);
     }
 }
 
