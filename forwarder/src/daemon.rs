@@ -17,7 +17,7 @@ use crate::metrics::Registry;
 use crate::notify::{Notifier, NotifyError, Supervisor};
 use crate::report::{snapshot, Sample, WorkerView};
 use crate::runtime::{Layout, Runtime};
-use lbfwd_config::origin::Kind as ConfigKind;
+use lbfwd_config::Kind as ConfigKind;
 use lbfwd_config::{Change, Config, DesiredState, Errors, Object as StateObject, Resolved};
 use lbfwd_control::convert::changes_for;
 use lbfwd_control::protocol::{
