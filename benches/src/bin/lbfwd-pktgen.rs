@@ -640,15 +640,20 @@ fn memory_point(
                     let cores = cores.iter().map(|&c| Some(c)).collect();
                     let collector = DataplaneCollector::new(dp, stats, cores, "memory");
                     let period = Duration::from_secs_f64(1.0 / a.scrape_hz);
-                    let (mut n, mut bytes) = (0u64, 0usize);
+                    let (mut n, mut bytes, mut busy) = (0u64, 0usize, Duration::ZERO);
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(period);
+                        let t = Instant::now();
                         let mut out = lbfwd_forwarder::metrics::Exposition::new();
                         collector.collect(&mut out);
                         bytes = out.as_str().len();
+                        busy += t.elapsed();
                         n += 1;
                     }
-                    eprintln!("scraped {n} times ({bytes} bytes each)");
+                    eprintln!(
+                        "scraped {n} times ({bytes} bytes, {:.1} ms each)",
+                        busy.as_secs_f64() * 1e3 / n.max(1) as f64
+                    );
                 });
             }
             // Warm up for at least --warmup, and until every accepted flow
