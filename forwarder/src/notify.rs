@@ -321,6 +321,125 @@ mod tests {
         assert!(e.to_string().contains("WATCHDOG_USEC"), "{e}");
     }
 
+    /// A processor that hangs in `begin_burst` while `stuck` is set.
+    struct Hanging(Arc<AtomicBool>);
+
+    impl crate::worker::Processor for Hanging {
+        fn begin_burst(&mut self, _now_ns: u64) {
+            while self.0.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        fn process(&mut self, _frame: &mut crate::frame::Frame<'_>) -> crate::io::Disposition {
+            crate::io::Disposition::Drop
+        }
+    }
+
+    /// Counts the `WATCHDOG=1` datagrams that arrive within `window`.
+    fn pings_within(socket: &UnixDatagram, window: Duration) -> usize {
+        let until = Instant::now() + window;
+        let mut buf = [0u8; 256];
+        let mut n = 0;
+        while Instant::now() < until {
+            if let Ok(len) = socket.recv(&mut buf) {
+                n += usize::from(&buf[..len] == b"WATCHDOG=1");
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn a_stuck_worker_stops_the_watchdog_and_a_live_one_feeds_it() {
+        use crate::io::memory::{MemoryConfig, MemoryPort};
+        use crate::runtime::{Layout, Runtime, WorkerPlacement};
+        let dir = std::env::temp_dir().join(format!("lbfwd-watchdog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify");
+        let _ = std::fs::remove_file(&path);
+        let systemd = UnixDatagram::bind(&path).unwrap();
+        systemd
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        // 400 ms: checked and fed every 200 ms.
+        let notifier = Arc::new(
+            Notifier::from_values(Some(path.to_str().unwrap()), Some("400000"), None).unwrap(),
+        );
+        let runtime = Runtime::new(Layout {
+            workers: vec![WorkerPlacement {
+                core: None,
+                ingress: None,
+                egress: None,
+                queue: None,
+            }],
+            config: crate::worker::WorkerConfig {
+                idle: crate::worker::IdlePolicy::adaptive(),
+                ..Default::default()
+            },
+            require_up: false,
+        })
+        .unwrap();
+        let supervisor = Supervisor::start(
+            Arc::clone(&notifier),
+            runtime.stats(),
+            runtime.shutdown_flag(),
+            "test".into(),
+        )
+        .unwrap();
+        let stuck = Arc::new(AtomicBool::new(false));
+        let (queue, _feeder, _sink) = MemoryPort::new(MemoryConfig::default()).unwrap().split();
+        let queue = Mutex::new(Some(queue));
+        std::thread::scope(|s| {
+            let running = s.spawn(|| {
+                runtime.run(
+                    |_| Ok(queue.lock().unwrap().take().unwrap()),
+                    |_| Hanging(Arc::clone(&stuck)),
+                )
+            });
+            let mut buf = [0u8; 256];
+            let started = Instant::now();
+            loop {
+                assert!(started.elapsed() < Duration::from_secs(10), "no READY=1");
+                if let Ok(n) = systemd.recv(&mut buf) {
+                    if buf[..n].starts_with(b"READY=1") {
+                        break;
+                    }
+                }
+            }
+            assert!(
+                pings_within(&systemd, Duration::from_millis(1000)) >= 3,
+                "fed while live"
+            );
+            stuck.store(true, Ordering::SeqCst);
+            // The check after the hang began may still see the last
+            // progress; every one after it sees none.
+            std::thread::sleep(Duration::from_millis(450));
+            assert_eq!(
+                pings_within(&systemd, Duration::from_millis(1000)),
+                0,
+                "fed while stuck"
+            );
+            stuck.store(false, Ordering::SeqCst);
+            assert!(
+                pings_within(&systemd, Duration::from_millis(1000)) >= 2,
+                "fed again"
+            );
+            runtime.shutdown_flag().store(true, Ordering::SeqCst);
+            running.join().unwrap().unwrap();
+        });
+        let started = Instant::now();
+        let mut buf = [0u8; 256];
+        loop {
+            assert!(started.elapsed() < Duration::from_secs(5), "no STOPPING=1");
+            if let Ok(n) = systemd.recv(&mut buf) {
+                if buf[..n].starts_with(b"STOPPING=1") {
+                    break;
+                }
+            }
+        }
+        supervisor.stop();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn datagrams_reach_path_and_abstract_sockets() {
         let dir = std::env::temp_dir().join(format!("lbfwd-notify-{}", std::process::id()));
