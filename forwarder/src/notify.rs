@@ -173,7 +173,8 @@ pub fn stopping_message() -> String {
     "STOPPING=1\nSTATUS=stopping: flushing the workers".to_string()
 }
 
-/// How often the supervisor looks at the workers and the shutdown flag.
+/// How often the supervisor looks at the workers and the shutdown flag (more
+/// often under a watchdog shorter than 400 ms).
 pub const SUPERVISOR_TICK: Duration = Duration::from_millis(50);
 
 /// The thread that tells systemd when lbfwd is ready, keeps its watchdog
@@ -256,6 +257,10 @@ fn supervise(
 ) {
     let mut ready = false;
     let half = notifier.watchdog_timeout().map(|t| t / 2);
+    // Look often enough for a short watchdog too (a quarter of its half).
+    let tick = half.map_or(SUPERVISOR_TICK, |h| {
+        (h / 4).clamp(Duration::from_millis(1), SUPERVISOR_TICK)
+    });
     let mut last_check = Instant::now();
     let mut last_polls: Vec<u64> = loops.iter().map(polls).collect();
     let mut stalled_logged = false;
@@ -294,7 +299,7 @@ fn supervise(
                 }
             }
         }
-        std::thread::sleep(SUPERVISOR_TICK);
+        std::thread::sleep(tick);
     }
 }
 
