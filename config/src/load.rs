@@ -34,7 +34,16 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 6] = ["dataplane", "underlay", "control", "flow", "metrics", "log"];
+const SETTINGS_KEYS: [&str; 8] = [
+    "dataplane",
+    "underlay",
+    "control",
+    "flow",
+    "bgp",
+    "announce",
+    "metrics",
+    "log",
+];
 
 impl Config {
     /// Reads, parses and validates a configuration file, resolving the
@@ -75,11 +84,25 @@ impl Config {
         let underlay: Option<UnderlaySection> = parsed.section("underlay", true, &mut errors);
         let control: Option<ControlSection> = parsed.section("control", false, &mut errors);
         let flow: Option<FlowSection> = parsed.section("flow", false, &mut errors);
+        let bgp: Option<Option<crate::bgp::BgpSection>> =
+            parsed.optional_section("bgp", &mut errors);
+        let announce: Option<crate::bgp::AnnounceSection> =
+            parsed.section("announce", false, &mut errors);
         let metrics: Option<MetricsSection> = parsed.section("metrics", false, &mut errors);
         let log: Option<LogSection> = parsed.section("log", false, &mut errors);
         let state = parsed.state(&mut errors);
-        let (Some(dataplane), Some(underlay), Some(control), Some(flow), Some(metrics), Some(log)) =
-            (dataplane, underlay, control, flow, metrics, log)
+        let (
+            Some(dataplane),
+            Some(underlay),
+            Some(control),
+            Some(flow),
+            Some(bgp),
+            Some(announce),
+            Some(metrics),
+            Some(log),
+        ) = (
+            dataplane, underlay, control, flow, bgp, announce, metrics, log,
+        )
         else {
             return Err(errors);
         };
@@ -88,6 +111,8 @@ impl Config {
             underlay,
             control,
             flow,
+            bgp,
+            announce,
             metrics,
             log,
         };

@@ -293,6 +293,12 @@ pub enum Request {
     /// Re-read the config file. Answered with [`Payload::Changed`] or
     /// `validation_failed` (the running state is kept).
     Reload,
+    /// Announcement state: per VIP and per BGP peer. Answered with
+    /// [`Payload::Announce`].
+    Announce,
+    /// Turn announcing on or off (the dataplane keeps forwarding). Answered
+    /// with [`Payload::Announce`].
+    AnnounceSet(crate::announce::AnnounceSet),
 }
 
 impl Request {
@@ -311,6 +317,8 @@ impl Request {
         "drain",
         "export",
         "reload",
+        "announce",
+        "announce_set",
     ];
 
     /// This request's operation name, as sent in `op`.
@@ -329,6 +337,8 @@ impl Request {
             Request::Drain(_) => "drain",
             Request::Export => "export",
             Request::Reload => "reload",
+            Request::Announce => "announce",
+            Request::AnnounceSet(_) => "announce_set",
         }
     }
 
@@ -337,7 +347,13 @@ impl Request {
     pub const fn is_change(&self) -> bool {
         !matches!(
             self,
-            Request::Status | Request::Stats | Request::List(_) | Request::Get(_) | Request::Export
+            Request::Status
+                | Request::Stats
+                | Request::List(_)
+                | Request::Get(_)
+                | Request::Export
+                | Request::Announce
+                | Request::AnnounceSet(_)
         )
     }
 
@@ -613,6 +629,8 @@ pub enum Payload {
     Changed(ChangeSummary),
     /// Answer to [`Request::Export`].
     Exported(Export),
+    /// Answer to [`Request::Announce`] and [`Request::AnnounceSet`].
+    Announce(crate::announce::AnnounceStatus),
 }
 
 /// One response line: the result of one request.
@@ -1325,6 +1343,8 @@ mod tests {
             }),
             Request::Export,
             Request::Reload,
+            Request::Announce,
+            Request::AnnounceSet(crate::announce::AnnounceSet { on: false }),
         ]
     }
 

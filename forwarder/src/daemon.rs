@@ -96,6 +96,7 @@ pub struct Daemon {
     started: Instant,
     notifier: Arc<Notifier>,
     metrics: Arc<Registry>,
+    announcer: std::sync::OnceLock<Arc<crate::announce::Announcer>>,
 }
 
 /// The services around the dataplane: the Prometheus endpoint and the
@@ -369,6 +370,7 @@ impl Daemon {
             started: Instant::now(),
             notifier: Arc::new(Notifier::from_env()?),
             metrics: Arc::new(Registry::default()),
+            announcer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -459,6 +461,12 @@ impl Daemon {
         self.lock().resolved.clone()
     }
 
+    /// Hands the announcer every published state and `lbctl announce`
+    /// (once, before [`serve`](Self::serve)).
+    pub fn set_announcer(&self, announcer: Arc<crate::announce::Announcer>) {
+        let _ = self.announcer.set(announcer);
+    }
+
     /// Seconds since start.
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
@@ -543,6 +551,12 @@ impl Handler for ControlHandler {
                 }))
             }
             Request::Reload => self.reload(),
+            Request::Announce => Ok(Payload::Announce(self.announcer()?.status())),
+            Request::AnnounceSet(s) => self
+                .announcer()?
+                .set_enabled(s.on)
+                .map(Payload::Announce)
+                .map_err(|e| api(ErrorCode::Internal, e)),
             other => match changes_for(&other) {
                 Some(changes) => self.change(&other, &changes?),
                 None => Err(api(
@@ -555,6 +569,15 @@ impl Handler for ControlHandler {
 }
 
 impl ControlHandler {
+    fn announcer(&self) -> Result<&crate::announce::Announcer, ApiError> {
+        self.daemon.announcer.get().map(|a| &**a).ok_or_else(|| {
+            api(
+                ErrorCode::Internal,
+                "this lbfwd has no announcer (it is not `lbfwd run`)",
+            )
+        })
+    }
+
     /// Applies changes all or nothing: validate against the whole resulting
     /// model, publish the new tables, save the state, then answer.
     fn change(&self, request: &Request, changes: &[Change]) -> Result<Payload, ApiError> {
@@ -631,6 +654,11 @@ impl ControlHandler {
         state.config = next;
         state.resolved = resolved;
         out.table_version = version;
+        if let Some(a) = self.daemon.announcer.get() {
+            if let Err(e) = a.update(&state.resolved, &state.config.state.pools) {
+                out.warnings.push(e);
+            }
+        }
         Ok(Payload::Changed(out))
     }
 
@@ -661,7 +689,7 @@ impl ControlHandler {
             return Err(api(
                 ErrorCode::ValidationFailed,
                 format!(
-                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow], [metrics], [log]) changed; \
+                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow], [bgp], [announce], [metrics], [log]) changed; \
                      they take effect on restart only, so nothing was reloaded",
                     self.daemon.config_path.display()
                 ),
