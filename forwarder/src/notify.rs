@@ -329,7 +329,7 @@ mod tests {
     /// A processor that hangs in `begin_burst` while `stuck` is set.
     struct Hanging(Arc<AtomicBool>);
 
-    impl crate::worker::Processor for Hanging {
+    impl crate::io::Processor for Hanging {
         fn begin_burst(&mut self, _now_ns: u64) {
             while self.0.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(5));

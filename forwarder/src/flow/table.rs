@@ -303,7 +303,7 @@ impl<V: Copy + Default> FlowTable<V> {
     /// stage of a burst prefetch; a hint, no effect on the table).
     #[inline(always)]
     pub fn prefetch_bucket(&self, hash: u64) {
-        crate::io::prefetch(&self.meta[(hash & self.mask) as usize]);
+        crate::io::sys::prefetch(&self.meta[(hash & self.mask) as usize]);
     }
 
     /// Starts loading the slot that holds `key` (flow hash `hash`), when the
@@ -317,9 +317,9 @@ impl<V: Copy + Default> FlowTable<V> {
         for i in 0..WAYS {
             if meta.class[i] != 0 && meta.tags[i] == tag {
                 let slot = &self.slots[b * WAYS + i];
-                crate::io::prefetch(slot);
+                crate::io::sys::prefetch(slot);
                 // A slot may straddle two cache lines.
-                crate::io::prefetch(&slot.value);
+                crate::io::sys::prefetch(&slot.value);
             }
         }
     }
@@ -583,7 +583,7 @@ impl<V: Copy + Default> FlowTable<V> {
 fn huge_boxed<T: Clone>(value: T, n: usize) -> Box<[T]> {
     let mut v = Vec::with_capacity(n);
     // Before the first write, so the pages are faulted in huge.
-    crate::io::advise_huge_pages(&mut v);
+    crate::io::sys::advise_huge_pages(&mut v);
     v.resize(n, value);
     v.into_boxed_slice()
 }
