@@ -22,6 +22,7 @@
 
 pub mod change;
 pub mod error;
+pub mod health;
 pub mod load;
 pub mod manifest;
 pub mod model;
@@ -35,6 +36,7 @@ pub mod validate;
 
 pub use change::{Change, ChangeSummary};
 pub use error::{Errors, FieldPath, LocatedError, Location};
+pub use health::{AllUnhealthy, HealthCheck, HealthCheckKind, HealthCheckSpec};
 pub use load::Config;
 pub use model::*;
 pub use origin::{Kind, Origin};
