@@ -82,7 +82,8 @@ pub fn changes_for(request: &Request) -> Option<Result<Vec<Change>, ApiError>> {
         | Request::List(_)
         | Request::Get(_)
         | Request::Export
-        | Request::Reload => return None,
+        | Request::Reload
+        | Request::Health => return None,
         Request::Apply(a) => upserts(a),
         Request::Delete(r) => Ok(vec![Change::Delete {
             kind: r.kind.into(),

@@ -293,6 +293,9 @@ pub enum Request {
     /// Re-read the config file. Answered with [`Payload::Changed`] or
     /// `validation_failed` (the running state is kept).
     Reload,
+    /// The health of every destination with a health check. Answered with
+    /// [`Payload::Health`].
+    Health,
 }
 
 impl Request {
@@ -311,6 +314,7 @@ impl Request {
         "drain",
         "export",
         "reload",
+        "health",
     ];
 
     /// This request's operation name, as sent in `op`.
@@ -329,6 +333,7 @@ impl Request {
             Request::Drain(_) => "drain",
             Request::Export => "export",
             Request::Reload => "reload",
+            Request::Health => "health",
         }
     }
 
@@ -337,7 +342,12 @@ impl Request {
     pub const fn is_change(&self) -> bool {
         !matches!(
             self,
-            Request::Status | Request::Stats | Request::List(_) | Request::Get(_) | Request::Export
+            Request::Status
+                | Request::Stats
+                | Request::List(_)
+                | Request::Get(_)
+                | Request::Export
+                | Request::Health
         )
     }
 
@@ -613,6 +623,9 @@ pub enum Payload {
     Changed(ChangeSummary),
     /// Answer to [`Request::Export`].
     Exported(Export),
+    /// Answer to [`Request::Health`], sorted by load balancer and
+    /// destination.
+    Health(Vec<crate::health::TargetHealth>),
 }
 
 /// One response line: the result of one request.
@@ -712,6 +725,9 @@ pub struct StatusInfo {
     pub table_version: u64,
     /// How many load balancers are configured.
     pub load_balancers: usize,
+    /// Health check totals.
+    #[serde(default)]
+    pub health: crate::health::HealthSummary,
 }
 
 /// One worker thread in [`StatusInfo`].
@@ -846,6 +862,10 @@ pub struct StatsSnapshot {
     pub load_balancers: Vec<LoadBalancerStats>,
     /// Per drop reason (every reason, also those at 0).
     pub drops: Vec<DropStats>,
+    /// Health of every destination with a health check (also those out of
+    /// the tables, which have no traffic counters above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<crate::health::TargetHealth>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1006,6 +1026,9 @@ pub struct DestinationView {
     pub mac: Option<String>,
     /// Maglev weight; 0 means draining.
     pub weight: u32,
+    /// Its health, when the load balancer has a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::DestinationHealth>,
 }
 
 impl From<&Destination> for DestinationView {
@@ -1016,6 +1039,7 @@ impl From<&Destination> for DestinationView {
             underlay: d.underlay,
             mac: d.mac.as_ref().map(format_mac),
             weight: d.weight,
+            health: None,
         }
     }
 }
