@@ -896,7 +896,7 @@ fn map_document(ctx: &mut DocCtx<'_>, value: serde_yaml::Value) -> Option<Vec<Ob
             let health_check = match a.get(ANNOTATION_HEALTH_CHECK) {
                 None => None,
                 Some(v) => match crate::health::HealthCheckSpec::from_annotation(v) {
-                    Ok(spec) => Some(spec),
+                    Ok(spec) => Some(Box::new(spec)),
                     Err(reason) => {
                         ctx.err_path(
                             &ann_path(ANNOTATION_HEALTH_CHECK),

@@ -268,7 +268,7 @@ pub struct LoadBalancerSpec {
     /// Active health check of its destinations (see [`crate::health`]);
     /// unset: none, every destination counts as healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<crate::health::HealthCheckSpec>,
+    pub health_check: Option<Box<crate::health::HealthCheckSpec>>,
     /// Where it was read from.
     #[serde(skip)]
     pub origin: Origin,

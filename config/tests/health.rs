@@ -107,7 +107,7 @@ fn annotation_loads_and_bad_one_is_located() {
         manifest("kind=tcp,port=80,interval_ms=500,timeout_ms=900"),
     )
     .unwrap();
-    let e: Vec<String> = Config::load_with_manifests(&base, &[bad.clone()])
+    let e: Vec<String> = Config::load_with_manifests(&base, std::slice::from_ref(&bad))
         .unwrap_err()
         .0
         .iter()

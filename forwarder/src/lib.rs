@@ -10,6 +10,7 @@ pub mod dataplane;
 pub mod flow;
 pub mod frag;
 pub mod frame;
+pub mod health;
 pub mod io;
 pub mod maglev;
 pub mod pipeline;
