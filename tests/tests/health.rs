@@ -280,6 +280,22 @@ fn tcp_dead_server_leaves_within_a_second_and_returns_after_rise() {
         !seen.contains("be1"),
         "a new connection went to the dead be1: {seen:?}"
     );
+    let table = w.lbfwd.lbctl(&["health"]).expect("lbctl health");
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.contains("be1") && l.contains("unhealthy (out of table)")),
+        "lbctl health:\n{}",
+        table.stdout
+    );
+    eprintln!("lbctl health:\n{}", table.stdout);
+    let routing = w
+        .lbfwd
+        .lbctl(&["routing", "get", "web"])
+        .expect("lbctl routing get");
+    assert!(routing.stdout.contains("HEALTH"), "{}", routing.stdout);
+    eprintln!("lbctl routing get web:\n{}", routing.stdout);
     // lbctl lb get shows it too.
     let lb = lbctl_json(&w, &["lb", "get", "web"]);
     let dests = lb["status"]["load_balancer"]["destinations"]

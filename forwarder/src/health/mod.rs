@@ -195,6 +195,7 @@ pub type OnChange = Box<dyn Fn() + Send + Sync>;
 pub struct HealthMonitor {
     book: Mutex<Book>,
     prober: Mutex<Option<prober::ProberHandle>>,
+    listeners: Mutex<Vec<OnChange>>,
 }
 
 impl std::fmt::Debug for HealthMonitor {
@@ -219,6 +220,7 @@ impl HealthMonitor {
         HealthMonitor {
             book: Mutex::new(Book::default()),
             prober: Mutex::new(None),
+            listeners: Mutex::new(Vec::new()),
         }
     }
 
@@ -388,6 +390,29 @@ impl HealthMonitor {
             *slot = Some(prober::spawn(Arc::clone(self), underlay, on_change)?);
         }
         Ok(())
+    }
+
+    /// Registers `f`, called from the prober thread after the tables were
+    /// published for a health change (whenever
+    /// [`HealthMonitor::usable_destinations`] may have changed): for the
+    /// announcer, which withdraws a VIP without usable destinations.
+    pub fn add_listener(&self, f: OnChange) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
+    }
+
+    /// Calls every listener (the prober, after a publication).
+    pub(crate) fn notify_listeners(&self) {
+        for f in self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            f();
+        }
     }
 
     /// Stops the prober thread and waits for it.

@@ -446,6 +446,7 @@ impl Prober {
         }
         if self.monitor.apply_results(std::mem::take(results)) {
             (self.on_change)();
+            self.monitor.notify_listeners();
         }
     }
 }
