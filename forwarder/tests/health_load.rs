@@ -29,8 +29,8 @@ fn ticks_per_sec() -> f64 {
     100.0
 }
 
-/// utime + stime of this process's thread named `name`, in seconds.
-fn thread_cpu(name: &str) -> Option<f64> {
+/// (utime, stime) of this process's thread named `name`, in seconds.
+fn thread_cpu(name: &str) -> Option<(f64, f64)> {
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let dir = task.ok()?.path();
         let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
@@ -43,7 +43,7 @@ fn thread_cpu(name: &str) -> Option<f64> {
         let f: Vec<&str> = rest.split_whitespace().collect();
         let utime: f64 = f.get(11)?.parse().ok()?;
         let stime: f64 = f.get(12)?.parse().ok()?;
-        return Some((utime + stime) / ticks_per_sec());
+        return Some((utime / ticks_per_sec(), stime / ticks_per_sec()));
     }
     None
 }
@@ -152,14 +152,17 @@ fn measure(kind: HealthCheckKind) {
         .iter()
         .filter(|t| t.health.state == lbfwd_control::health::HealthState::Healthy)
         .count();
-    let share = (cpu1 - cpu0) / wall;
+    let (user, sys) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
+    let share = (user + sys) / wall;
     eprintln!(
         "{}: {TARGETS} targets every 500 ms for {wall:.1} s: {sent} probes ({:.0}/s), {failed} failed; \
-         prober thread CPU {:.1}% of one core ({:.1} us per probe); RSS +{} KiB",
+         prober thread CPU {:.1}% of one core ({:.1}% user, {:.1}% system; {:.1} us per probe); RSS +{} KiB",
         kind.as_str(),
         sent as f64 / (wall + 0.1),
         share * 100.0,
-        (cpu1 - cpu0) * 1e6 / sent.max(1) as f64,
+        user / wall * 100.0,
+        sys / wall * 100.0,
+        (user + sys) * 1e6 / sent.max(1) as f64,
         rss1.saturating_sub(rss0)
     );
     let reasons: std::collections::BTreeSet<String> = list
