@@ -1349,6 +1349,7 @@ mod tests {
             }),
             Request::Export,
             Request::Reload,
+            Request::Health,
         ]
     }
 
