@@ -13,7 +13,7 @@
 
 use lbfwd_tests::client::{http_many, url, Transfer};
 use lbfwd_tests::{
-    lbfwd_binaries, require_root, serial, Backend, ConfigOptions, Lbfwd, Node, Topology,
+    lbfwd_binaries, require_root, serial, Backend, ConfigOptions, FlowProbe, Lbfwd, Node, Topology,
     TopologyInfo,
 };
 use serde_json::Value;
@@ -252,6 +252,17 @@ fn tcp_dead_server_leaves_within_a_second_and_returns_after_rise() {
         3,
         "30 connections reach every backend: {seen:?}"
     );
+    // Long-lived connections to the VIP's port 80 on every backend.
+    let (mut probe, conns) = FlowProbe::start_covering(
+        &topo,
+        &[topo.vip4()],
+        12,
+        &["be1", "be2", "be3"],
+        48,
+        Duration::from_secs(10),
+    )
+    .expect("flow probe");
+    assert!(conns.iter().all(|c| c.backend.is_some()), "{conns:?}");
     let v0 = table_version(&w);
 
     stop_server(&mut w, 1);
@@ -275,6 +286,26 @@ fn tcp_dead_server_leaves_within_a_second_and_returns_after_rise() {
         v0 + 1,
         "one publication for the state change"
     );
+    probe.mark().expect("mark the flow probe");
+    std::thread::sleep(Duration::from_secs(1));
+    // Only be1's flows moved: they are picked again (be1 is dead), so the
+    // backend they land on resets them; every other flow stays put.
+    for c in probe
+        .finish(Duration::from_secs(60))
+        .expect("flow probe summary")
+    {
+        let on = c.backend.clone().unwrap_or_default();
+        if on == "be1" {
+            assert!(
+                c.error.is_some() && c.ok_after == 0,
+                "a flow stayed on the dead be1: {c:?}"
+            );
+        } else {
+            assert!(c.error.is_none(), "a flow on {on} broke: {c:?}");
+            assert_eq!(c.seen, vec![on.clone()], "a flow on {on} moved: {c:?}");
+            assert!(c.ok_after >= 3, "a flow on {on} went idle: {c:?}");
+        }
+    }
     let seen = backends(&fresh(&topo, PORT, 30));
     assert!(
         !seen.contains("be1"),
