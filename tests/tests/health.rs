@@ -409,6 +409,20 @@ fn lost_probes_move_nothing_and_a_black_hole_times_out() {
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(state(&w, "web", "be1"), "healthy", "lost probes moved be1");
     assert_eq!(table_version(&w), v0, "lost probes published tables");
+    // Flapping faster than fall: about one interval black-holed, then
+    // more than one answered, three times over; the table never changes.
+    for _ in 0..3 {
+        route("add");
+        std::thread::sleep(Duration::from_millis(300));
+        route("del");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        state(&w, "web", "be1"),
+        "healthy",
+        "a flapping be1 was moved"
+    );
+    assert_eq!(table_version(&w), v0, "a flapping be1 changed the table");
     // Held longer, the timeouts take it out.
     route("add");
     let took = wait_state(&w, "web", "be1", "unhealthy", Duration::from_secs(5));
