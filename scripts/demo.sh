@@ -10,7 +10,8 @@
 #   client ── router ── lb (lbfwd)        VIPs 203.0.113.10, 2001:db8:100::10
 #                 └──── be1, be2, be3     VXLAN VNI 100, servers on the VIPs
 #
-# The router sends VIP traffic to the lb node; lbfwd picks a backend
+# The router learns the VIPs from lbfwd over BGP (its own BIRD 2 peers with
+# the BIRD that lbfwd runs) and sends VIP traffic to the lb node; lbfwd picks a backend
 # (Maglev), wraps the packet in VXLAN toward it; the backend's kernel
 # unwraps it and its server answers the client directly (direct server
 # return). Everything is deleted on exit.
@@ -85,8 +86,43 @@ cat <<EOF
    VIPs     $T_VIP4, $T_VIP6 (TCP 80 and UDP 1024-2048 allowed)
 EOF
 
+echo "== the router learns the VIPs over BGP: its own BIRD 2 (AS 65000) peers with lbfwd's (AS 65001)"
+# topo.sh gives the router static routes to the VIPs; here BGP replaces them.
+ip -n "$P-router" route del "$T_VIP4/32" 2>/dev/null || true
+ip -n "$P-router" -6 route del "$T_VIP6/128" 2>/dev/null || true
+cat >"$ST/router-bird.conf" <<EOF
+router id $T_ROUTER_LB_IP4;
+protocol device { scan time 5; }
+protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }
+protocol kernel { ipv6 { import none; export where source = RTS_BGP; }; merge paths on; }
+protocol bfd { interface "$T_ROUTER_LB_DEV" { min rx interval 100 ms; min tx interval 100 ms; }; }
+template bgp lbfwd { local as 65000; direct; hold time 9; keepalive time 3; bfd on; }
+protocol bgp lb_v4 from lbfwd { neighbor $T_LB_IP4 as 65001; ipv4 { import all; export none; }; }
+protocol bgp lb_v6 from lbfwd { neighbor $T_LB_IP6 as 65001; ipv6 { import all; export none; }; }
+EOF
+ip netns exec "$P-router" bird -f -c "$ST/router-bird.conf" -s "$ST/router-bird.ctl" -P "$ST/router-bird.pid" \
+  </dev/null >"$ST/router-bird.log" 2>&1 &
+ROUTER_BIRD="birdc -s $ST/router-bird.ctl"
+
 CONFIG="$ST/lbfwd.toml"
 topo_config "$P" --backend "$BACKEND" >"$CONFIG"
+cat >>"$CONFIG" <<EOF
+
+[bgp]
+asn = 65001
+router_id = "$T_LB_IP4"
+shutdown_delay_s = 1
+
+[[bgp.peer]]
+address = "$T_ROUTER_LB_IP4"
+asn = 65000
+bfd = true
+
+[[bgp.peer]]
+address = "$T_ROUTER_LB_IP6"
+asn = 65000
+bfd = true
+EOF
 echo "== lbfwd check --config $CONFIG"
 "$LBFWD" check --config "$CONFIG"
 
@@ -111,8 +147,16 @@ done
 if [ -z "$ready" ]; then
   echo "demo.sh: FAILED: lbfwd runs but the VIP did not answer within 30 s. Its output so far:"
   sed 's/^/    /' "$ST/lbfwd.log"
+  echo "   the router's BGP sessions:"
+  $ROUTER_BIRD show protocols 2>&1 | sed 's/^/    /' || true
   exit 1
 fi
+
+echo "== the router's routes to the VIPs, learned from lbfwd over BGP (birdc show route)"
+$ROUTER_BIRD show route "$T_VIP4/32" all | sed 's/^/   /'
+$ROUTER_BIRD show route "$T_VIP6/128" | sed 's/^/   /'
+echo "== lbctl announce (lbfwd's side: per VIP, per peer)"
+"$LBCTL" --socket "$ST/lbfwd.sock" announce | sed 's/^/   /'
 
 failed=0
 declare -A count=()

@@ -33,7 +33,14 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 4] = ["dataplane", "underlay", "control", "flow"];
+const SETTINGS_KEYS: [&str; 6] = [
+    "dataplane",
+    "underlay",
+    "control",
+    "flow",
+    "bgp",
+    "announce",
+];
 
 impl Config {
     /// Reads, parses and validates a configuration file, resolving the
@@ -74,9 +81,13 @@ impl Config {
         let underlay: Option<UnderlaySection> = parsed.section("underlay", true, &mut errors);
         let control: Option<ControlSection> = parsed.section("control", false, &mut errors);
         let flow: Option<FlowSection> = parsed.section("flow", false, &mut errors);
+        let bgp: Option<Option<crate::bgp::BgpSection>> =
+            parsed.optional_section("bgp", &mut errors);
+        let announce: Option<crate::bgp::AnnounceSection> =
+            parsed.section("announce", false, &mut errors);
         let state = parsed.state(&mut errors);
-        let (Some(dataplane), Some(underlay), Some(control), Some(flow)) =
-            (dataplane, underlay, control, flow)
+        let (Some(dataplane), Some(underlay), Some(control), Some(flow), Some(bgp), Some(announce)) =
+            (dataplane, underlay, control, flow, bgp, announce)
         else {
             return Err(errors);
         };
@@ -85,6 +96,8 @@ impl Config {
             underlay,
             control,
             flow,
+            bgp,
+            announce,
         };
         let root = Origin::toml(&parsed.source, FieldPath::root(), Kind::Pool);
         match input.validate(&root) {

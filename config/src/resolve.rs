@@ -331,6 +331,9 @@ impl DesiredState {
                     Problem::Invalid("a pool needs at least one address".into()),
                 );
             }
+            for (rel, problem) in p.bgp.problems() {
+                ctx.err(&p.origin, Kind::Pool, &p.name, &rel, problem);
+            }
             let mut ranges = Vec::new();
             for (ei, entry) in p.addresses.iter().enumerate() {
                 match AddrRange::parse(entry) {

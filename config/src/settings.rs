@@ -29,6 +29,15 @@ pub struct SettingsInput {
     /// `[flow]`: flow table and fragment handling.
     #[serde(default)]
     pub flow: FlowSection,
+    /// `[bgp]`: the managed BIRD and its peers (see [`crate::bgp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<crate::bgp::BgpSection>,
+    /// `[announce]`: announcing at start or not.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::bgp::AnnounceSection::is_default"
+    )]
+    pub announce: crate::bgp::AnnounceSection,
 }
 
 /// A packet I/O backend.
@@ -370,6 +379,10 @@ pub struct Settings {
     pub control: Control,
     /// Flow table and fragments.
     pub flow: Flow,
+    /// The BGP speaker, when `[bgp]` is present.
+    pub bgp: Option<crate::bgp::Bgp>,
+    /// Announcing at start.
+    pub announce: crate::bgp::Announce,
 }
 
 /// Validated `[dataplane]`.
@@ -687,6 +700,16 @@ impl SettingsInput {
             );
         }
 
+        let socket_dir = ctl
+            .socket
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let bgp = self.bgp.as_ref().and_then(|b| {
+            crate::bgp::validate_bgp(b, (source_ipv4, source_ipv6), &socket_dir, &mut |p, e| {
+                c.err(p, e)
+            })
+        });
         let Some(next_hop_mac) = next_hop_mac else {
             return Err(c.errors);
         };
@@ -727,6 +750,8 @@ impl SettingsInput {
                 fragment_timeout: std::time::Duration::from_millis(f.fragment_timeout_ms),
                 icmp_too_big_rate: f.icmp_too_big_rate.min(u32::MAX as u64) as u32,
             },
+            bgp,
+            announce: self.announce.validate(),
         };
         c.errors.into_result(settings)
     }

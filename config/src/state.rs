@@ -76,6 +76,10 @@ pub struct PoolSpec {
     /// When unset, the pool is public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// Whether and how its addresses are announced over BGP (see
+    /// [`crate::bgp::PoolBgp`]).
+    #[serde(default, skip_serializing_if = "crate::bgp::PoolBgp::is_default")]
+    pub bgp: crate::bgp::PoolBgp,
     /// Where it was read from.
     #[serde(skip)]
     pub origin: Origin,

@@ -183,6 +183,19 @@ impl Parsed {
         }
     }
 
+    /// A section that may be absent as a whole (`[bgp]`): `Some(None)` when
+    /// it is, `None` when it is there but invalid (the error is in `errors`).
+    pub(crate) fn optional_section<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        errors: &mut Errors,
+    ) -> Option<Option<T>> {
+        match self.doc().get(key) {
+            None => Some(None),
+            Some(item) => self.de(item, &FieldPath::root().key(key), errors).map(Some),
+        }
+    }
+
     fn array<T: DeserializeOwned + HasOrigin>(&self, kind: Kind, errors: &mut Errors) -> Vec<T> {
         let key = kind.toml_key();
         let base = FieldPath::root().key(key);

@@ -83,7 +83,9 @@ pub fn changes_for(request: &Request) -> Option<Result<Vec<Change>, ApiError>> {
         | Request::Get(_)
         | Request::Export
         | Request::Reload
-        | Request::Health => return None,
+        | Request::Health
+        | Request::Announce
+        | Request::AnnounceSet(_) => return None,
         Request::Apply(a) => upserts(a),
         Request::Delete(r) => Ok(vec![Change::Delete {
             kind: r.kind.into(),

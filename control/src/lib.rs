@@ -15,6 +15,7 @@
 //! Dependencies point `config` <- `control` <- `forwarder`: this crate knows
 //! the model's resolved types (to present them) but never the dataplane.
 
+pub mod announce;
 pub mod client;
 pub mod convert;
 pub mod health;

@@ -296,6 +296,12 @@ pub enum Request {
     /// The health of every destination with a health check. Answered with
     /// [`Payload::Health`].
     Health,
+    /// Announcement state: per VIP and per BGP peer. Answered with
+    /// [`Payload::Announce`].
+    Announce,
+    /// Turn announcing on or off (the dataplane keeps forwarding). Answered
+    /// with [`Payload::Announce`].
+    AnnounceSet(crate::announce::AnnounceSet),
 }
 
 impl Request {
@@ -315,6 +321,8 @@ impl Request {
         "export",
         "reload",
         "health",
+        "announce",
+        "announce_set",
     ];
 
     /// This request's operation name, as sent in `op`.
@@ -334,6 +342,8 @@ impl Request {
             Request::Export => "export",
             Request::Reload => "reload",
             Request::Health => "health",
+            Request::Announce => "announce",
+            Request::AnnounceSet(_) => "announce_set",
         }
     }
 
@@ -348,6 +358,8 @@ impl Request {
                 | Request::Get(_)
                 | Request::Export
                 | Request::Health
+                | Request::Announce
+                | Request::AnnounceSet(_)
         )
     }
 
@@ -626,6 +638,8 @@ pub enum Payload {
     /// Answer to [`Request::Health`], sorted by load balancer and
     /// destination.
     Health(Vec<crate::health::TargetHealth>),
+    /// Answer to [`Request::Announce`] and [`Request::AnnounceSet`].
+    Announce(crate::announce::AnnounceStatus),
 }
 
 /// One response line: the result of one request.
@@ -1350,6 +1364,8 @@ mod tests {
             Request::Export,
             Request::Reload,
             Request::Health,
+            Request::Announce,
+            Request::AnnounceSet(crate::announce::AnnounceSet { on: false }),
         ]
     }
 

@@ -78,6 +78,7 @@ pub struct Daemon {
     state: Mutex<State>,
     started: Instant,
     health: Arc<HealthMonitor>,
+    announcer: std::sync::OnceLock<Arc<crate::announce::Announcer>>,
 }
 
 /// Writes `text` to `dir/name` atomically: temporary file, fsync, keep the
@@ -327,6 +328,7 @@ impl Daemon {
             }),
             started: Instant::now(),
             health,
+            announcer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -349,6 +351,12 @@ impl Daemon {
     /// weight > 0, not unhealthy), what the announcer withdraws a VIP on.
     pub fn health(&self) -> &Arc<HealthMonitor> {
         &self.health
+    }
+
+    /// Hands the announcer every published state and `lbctl announce`
+    /// (once, before [`serve`](Self::serve)).
+    pub fn set_announcer(&self, announcer: Arc<crate::announce::Announcer>) {
+        let _ = self.announcer.set(announcer);
     }
 
     /// Seconds since start.
@@ -397,6 +405,14 @@ impl Daemon {
                             publish_to.publish(&daemon.health.effective(&state.resolved))
                         {
                             eprintln!("lbfwd: health: cannot publish the tables: {e}");
+                        }
+                        // A load balancer without a healthy destination is
+                        // withdrawn (also when the dataplane fails open).
+                        if let Some(a) = daemon.announcer.get() {
+                            let usable = daemon.health.without_unhealthy(&state.resolved);
+                            if let Err(e) = a.update(&usable, &state.config.state.pools) {
+                                eprintln!("lbfwd: health: announce: {e}");
+                            }
                         }
                     }
                 }),
@@ -458,6 +474,12 @@ impl Handler for ControlHandler {
             }
             Request::Reload => self.reload(),
             Request::Health => Ok(Payload::Health(self.daemon.health.list())),
+            Request::Announce => Ok(Payload::Announce(self.announcer()?.status())),
+            Request::AnnounceSet(s) => self
+                .announcer()?
+                .set_enabled(s.on)
+                .map(Payload::Announce)
+                .map_err(|e| api(ErrorCode::Internal, e)),
             other => match changes_for(&other) {
                 Some(changes) => self.change(&other, &changes?),
                 None => Err(api(
@@ -470,6 +492,15 @@ impl Handler for ControlHandler {
 }
 
 impl ControlHandler {
+    fn announcer(&self) -> Result<&crate::announce::Announcer, ApiError> {
+        self.daemon.announcer.get().map(|a| &**a).ok_or_else(|| {
+            api(
+                ErrorCode::Internal,
+                "this lbfwd has no announcer (it is not `lbfwd run`)",
+            )
+        })
+    }
+
     /// Applies changes all or nothing: validate against the whole resulting
     /// model, publish the new tables, save the state, then answer.
     fn change(&self, request: &Request, changes: &[Change]) -> Result<Payload, ApiError> {
@@ -551,6 +582,12 @@ impl ControlHandler {
         state.config = next;
         state.resolved = resolved;
         out.table_version = version;
+        if let Some(a) = self.daemon.announcer.get() {
+            let usable = health.without_unhealthy(&state.resolved);
+            if let Err(e) = a.update(&usable, &state.config.state.pools) {
+                out.warnings.push(e);
+            }
+        }
         Ok(Payload::Changed(out))
     }
 
@@ -562,7 +599,7 @@ impl ControlHandler {
             return Err(api(
                 ErrorCode::ValidationFailed,
                 format!(
-                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow]) changed; \
+                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow], [bgp], [announce]) changed; \
                      they take effect on restart only, so nothing was reloaded",
                     self.daemon.config_path.display()
                 ),

@@ -2,6 +2,7 @@
 //! pipeline, Maglev tables, per-worker flow state, packet I/O backends and the
 //! pinned poll-mode worker loop.
 
+pub mod announce;
 pub mod conntrack;
 pub mod counters;
 pub mod daemon;

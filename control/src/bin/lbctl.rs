@@ -5,7 +5,7 @@
 //! `routing`, plus `lbctl nic label NAME key=value...`, `lbctl nic unlabel
 //! NAME key...`, `lbctl weight LB DEST N`, `lbctl drain LB DEST`, `lbctl apply
 //! -f FILE...`, `lbctl export`, `lbctl reload`, `lbctl status`, `lbctl
-//! stats`, `lbctl health`, `lbctl completions SHELL`.
+//! stats`, `lbctl health`, `lbctl announce [on|off]`, `lbctl completions SHELL`.
 //!
 //! Output: aligned tables for people (`-o table`, the default) or JSON for
 //! scripts (`-o json`: the payload on stdout; an error as `{"error":{...}}`
@@ -32,6 +32,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use lbfwd_control::announce::{AnnounceSet, AnnounceStatus};
 use lbfwd_control::client::{Client, ClientError, DEFAULT_SOCKET, SOCKET_ENV};
 use lbfwd_control::protocol::{
     ApiError, ApplyDocument, ApplyDocuments, ApplyObjects, ChangeSummary, Counter, DocumentFormat,
@@ -137,11 +138,28 @@ enum Command {
     /// Health of every destination with a health check: state, since when,
     /// last failure, probe counters.
     Health,
+    /// Announcement of the VIPs: without argument, per VIP whether it is
+    /// announced (and why not) and per BGP peer the session; `on` / `off`
+    /// announce again / withdraw everything (the dataplane keeps forwarding).
+    Announce {
+        /// Turn announcing on or off.
+        #[arg(value_enum)]
+        switch: Option<OnOff>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `lbctl announce on|off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    /// Announce every VIP with a usable destination.
+    On,
+    /// Withdraw every VIP.
+    Off,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +369,10 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Export => Request::Export,
         Command::Reload => Request::Reload,
         Command::Health => Request::Health,
+        Command::Announce { switch: None } => Request::Announce,
+        Command::Announce { switch: Some(s) } => {
+            Request::AnnounceSet(AnnounceSet { on: s == OnOff::On })
+        }
     };
     let payload = client.call(&request)?;
     Ok(match cli.output {
@@ -363,6 +385,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 Payload::Changed(c) => serde_json::to_value(c),
                 Payload::Exported(e) => serde_json::to_value(e),
                 Payload::Health(h) => serde_json::to_value(h),
+                Payload::Announce(a) => serde_json::to_value(a),
             }
             .unwrap_or(Value::Null);
             let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -551,6 +574,7 @@ fn render(payload: &Payload) -> String {
         Payload::Object(o) => render_object(o, &mut out),
         Payload::Changed(c) => render_change(c, &mut out),
         Payload::Health(h) => render_health(h, &mut out),
+        Payload::Announce(a) => render_announce(a, &mut out),
         Payload::Exported(e) => {
             out.push_str(&e.toml);
             if !e.toml.ends_with('\n') {
@@ -559,6 +583,72 @@ fn render(payload: &Payload) -> String {
         }
     }
     out
+}
+
+fn render_announce(a: &AnnounceStatus, out: &mut String) {
+    let state = match (a.shutting_down, a.enabled) {
+        (true, _) => "off (shutting down)",
+        (false, true) => "on",
+        (false, false) => "off",
+    };
+    let _ = writeln!(out, "announcing  {state}");
+    if let Some(b) = &a.bgp {
+        let bird = match (&b.external_socket, b.bird_pid) {
+            (Some(s), _) => format!("operator-run, socket {}", s.display()),
+            (None, Some(pid)) => format!("running (pid {pid})"),
+            (None, None) => "not running".into(),
+        };
+        let _ = writeln!(out, "bgp         AS {}, router id {}", b.asn, b.router_id);
+        let _ = writeln!(
+            out,
+            "bird        {bird}, restarted {} time(s){}",
+            b.bird_restarts,
+            b.last_error
+                .as_ref()
+                .map(|e| format!("; {e}"))
+                .unwrap_or_default()
+        );
+    }
+    out.push('\n');
+    let mut t = Table::new(&["VIP", "LOAD BALANCER", "POOL", "ANNOUNCED", "WHY NOT"]);
+    for v in &a.vips {
+        t.row(vec![
+            v.address.to_string(),
+            v.load_balancer.clone(),
+            v.pool.clone().unwrap_or_else(|| "-".into()),
+            if v.announced { "yes" } else { "no" }.into(),
+            v.reason.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    t.render(out);
+    if let Some(b) = &a.bgp {
+        out.push('\n');
+        let mut t = Table::new(&[
+            "PEER",
+            "ADDRESS",
+            "AS",
+            "STATE",
+            "SINCE",
+            "SENT",
+            "BFD",
+            "LAST ERROR",
+        ]);
+        for p in &b.peers {
+            t.row(vec![
+                p.name.clone(),
+                p.address.to_string(),
+                p.asn.to_string(),
+                p.state.clone(),
+                p.since_secs.map(duration).unwrap_or_else(|| "-".into()),
+                p.prefixes_sent
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                if p.bfd { "on" } else { "off" }.into(),
+                p.last_error.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.render(out);
+    }
 }
 
 fn duration(secs: u64) -> String {

@@ -399,6 +399,19 @@ impl lbfwd_control::Handler for MemHandler {
                 table_version: self.table_version.load(Ordering::SeqCst),
                 ..ChangeSummary::default()
             })),
+            // The announcer is the daemon's; its real answers are tested
+            // against a running lbfwd with BIRD (tests/tests/bgp.rs).
+            Request::Announce | Request::AnnounceSet(_) => {
+                Ok(Payload::Announce(lbfwd_control::announce::AnnounceStatus {
+                    enabled: !matches!(
+                        request,
+                        Request::AnnounceSet(lbfwd_control::announce::AnnounceSet { on: false })
+                    ),
+                    shutting_down: false,
+                    vips: Vec::new(),
+                    bgp: None,
+                }))
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::cmd::{error_chain, ConfigArgs};
 use lbfwd_config::settings::Idle;
+use lbfwd_forwarder::announce::{self, Announcer};
 use lbfwd_forwarder::daemon::{Daemon, DaemonError};
 use lbfwd_forwarder::dataplane::{Dataplane, VipSink};
 use lbfwd_forwarder::io::open::{queue_places, Backend, OpenOptions, RunQueues};
@@ -99,9 +100,14 @@ fn run(args: &Args) -> Result<(), String> {
         require_up: true,
     };
     let runtime = Runtime::new(layout).map_err(|e| error_chain(&e))?;
-    runtime
-        .install_signal_handlers()
-        .map_err(|e| error_chain(&e))?;
+    let announcer = Announcer::new(&config.settings, &daemon.resolved(), &config.state.pools);
+    match announcer.shutdown_delay() {
+        Some(_) => announce::install_graceful_shutdown(&announcer, runtime.shutdown_flag())
+            .map_err(|e| format!("cannot install the signal handlers: {e}"))?,
+        None => runtime
+            .install_signal_handlers()
+            .map_err(|e| error_chain(&e))?,
+    }
     let egress = dp
         .egress_interface
         .clone()
@@ -131,6 +137,12 @@ fn run(args: &Args) -> Result<(), String> {
     let control = daemon
         .serve(Arc::clone(&dataplane), runtime.layout().clone())
         .map_err(|e| error_chain(&e))?;
+    // After the socket lock: a second lbfwd on this socket must not touch
+    // the first one's BIRD. Changes from now on reach the announcer; BIRD
+    // starts with the state current when it starts.
+    daemon.set_announcer(Arc::clone(&announcer));
+    announcer.start_bird().map_err(|e| error_chain(&e))?;
+    announce::announce_when_running(&announcer, runtime.stats());
     eprintln!(
         "lbfwd: {} backend, {} worker(s), {} load balancer(s), control socket {}",
         dp.backend,
@@ -161,6 +173,7 @@ fn run(args: &Args) -> Result<(), String> {
         make_pipeline,
     });
     control.shutdown();
+    announcer.stop();
     let report = result.map_err(|e| error_chain(&e))?;
     let tables = dataplane.current();
     let views: Vec<WorkerView<'_>> = dataplane

@@ -313,6 +313,25 @@ impl HealthMonitor {
         out
     }
 
+    /// `resolved` with every unhealthy destination removed, fail-open or
+    /// not: what the announcer plans on (a load balancer whose every
+    /// destination with weight > 0 is unhealthy has no usable destination
+    /// there, so its VIPs are withdrawn).
+    pub fn without_unhealthy(&self, resolved: &Resolved) -> Resolved {
+        let book = self.book();
+        let mut out = resolved.clone();
+        for lb in &mut out.load_balancers {
+            if let Some(h) = book.lbs.get(&lb.name) {
+                lb.destinations.retain(|d| {
+                    h.targets
+                        .get(&(d.name.clone(), d.uid.clone()))
+                        .is_none_or(Record::usable_state)
+                });
+            }
+        }
+        out
+    }
+
     /// The destinations of `lb` that can take new flows: Available (every
     /// resolved destination is), weight > 0, and not unhealthy. Empty means
     /// the VIPs of `lb` should not be announced (also when the dataplane

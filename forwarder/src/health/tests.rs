@@ -149,6 +149,10 @@ fn all_unhealthy_fails_open_by_default() {
     assert_eq!(names(&m.effective(&r)), ["be1", "be2", "be3"]);
     assert!(m.usable_destinations(&r.load_balancers[0]).is_empty());
     assert_eq!(m.summary().load_balancers_down, 1);
+    // The announcer plans on the healthy ones only: be3 is drained, so
+    // nothing is usable and the VIP is withdrawn although forwarding
+    // fails open.
+    assert_eq!(names(&m.without_unhealthy(&r)), ["be3"]);
     assert!(m
         .list()
         .iter()

@@ -1,0 +1,582 @@
+//! BGP announcement end to end: two lbfwd appliances, each with the BIRD 2
+//! it manages, peer with a router namespace running its own BIRD 2, which
+//! installs the VIPs as ECMP routes into its kernel (L4 hash); a client
+//! behind the router keeps HTTP connections alive through both appliances
+//! to VXLAN backends (the kernel decapsulates). Network:
+//! `scripts/lib/topo-ecmp.sh`.
+//!
+//! One network, the issue's five checks in order, each with a time bound:
+//! 1. both appliances are next hops of both VIPs;
+//! 2. `kill -9` of an appliance: its routes go, its BIRD with it, and the
+//!    connections through it carry on through the other (same target);
+//!    the same when its link goes down silently, with BFD: within a second;
+//! 3. restarted, it is announced again;
+//! 4. a load balancer without a usable destination is withdrawn, and
+//!    announced again when one returns (the sessions stay up);
+//! 5. `lbctl announce off` and SIGTERM withdraw without breaking a
+//!    connection; plus: BIRD killed under lbfwd is restarted.
+//!
+//! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test bgp -- --nocapture` as root.
+
+use lbfwd_tests::cmd::{self, Output};
+use lbfwd_tests::{
+    lbfwd_binaries, require_root, workspace_root, Backend, Binaries, FlowProbe, Node, Topology,
+    TopologyInfo,
+};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The network's prefix (unique to this test).
+const PREFIX: &str = "bgpe";
+/// Per-request limit of the kept-alive connections: longer than any
+/// rerouting here, so a connection fails only if it really broke.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An lbfwd appliance (`lbN` of the network) with its BIRD.
+struct Appliance {
+    topo: Arc<TopologyInfo>,
+    bins: Binaries,
+    n: u8,
+    config: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+    runs: u32,
+}
+
+impl Appliance {
+    fn start(topo: &Topology, bins: &Binaries, n: u8) -> Appliance {
+        let info = topo.info();
+        let text = info
+            .script("config", &[&n.to_string()])
+            .and_then(Output::checked)
+            .expect("topo-ecmp.sh config")
+            .stdout;
+        let config = info.state_dir().join(format!("lb{n}/lbfwd.toml"));
+        std::fs::write(&config, text).expect("write the config");
+        let mut a = Appliance {
+            topo: info,
+            bins: bins.clone(),
+            n,
+            config,
+            child: None,
+            log: PathBuf::new(),
+            runs: 0,
+        };
+        a.spawn();
+        a
+    }
+
+    fn ns(&self) -> String {
+        format!("{}-lb{}", self.topo.prefix(), self.n)
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        self.log = self
+            .topo
+            .state_dir()
+            .join(format!("lb{}/lbfwd.{}.log", self.n, self.runs));
+        let out = File::create(&self.log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns()])
+            .arg(&self.bins.lbfwd)
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start lbfwd");
+        eprintln!("[lb{}] lbfwd started (pid {})", self.n, child.id());
+        self.child = Some(child);
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("lbfwd runs")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn lbctl(&self, args: &[&str]) -> Output {
+        let socket = self.topo.get(&format!("LB{}_SOCKET", self.n));
+        cmd::run(
+            Command::new(&self.bins.lbctl)
+                .arg("--socket")
+                .arg(socket)
+                .args(args),
+            Duration::from_secs(15),
+        )
+        .expect("run lbctl")
+    }
+
+    fn lbctl_ok(&self, args: &[&str]) -> String {
+        let out = self.lbctl(args);
+        assert!(
+            out.success(),
+            "lb{}: lbctl {args:?} failed: {}{}\n--- lbfwd ---\n{}",
+            self.n,
+            out.stdout,
+            out.stderr,
+            self.log()
+        );
+        out.stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["-o", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.lbctl_ok(&all)).expect("lbctl -o json")
+    }
+
+    fn announce(&self) -> Value {
+        self.json(&["announce"])
+    }
+
+    fn bird_pid(&self) -> Option<u32> {
+        self.announce()["bgp"]["bird_pid"]
+            .as_u64()
+            .map(|p| p as u32)
+    }
+
+    fn rx_packets(&self) -> u64 {
+        self.json(&["stats"])["totals"]["rx"]["packets"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// SIGKILL; returns once it is reaped.
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("lbfwd runs");
+        cmd::signal(child.id(), "KILL");
+        let _ = cmd::wait_deadline(&mut child, Duration::from_secs(5));
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            cmd::signal(c.id(), "KILL");
+            let _ = cmd::wait_deadline(&mut c, Duration::from_secs(5));
+        }
+        if std::thread::panicking() {
+            eprintln!("--- lb{} lbfwd's output ---\n{}", self.n, self.log());
+        }
+    }
+}
+
+/// The router's next hops for `vip` (`ip route show`).
+fn next_hops(topo: &TopologyInfo, vip: &str) -> BTreeSet<String> {
+    let (family, prefix) = if vip.contains(':') {
+        ("-6", format!("{vip}/128"))
+    } else {
+        ("-4", format!("{vip}/32"))
+    };
+    let out = topo
+        .exec(
+            Node::Router,
+            "ip",
+            &[family, "route", "show", &prefix],
+            Duration::from_secs(5),
+        )
+        .and_then(Output::checked)
+        .expect("ip route");
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .map(|w| w[1].to_string())
+        .collect()
+}
+
+/// Polls `check` every 20 ms until it holds; panics with `what` and the last
+/// state when `bound` passes. Returns how long it took.
+fn within(what: &str, bound: Duration, mut check: impl FnMut() -> Result<(), String>) -> Duration {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => {
+                let took = start.elapsed();
+                eprintln!(
+                    "ok: {what} after {:.2} s (bound {bound:?})",
+                    took.as_secs_f64()
+                );
+                return took;
+            }
+            Err(state) if start.elapsed() > bound => {
+                panic!("{what}: not within {bound:?}; last: {state}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Both VIPs have exactly these next hops (`lb` numbers).
+fn routed_via(topo: &TopologyInfo, lbs: &[u8]) -> Result<(), String> {
+    for (vip, key) in [(topo.vip4(), "IP4"), (topo.vip6(), "IP6")] {
+        let want: BTreeSet<String> = lbs
+            .iter()
+            .map(|n| topo.get(&format!("LB{n}_{key}")).to_string())
+            .collect();
+        let got = next_hops(topo, vip);
+        if got != want {
+            return Err(format!("{vip} via {got:?}, want {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The time the router's session `name` entered its state.
+fn router_session_since(topo: &TopologyInfo, name: &str) -> String {
+    let out = cmd::run(
+        Command::new("birdc").args([
+            "-s",
+            topo.get("ROUTER_BIRD_SOCKET"),
+            "show",
+            "protocols",
+            name,
+        ]),
+        Duration::from_secs(5),
+    )
+    .and_then(Output::checked)
+    .expect("birdc");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no protocol {name} in {}", out.stdout));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f.get(6).copied(), Some("Established"), "{line}");
+    f[4..6].join(" ")
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+    }
+}
+
+/// Kept-alive connections from the client to both VIPs while `action`
+/// runs; every one must carry on without an error and stay on the target
+/// it started with. `action` returns a note for the log.
+fn connections_survive(topo: &TopologyInfo, what: &str, action: impl FnOnce()) {
+    let (mut probe, conns) =
+        FlowProbe::start(topo, &[topo.vip4(), topo.vip6()], 8, PROBE_TIMEOUT).expect("probe");
+    let failed: Vec<_> = conns.iter().filter(|c| c.backend.is_none()).collect();
+    assert!(
+        failed.is_empty(),
+        "{what}: connections failed to open: {failed:?}"
+    );
+    action();
+    probe.mark().expect("mark");
+    std::thread::sleep(Duration::from_millis(1500));
+    let summary = probe
+        .finish(Duration::from_secs(30))
+        .expect("probe summary");
+    for c in &summary {
+        assert!(
+            c.error.is_none() && c.ok_after > 0 && c.seen.len() == 1,
+            "{what}: connection {} to {} broke or moved: {c:?}",
+            c.id,
+            c.addr
+        );
+    }
+    eprintln!(
+        "ok: {what}: {} kept-alive connections carried on, each on its target",
+        summary.len()
+    );
+}
+
+#[test]
+fn two_appliances_in_ecmp_announce_withdraw_and_keep_connections() {
+    if !require_root("bgp::two_appliances_in_ecmp") {
+        return;
+    }
+    let _serial = lbfwd_tests::serial();
+    let bins = lbfwd_binaries(Backend::AfPacket)
+        .expect("build lbfwd")
+        .expect("af_packet is always built");
+    let topo = Topology::up_with(&workspace_root().join("scripts/lib/topo-ecmp.sh"), PREFIX)
+        .expect("topo-ecmp.sh up");
+    let mut lb1 = Appliance::start(&topo, &bins, 1);
+    let lb2 = Appliance::start(&topo, &bins, 2);
+
+    // 1. Both appliances are next hops for the IPv4 and the IPv6 VIP.
+    within(
+        "1: the router routes both VIPs via lb1 and lb2",
+        Duration::from_secs(30),
+        || routed_via(&topo, &[1, 2]),
+    );
+    let a = lb1.announce();
+    assert_eq!(a["enabled"], true, "{a}");
+    for v in a["vips"].as_array().expect("vips") {
+        assert_eq!(v["announced"], true, "{a}");
+    }
+    for p in a["bgp"]["peers"].as_array().expect("peers") {
+        assert_eq!(p["state"], "Established", "{a}");
+        assert_eq!(p["prefixes_sent"], 1, "{a}");
+    }
+    let table = lb1.lbctl_ok(&["announce"]);
+    assert!(
+        table.contains("Established") && table.contains("203.0.113.10"),
+        "{table}"
+    );
+
+    // 2a. kill -9 of lb1: its routes and its BIRD go; connections through it
+    // carry on through lb2, on the same target.
+    let bird1 = lb1.bird_pid().expect("lb1's BIRD runs");
+    connections_survive(&topo, "2: kill -9 of lb1", || {
+        let before = lb1.rx_packets();
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            lb1.rx_packets() > before,
+            "no kept-alive connection goes through lb1: the check would prove nothing"
+        );
+        lb1.kill9();
+        within(
+            "2: lb1's routes are gone after kill -9",
+            Duration::from_secs(3),
+            || routed_via(&topo, &[2]),
+        );
+        within("2: lb1's BIRD died with it", Duration::from_secs(2), || {
+            process_gone(bird1)
+                .then_some(())
+                .ok_or(format!("BIRD {bird1} still runs"))
+        });
+    });
+
+    // 3. Restarted, it is announced again.
+    lb1.spawn();
+    within(
+        "3: restarted lb1 is announced again",
+        Duration::from_secs(30),
+        || routed_via(&topo, &[1, 2]),
+    );
+
+    // 2b. lb1's link goes down (nothing reaches the router: the segment is
+    // a bridge): BFD withdraws it within a second.
+    let l0 = topo.get("LB_DEV").to_string();
+    let ns1 = lb1.ns();
+    connections_survive(&topo, "2: lb1's link down (BFD)", || {
+        let down = Command::new("ip")
+            .args(["-n", &ns1, "link", "set", &l0, "down"])
+            .status()
+            .expect("ip link");
+        assert!(down.success());
+        within(
+            "2: lb1's routes are gone after its link went down",
+            Duration::from_secs(1),
+            || routed_via(&topo, &[2]),
+        );
+    });
+    let up = Command::new("ip")
+        .args(["-n", &ns1, "link", "set", &l0, "up"])
+        .status()
+        .expect("ip link");
+    assert!(up.success());
+    within(
+        "2: lb1 is back once its link is up",
+        Duration::from_secs(30),
+        || routed_via(&topo, &[1, 2]),
+    );
+
+    // 4. lb1's load balancer loses every usable destination: withdrawn (and
+    // the sessions stay up), announced again when one returns.
+    let since = router_session_since(&topo, "lb1_v4");
+    let since6 = router_session_since(&topo, "lb1_v6");
+    for be in ["be1", "be2", "be3"] {
+        lb1.lbctl_ok(&["weight", "web", be, "0"]);
+    }
+    within(
+        "4: lb1 withdraws a load balancer without usable destination",
+        Duration::from_secs(2),
+        || routed_via(&topo, &[2]),
+    );
+    let a = lb1.announce();
+    let reason = a["vips"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("no usable destination"), "{a}");
+    for be in ["be1", "be2", "be3"] {
+        lb1.lbctl_ok(&["weight", "web", be, "100"]);
+    }
+    within(
+        "4: lb1 announces it again when a destination returns",
+        Duration::from_secs(2),
+        || routed_via(&topo, &[1, 2]),
+    );
+    // Deleting the load balancer withdraws its VIPs; adding it again
+    // announces them.
+    lb1.lbctl_ok(&["lb", "delete", "web"]);
+    within(
+        "4: deleting the load balancer withdraws it",
+        Duration::from_secs(2),
+        || routed_via(&topo, &[2]),
+    );
+    let fragment = topo.state_dir().join("lb1/web.toml");
+    let web = format!(
+        "[[load_balancer]]\nname = \"web\"\ntype = \"Public\"\nip_families = [\"IPv4\", \"IPv6\"]\n\
+         ips = [\"{}\", \"{}\"]\nnetwork = \"net-{PREFIX}\"\n\
+         network_interface_selector = {{ match_labels = {{ app = \"web\" }} }}\n\
+         ports = [ {{ protocol = \"TCP\", port = 80 }} ]\n",
+        topo.vip4(),
+        topo.vip6()
+    );
+    std::fs::write(&fragment, web).expect("write the load balancer");
+    lb1.lbctl_ok(&["lb", "apply", "-f", &fragment.to_string_lossy()]);
+    within(
+        "4: adding the load balancer announces it",
+        Duration::from_secs(2),
+        || routed_via(&topo, &[1, 2]),
+    );
+    for (session, before) in [("lb1_v4", &since), ("lb1_v6", &since6)] {
+        let now = router_session_since(&topo, session);
+        assert_eq!(
+            &now, before,
+            "reconfiguring lb1's BIRD restarted the router's session {session}"
+        );
+    }
+
+    // 5. `lbctl announce off` withdraws without breaking a connection; `on`
+    // announces again.
+    connections_survive(&topo, "5: lbctl announce off on lb1", || {
+        lb1.lbctl_ok(&["announce", "off"]);
+        within(
+            "5: announce off withdraws lb1",
+            Duration::from_secs(2),
+            || routed_via(&topo, &[2]),
+        );
+    });
+    let a = lb1.announce();
+    assert_eq!(a["enabled"], false, "{a}");
+    assert!(a["vips"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("announcing is off"));
+    lb1.lbctl_ok(&["announce", "on"]);
+    within(
+        "5: announce on announces lb1 again",
+        Duration::from_secs(2),
+        || routed_via(&topo, &[1, 2]),
+    );
+
+    // BIRD dies under lbfwd: lbfwd says so and restarts it.
+    let bird1 = lb1.bird_pid().expect("lb1's BIRD runs");
+    cmd::signal(bird1, "KILL");
+    within(
+        "lbfwd restarts its BIRD and is announced again",
+        Duration::from_secs(20),
+        || {
+            let a = lb1.announce();
+            let restarted = a["bgp"]["bird_restarts"] == 1
+                && a["bgp"]["bird_pid"]
+                    .as_u64()
+                    .is_some_and(|p| p as u32 != bird1);
+            if !restarted {
+                return Err(format!("{a}"));
+            }
+            routed_via(&topo, &[1, 2])
+        },
+    );
+    assert!(
+        lb1.log().contains(&format!("BIRD (pid {bird1}) died")),
+        "lbfwd did not say that BIRD died:\n{}",
+        lb1.log()
+    );
+
+    // 5. SIGTERM: withdrawn first while lbfwd still forwards, then it stops.
+    connections_survive(&topo, "5: SIGTERM of lb1", || {
+        let pid = lb1.pid();
+        cmd::signal(pid, "TERM");
+        within(
+            "5: SIGTERM withdraws lb1 before it stops",
+            Duration::from_secs(2),
+            || routed_via(&topo, &[2]),
+        );
+        assert!(!process_gone(pid), "lb1 stopped before its shutdown delay");
+    });
+    let mut child = lb1.child.take().expect("lb1");
+    let status = cmd::wait_deadline(&mut child, Duration::from_secs(15)).expect("lb1 stops");
+    assert!(status.success(), "lb1 exited with {status}:\n{}", lb1.log());
+    let log = lb1.log();
+    assert!(log.contains("withdrawing every VIP"), "{log}");
+    drop(lb2);
+}
+
+#[test]
+fn missing_bird_is_an_error_naming_the_package() {
+    let bins = lbfwd_binaries(Backend::AfPacket)
+        .expect("build lbfwd")
+        .expect("af_packet is always built");
+    let dir = std::env::temp_dir().join(format!("lbfwd-nobird-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("lbfwd.toml");
+    let missing = dir.join("no-such-bird");
+    // (the `bird` key, what the error must name)
+    let cases = [
+        (missing.display().to_string(), vec!["no-such-bird", "bird2"]),
+        (
+            "/bin/true".to_string(),
+            vec!["/bin/true", "BIRD 2", "bird2"],
+        ),
+    ];
+    for (bird, expected) in cases {
+        std::fs::write(
+            &config,
+            format!(
+                r#"[dataplane]
+backend = "memory"
+workers = [0]
+idle = "backoff"
+[underlay]
+encap = "vxlan"
+source_ipv4 = "10.0.2.2"
+next_hop_mac = "02:00:00:00:00:01"
+[control]
+socket = "{d}/lbfwd.sock"
+state_dir = "{d}/state"
+[bgp]
+asn = 65001
+router_id = "10.0.2.2"
+bird = "{bird}"
+[[bgp.peer]]
+address = "10.0.2.1"
+asn = 65000
+"#,
+                d = dir.display()
+            ),
+        )
+        .expect("write");
+        let out = cmd::run(
+            Command::new(&bins.lbfwd)
+                .arg("run")
+                .arg("--config")
+                .arg(&config),
+            Duration::from_secs(30),
+        )
+        .expect("lbfwd run");
+        assert_eq!(out.code, Some(1), "{out:?}");
+        for e in expected {
+            assert!(
+                out.stderr.contains(e),
+                "bird = {bird}: no {e:?} in {}",
+                out.stderr
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
