@@ -12,7 +12,8 @@ use crate::model::Kind;
 use crate::origin::{read_file, Origin};
 use crate::resolve::Resolution;
 use crate::settings::{
-    ControlSection, DataplaneSection, FlowSection, Settings, SettingsInput, UnderlaySection,
+    ControlSection, DataplaneSection, FlowSection, LogSection, MetricsSection, Settings,
+    SettingsInput, UnderlaySection,
 };
 use crate::state::DesiredState;
 use crate::toml_doc::{state_keys, Parsed};
@@ -33,13 +34,15 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 6] = [
+const SETTINGS_KEYS: [&str; 8] = [
     "dataplane",
     "underlay",
     "control",
     "flow",
     "bgp",
     "announce",
+    "metrics",
+    "log",
 ];
 
 impl Config {
@@ -85,9 +88,21 @@ impl Config {
             parsed.optional_section("bgp", &mut errors);
         let announce: Option<crate::bgp::AnnounceSection> =
             parsed.section("announce", false, &mut errors);
+        let metrics: Option<MetricsSection> = parsed.section("metrics", false, &mut errors);
+        let log: Option<LogSection> = parsed.section("log", false, &mut errors);
         let state = parsed.state(&mut errors);
-        let (Some(dataplane), Some(underlay), Some(control), Some(flow), Some(bgp), Some(announce)) =
-            (dataplane, underlay, control, flow, bgp, announce)
+        let (
+            Some(dataplane),
+            Some(underlay),
+            Some(control),
+            Some(flow),
+            Some(bgp),
+            Some(announce),
+            Some(metrics),
+            Some(log),
+        ) = (
+            dataplane, underlay, control, flow, bgp, announce, metrics, log,
+        )
         else {
             return Err(errors);
         };
@@ -98,6 +113,8 @@ impl Config {
             flow,
             bgp,
             announce,
+            metrics,
+            log,
         };
         let root = Origin::toml(&parsed.source, FieldPath::root(), Kind::Pool);
         match input.validate(&root) {

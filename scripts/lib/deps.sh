@@ -13,6 +13,7 @@ LBFWD_DEBS=(
   # BGP announcement: lbfwd runs BIRD 2 under setpriv (util-linux); the
   # tests' router runs BIRD 2 too.
   bird2 util-linux
+  prometheus lintian strace dpkg-dev binutils man-db systemd
 )
 
 install_deps() {

@@ -5,8 +5,8 @@
 //! the VIP's family (`[underlay] source_ipv4` / `source_ipv6`) to the VIP:
 //! a TCP SYN to `port` when the check has one, else an ICMP echo request.
 //! It is encapsulated exactly as the dataplane encapsulates traffic toward
-//! that target (same outer headers, VNI, inner MAC: [`encapsulate`] of the
-//! pipeline), and sent as a whole outer IP packet on a raw socket
+//! that target (same outer headers, VNI, inner MAC: [`encapsulate`] of
+//! `crate::encap`), and sent as a whole outer IP packet on a raw socket
 //! (`IPPROTO_RAW`, the header included) through the node's kernel, which
 //! routes it to the target's underlay address.
 //!
@@ -30,9 +30,9 @@
 //! a one-armed appliance: the dataplane interface carries that address).
 
 use super::prober::FIRST_PROBE_TOKEN;
-// The pipeline's encapsulation, through its public API (the one place it
+// The dataplane's encapsulation, through its public API (the one place it
 // is imported here).
-use crate::pipeline::encapsulate;
+use crate::encap::encapsulate;
 
 use crate::frame::{Frame, HEADROOM};
 use crate::tables::{Target, UnderlayParams};
