@@ -28,7 +28,7 @@
 //!
 //! | layer | modules |
 //! |-------|---------|
-//! | 0 values | [`model`]: MACs, protocols, ports, families, kinds, encapsulations; the resolved model |
+//! | 0 values | [`model`]: MACs, protocols, ports, families, kinds, encapsulations; the resolved model; [`health`]: `health_check` as written, its checks, defaults and the validated check |
 //! | 1 problems and locations | [`problem`] (what can be wrong), [`error`] (field paths, locations, located errors), [`span`] (a path's place in TOML or YAML text), [`origin`] (where an object came from, source files) |
 //! | 2 input | [`state`] (the desired state as written), [`settings`] (appliance settings and their checks), [`bgp`] (`[bgp]`, `[announce]`, the pools' `bgp` keys), `toml_doc` (the TOML reader), [`manifest`] (the Ironcore reader) |
 //! | 3 resolution | [`selector`] (label selection), [`pool`] (address ranges, lowest free), [`resolve`] (checks, allocation, routing derivation) |
@@ -37,6 +37,7 @@
 pub mod bgp;
 pub mod change;
 pub mod error;
+pub mod health;
 pub mod load;
 pub mod manifest;
 pub mod model;
@@ -52,6 +53,7 @@ mod toml_doc;
 
 pub use change::{Change, ChangeSummary};
 pub use error::{Errors, FieldPath, LocatedError, Location};
+pub use health::{AllUnhealthy, HealthCheck, HealthCheckKind, HealthCheckSpec};
 pub use load::Config;
 pub use model::*;
 pub use origin::Origin;

@@ -20,6 +20,7 @@
 //! | LoadBalancer `spec.ports[]` `protocol` (any case), `port`, `endPort` (or IEP-3's `portEnd`) | `ports` |
 //! | LoadBalancer `status.ips`                       | preferred addresses (persisted allocations) |
 //! | annotations `lbfwd.ironcore.dev/icmp-echo`, `.../maglev-table-size`, `.../weights` (`if-a=0,if-b=50`) | `icmp_echo`, `maglev_table_size`, `weights` |
+//! | annotation `lbfwd.ironcore.dev/health-check` (`kind=tcp,port=80,interval_ms=500`) | `health_check` |
 //! | LoadBalancerRouting `networkRef.name`, `destinations[]` (`name`, `uid`, or `targetRef.{name,uid}`) | `load_balancer_routing` |
 //!
 //! Unknown fields in a LoadBalancer's `spec`, in ports, selectors and
@@ -59,6 +60,9 @@ pub const ANNOTATION_ICMP_ECHO: &str = "lbfwd.ironcore.dev/icmp-echo";
 pub const ANNOTATION_TABLE_SIZE: &str = "lbfwd.ironcore.dev/maglev-table-size";
 /// Annotation: a LoadBalancer's destination weights (`name=weight,...`).
 pub const ANNOTATION_WEIGHTS: &str = "lbfwd.ironcore.dev/weights";
+/// LoadBalancer annotation: the health check, `KEY=VALUE` pairs with the
+/// TOML keys (`kind=tcp,port=80,interval_ms=500,timeout_ms=300`).
+pub const ANNOTATION_HEALTH_CHECK: &str = "lbfwd.ironcore.dev/health-check";
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -263,6 +267,9 @@ pub fn yaml_path(kind: Kind, rel: &FieldPath) -> FieldPath {
         (Kind::LoadBalancer, "maglev_table_size") => ann(ANNOTATION_TABLE_SIZE),
         (Kind::LoadBalancer, "weights") => {
             return ann(ANNOTATION_WEIGHTS);
+        }
+        (Kind::LoadBalancer, "health_check") => {
+            return ann(ANNOTATION_HEALTH_CHECK);
         }
         (Kind::LoadBalancer, other) => p("spec").key(camel(other)),
         (Kind::LoadBalancerRouting, "network") => p("networkRef.name"),
@@ -545,6 +552,20 @@ fn map_document(ctx: &mut DocCtx<'_>, value: serde_yaml::Value) -> Option<Vec<Ob
                     }
                 }
             }
+            let health_check = match a.get(ANNOTATION_HEALTH_CHECK) {
+                None => None,
+                Some(v) => match crate::health::HealthCheckSpec::from_annotation(v) {
+                    Ok(spec) => Some(Box::new(spec)),
+                    Err(reason) => {
+                        ctx.err_path(
+                            &ann_path(ANNOTATION_HEALTH_CHECK),
+                            &label,
+                            annotation_err(ANNOTATION_HEALTH_CHECK, reason),
+                        );
+                        None
+                    }
+                },
+            };
             let s = d.spec;
             let lb = LoadBalancerSpec {
                 name: name.clone(),
@@ -576,6 +597,7 @@ fn map_document(ctx: &mut DocCtx<'_>, value: serde_yaml::Value) -> Option<Vec<Ob
                 icmp_echo,
                 maglev_table_size,
                 weights,
+                health_check,
                 origin: origin.clone(),
             };
             // status.ips: addresses Ironcore allocated; kept as preferred

@@ -28,6 +28,9 @@ pub enum Problem {
     /// unknown, an enum value is not one of the allowed ones.
     #[error("{0}")]
     Invalid(String),
+    /// A `health_check` key is wrong.
+    #[error(transparent)]
+    HealthCheck(#[from] crate::health::HealthCheckProblem),
     /// An Ironcore manifest with an `apiVersion` lbfwd does not read.
     #[error("unsupported apiVersion {0:?}: expected networking.ironcore.dev/v1alpha1")]
     ApiVersion(String),

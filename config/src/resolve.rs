@@ -553,6 +553,11 @@ impl DesiredState {
                 }
                 parsed.push((i, range));
             }
+            if let Some(check) = &lb.health_check {
+                for (field, problem) in check.problems() {
+                    ctx.err(o, k, name, &format!("health_check.{field}"), problem.into());
+                }
+            }
             if let Some(size) = lb.maglev_table_size {
                 if !(7..=MAX_MAGLEV_TABLE_SIZE).contains(&size) {
                     ctx.err(

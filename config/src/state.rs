@@ -243,6 +243,10 @@ pub struct LoadBalancerSpec {
     /// interface not listed has weight 100; 0 drains it (no new flows).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weights: BTreeMap<String, u32>,
+    /// Active health check of its destinations (see [`crate::health`]);
+    /// unset: none, every destination counts as healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<Box<crate::health::HealthCheckSpec>>,
     /// Where it was read from.
     #[serde(skip)]
     pub origin: Origin,
@@ -266,6 +270,7 @@ impl LoadBalancerSpec {
             icmp_echo: IcmpEcho::Drop,
             maglev_table_size: None,
             weights: BTreeMap::new(),
+            health_check: None,
             origin: Origin::default(),
         }
     }

@@ -83,6 +83,7 @@ pub fn changes_for(request: &Request) -> Option<Result<Vec<Change>, ApiError>> {
         | Request::Get(_)
         | Request::Export
         | Request::Reload
+        | Request::Health
         | Request::Announce
         | Request::AnnounceSet(_) => return None,
         Request::Apply(a) => upserts(a),

@@ -18,6 +18,7 @@
 pub mod announce;
 pub mod client;
 pub mod convert;
+pub mod health;
 pub mod protocol;
 pub mod server;
 

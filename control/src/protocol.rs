@@ -293,6 +293,9 @@ pub enum Request {
     /// Re-read the config file. Answered with [`Payload::Changed`] or
     /// `validation_failed` (the running state is kept).
     Reload,
+    /// The health of every destination with a health check. Answered with
+    /// [`Payload::Health`].
+    Health,
     /// Announcement state: per VIP and per BGP peer. Answered with
     /// [`Payload::Announce`].
     Announce,
@@ -317,6 +320,7 @@ impl Request {
         "drain",
         "export",
         "reload",
+        "health",
         "announce",
         "announce_set",
     ];
@@ -337,6 +341,7 @@ impl Request {
             Request::Drain(_) => "drain",
             Request::Export => "export",
             Request::Reload => "reload",
+            Request::Health => "health",
             Request::Announce => "announce",
             Request::AnnounceSet(_) => "announce_set",
         }
@@ -352,6 +357,7 @@ impl Request {
                 | Request::List(_)
                 | Request::Get(_)
                 | Request::Export
+                | Request::Health
                 | Request::Announce
                 | Request::AnnounceSet(_)
         )
@@ -629,6 +635,9 @@ pub enum Payload {
     Changed(ChangeSummary),
     /// Answer to [`Request::Export`].
     Exported(Export),
+    /// Answer to [`Request::Health`], sorted by load balancer and
+    /// destination.
+    Health(Vec<crate::health::TargetHealth>),
     /// Answer to [`Request::Announce`] and [`Request::AnnounceSet`].
     Announce(crate::announce::AnnounceStatus),
 }
@@ -730,6 +739,9 @@ pub struct StatusInfo {
     pub table_version: u64,
     /// How many load balancers are configured.
     pub load_balancers: usize,
+    /// Health check totals.
+    #[serde(default)]
+    pub health: crate::health::HealthSummary,
 }
 
 /// One worker thread in [`StatusInfo`].
@@ -864,6 +876,10 @@ pub struct StatsSnapshot {
     pub load_balancers: Vec<LoadBalancerStats>,
     /// Per drop reason (every reason, also those at 0).
     pub drops: Vec<DropStats>,
+    /// Health of every destination with a health check (also those out of
+    /// the tables, which have no traffic counters above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<crate::health::TargetHealth>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1024,6 +1040,9 @@ pub struct DestinationView {
     pub mac: Option<String>,
     /// Maglev weight; 0 means draining.
     pub weight: u32,
+    /// Its health, when the load balancer has a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::DestinationHealth>,
 }
 
 impl From<&Destination> for DestinationView {
@@ -1034,6 +1053,7 @@ impl From<&Destination> for DestinationView {
             underlay: d.underlay,
             mac: d.mac.as_ref().map(format_mac),
             weight: d.weight,
+            health: None,
         }
     }
 }
@@ -1343,6 +1363,7 @@ mod tests {
             }),
             Request::Export,
             Request::Reload,
+            Request::Health,
             Request::Announce,
             Request::AnnounceSet(crate::announce::AnnounceSet { on: false }),
         ]

@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::health::HealthMonitor;
+
 /// The saved desired state's file name inside `[control] state_dir`.
 pub const STATE_FILE: &str = "state.toml";
 /// The previous good copy, kept when a new state is saved.
@@ -87,13 +89,14 @@ struct State {
     resolved: Resolved,
 }
 
-/// The daemon: config path, desired state, start time, and what it tells
-/// systemd and Prometheus.
+/// The daemon: config path, desired state, start time, health checks,
+/// and what it tells systemd and Prometheus.
 #[derive(Debug)]
 pub struct Daemon {
     config_path: PathBuf,
     state: Mutex<State>,
     started: Instant,
+    health: Arc<HealthMonitor>,
     notifier: Arc<Notifier>,
     metrics: Arc<Registry>,
     announcer: std::sync::OnceLock<Arc<crate::announce::Announcer>>,
@@ -361,6 +364,8 @@ impl Daemon {
         }
         // Pin the allocations the first resolution made.
         config.state.allocations = resolution.allocations.clone();
+        let health = Arc::new(HealthMonitor::new());
+        health.sync(&config.state, &resolution.resolved);
         Ok(Arc::new(Daemon {
             config_path: config_path.to_path_buf(),
             state: Mutex::new(State {
@@ -368,6 +373,7 @@ impl Daemon {
                 resolved: resolution.resolved,
             }),
             started: Instant::now(),
+            health,
             notifier: Arc::new(Notifier::from_env()?),
             metrics: Arc::new(Registry::default()),
             announcer: std::sync::OnceLock::new(),
@@ -461,6 +467,13 @@ impl Daemon {
         self.lock().resolved.clone()
     }
 
+    /// The health checks: per destination state, and
+    /// [`HealthMonitor::usable_destinations`] of a load balancer (Available,
+    /// weight > 0, not unhealthy), what the announcer withdraws a VIP on.
+    pub fn health(&self) -> &Arc<HealthMonitor> {
+        &self.health
+    }
+
     /// Hands the announcer every published state and `lbctl announce`
     /// (once, before [`serve`](Self::serve)).
     pub fn set_announcer(&self, announcer: Arc<crate::announce::Announcer>) {
@@ -499,6 +512,36 @@ impl Daemon {
             path: control.state_dir.clone(),
             source,
         })?;
+        // Health probes run on their own thread; a state change that
+        // changes a routing publishes the tables again (one publication).
+        let weak = Arc::downgrade(self);
+        let publish_to = Arc::clone(&dataplane);
+        self.health
+            .start(
+                dataplane.current().underlay.clone(),
+                Box::new(move || {
+                    if let Some(daemon) = weak.upgrade() {
+                        let state = daemon.lock();
+                        if let Err(e) =
+                            publish_to.publish(&daemon.health.effective(&state.resolved))
+                        {
+                            eprintln!("lbfwd: health: cannot publish the tables: {e}");
+                        }
+                        // A load balancer without a healthy destination is
+                        // withdrawn (also when the dataplane fails open).
+                        if let Some(a) = daemon.announcer.get() {
+                            let usable = daemon.health.without_unhealthy(&state.resolved);
+                            if let Err(e) = a.update(&usable, &state.config.state.pools) {
+                                eprintln!("lbfwd: health: announce: {e}");
+                            }
+                        }
+                    }
+                }),
+            )
+            .map_err(|e| DaemonError::StateDir {
+                path: control.state_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         let handler = Arc::new(ControlHandler {
             daemon: Arc::clone(self),
             dataplane,
@@ -551,6 +594,7 @@ impl Handler for ControlHandler {
                 }))
             }
             Request::Reload => self.reload(),
+            Request::Health => Ok(Payload::Health(self.daemon.health.list())),
             Request::Announce => Ok(Payload::Announce(self.announcer()?.status())),
             Request::AnnounceSet(s) => self
                 .announcer()?
@@ -637,14 +681,19 @@ impl ControlHandler {
                 ),
             )
         })?;
-        let version = match self.dataplane.publish(&resolved) {
+        // Unhealthy destinations leave the tables (the health checks keep
+        // their records across the change).
+        let health = &self.daemon.health;
+        health.sync(&next.state, &resolved);
+        let version = match self.dataplane.publish(&health.effective(&resolved)) {
             Ok(v) => v,
             Err(e) => {
+                health.sync(&state.config.state, &state.resolved);
                 // A VIP sink fails after the new tables went out: put the
                 // current ones back, so that the dataplane keeps forwarding
                 // what the (unchanged) state says.
                 if matches!(e, crate::dataplane::DataplaneError::VipSink(_)) {
-                    let _ = self.dataplane.publish(&state.resolved);
+                    let _ = self.dataplane.publish(&health.effective(&state.resolved));
                 }
                 // Put the saved state back as it was.
                 let _ = save_state(&state.config);
@@ -655,7 +704,8 @@ impl ControlHandler {
         state.resolved = resolved;
         out.table_version = version;
         if let Some(a) = self.daemon.announcer.get() {
-            if let Err(e) = a.update(&state.resolved, &state.config.state.pools) {
+            let usable = health.without_unhealthy(&state.resolved);
+            if let Err(e) = a.update(&usable, &state.config.state.pools) {
                 out.warnings.push(e);
             }
         }
@@ -751,6 +801,7 @@ impl ControlHandler {
             state_path: Some(config.settings.control.state_dir.join(STATE_FILE)),
             table_version: tables.version,
             load_balancers: tables.lbs.len(),
+            health: self.daemon.health.summary(),
         }
     }
 
@@ -772,8 +823,9 @@ impl ControlHandler {
         let previous = last
             .as_ref()
             .map(|(s, t)| (s, now.duration_since(*t).as_secs_f64()));
-        let (snap, sample) = snapshot(&tables, &views, self.daemon.uptime_secs(), previous);
+        let (mut snap, sample) = snapshot(&tables, &views, self.daemon.uptime_secs(), previous);
         *last = Some((sample, now));
+        snap.health = self.daemon.health.list();
         snap
     }
 
@@ -833,6 +885,17 @@ impl ControlHandler {
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        drop(state);
+        for o in &mut out {
+            let (lb, dests) = match &mut o.status {
+                Some(ObjectStatus::LoadBalancer(s)) => (o.name.as_str(), &mut s.destinations),
+                Some(ObjectStatus::Routing(r)) => (r.load_balancer.as_str(), &mut r.destinations),
+                _ => continue,
+            };
+            for d in dests {
+                d.health = self.daemon.health.destination_health(lb, &d.name, &d.uid);
+            }
+        }
         out
     }
 }

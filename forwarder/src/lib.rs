@@ -19,6 +19,7 @@ pub mod dataplane;
 pub mod encap;
 pub mod flow;
 pub mod frame;
+pub mod health;
 pub mod io;
 pub mod logging;
 pub mod maglev;

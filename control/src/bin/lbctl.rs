@@ -5,7 +5,7 @@
 //! `routing`, plus `lbctl nic label NAME key=value...`, `lbctl nic unlabel
 //! NAME key...`, `lbctl weight LB DEST N`, `lbctl drain LB DEST`, `lbctl apply
 //! -f FILE...`, `lbctl export`, `lbctl reload`, `lbctl status`, `lbctl
-//! stats`, `lbctl announce [on|off]`, `lbctl completions SHELL`.
+//! stats`, `lbctl health`, `lbctl announce [on|off]`, `lbctl completions SHELL`.
 //!
 //! Output: aligned tables for people (`-o table`, the default) or JSON for
 //! scripts (`-o json`: the payload on stdout; an error as `{"error":{...}}`
@@ -135,6 +135,9 @@ enum Command {
     Export,
     /// Re-read lbfwd's config file.
     Reload,
+    /// Health of every destination with a health check: state, since when,
+    /// last failure, probe counters.
+    Health,
     /// Announcement of the VIPs: without argument, per VIP whether it is
     /// announced (and why not) and per BGP peer the session; `on` / `off`
     /// announce again / withdraw everything (the dataplane keeps forwarding).
@@ -377,6 +380,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
         }),
         Command::Export => Request::Export,
         Command::Reload => Request::Reload,
+        Command::Health => Request::Health,
         Command::Announce { switch: None } => Request::Announce,
         Command::Announce { switch: Some(s) } => {
             Request::AnnounceSet(AnnounceSet { on: s == OnOff::On })
@@ -392,6 +396,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
                 Payload::Object(o) => serde_json::to_value(o),
                 Payload::Changed(c) => serde_json::to_value(c),
                 Payload::Exported(e) => serde_json::to_value(e),
+                Payload::Health(h) => serde_json::to_value(h),
                 Payload::Announce(a) => serde_json::to_value(a),
             }
             .unwrap_or(Value::Null);
@@ -580,6 +585,7 @@ fn render(payload: &Payload) -> String {
         Payload::Objects(objs) => render_list(objs, &mut out),
         Payload::Object(o) => render_object(o, &mut out),
         Payload::Changed(c) => render_change(c, &mut out),
+        Payload::Health(h) => render_health(h, &mut out),
         Payload::Announce(a) => render_announce(a, &mut out),
         Payload::Exported(e) => {
             out.push_str(&e.toml);
@@ -705,6 +711,17 @@ fn render_status(s: &StatusInfo, out: &mut String) {
             ("state", path_or_none(&s.state_path)),
             ("table version", s.table_version.to_string()),
             ("load balancers", s.load_balancers.to_string()),
+            (
+                "health",
+                format!(
+                    "{} checked: {} healthy, {} unhealthy, {} unknown; {} load balancer(s) without a usable destination",
+                    s.health.targets,
+                    s.health.healthy,
+                    s.health.unhealthy,
+                    s.health.unknown,
+                    s.health.load_balancers_down
+                ),
+            ),
         ],
         out,
     );
@@ -813,6 +830,10 @@ fn render_stats(s: &StatsSnapshot, out: &mut String) {
         t.render(out);
     }
 
+    if !s.health.is_empty() {
+        out.push('\n');
+        render_health(&s.health, out);
+    }
     out.push('\n');
     let drops: Vec<_> = s.drops.iter().filter(|d| d.packets > 0).collect();
     if drops.is_empty() {
@@ -1038,9 +1059,14 @@ fn destinations_table(dests: &[lbfwd_control::protocol::DestinationView], out: &
         out.push_str("destinations: none\n");
         return;
     }
-    let mut t = Table::new(&["DESTINATION", "UID", "UNDERLAY", "MAC", "WEIGHT"]);
+    let checked = dests.iter().any(|d| d.health.is_some());
+    let mut header = vec!["DESTINATION", "UID", "UNDERLAY", "MAC", "WEIGHT"];
+    if checked {
+        header.extend(["HEALTH", "SINCE", "LAST FAILURE"]);
+    }
+    let mut t = Table::new(&header);
     for d in dests {
-        t.row(vec![
+        let mut row = vec![
             d.name.clone(),
             or_dash(d.uid.clone()),
             d.underlay.to_string(),
@@ -1050,6 +1076,73 @@ fn destinations_table(dests: &[lbfwd_control::protocol::DestinationView], out: &
             } else {
                 d.weight.to_string()
             },
+        ];
+        if checked {
+            row.extend(health_cells(d.health.as_ref()));
+        }
+        t.row(row);
+    }
+    t.render(out);
+}
+
+/// State (with "out of table" when it is), age, last failure.
+fn health_cells(h: Option<&lbfwd_control::health::DestinationHealth>) -> [String; 3] {
+    let Some(h) = h else {
+        return ["-".into(), "-".into(), "-".into()];
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let state = if h.in_table {
+        h.state.as_str().to_owned()
+    } else {
+        format!("{} (out of table)", h.state.as_str())
+    };
+    let last = match (&h.last_failure, h.last_failure_unix) {
+        (Some(why), Some(at)) => format!("{why} ({} ago)", duration(now.saturating_sub(at))),
+        (Some(why), None) => why.clone(),
+        _ => "-".into(),
+    };
+    [
+        state,
+        format!("{} ago", duration(now.saturating_sub(h.since_unix))),
+        last,
+    ]
+}
+
+fn render_health(rows: &[lbfwd_control::health::TargetHealth], out: &mut String) {
+    if rows.is_empty() {
+        out.push_str("no load balancer has a health check\n");
+        return;
+    }
+    let mut t = Table::new(&[
+        "LB",
+        "DESTINATION",
+        "UNDERLAY",
+        "CHECK",
+        "HEALTH",
+        "SINCE",
+        "SENT",
+        "PASSED",
+        "FAILED",
+        "CHANGES",
+        "LAST FAILURE",
+    ]);
+    for r in rows {
+        let [state, since, last] = health_cells(Some(&r.health));
+        let p = r.health.probes;
+        t.row(vec![
+            r.load_balancer.clone(),
+            r.name.clone(),
+            r.underlay.to_string(),
+            r.health.kind.clone(),
+            state,
+            since,
+            p.sent.to_string(),
+            p.passed.to_string(),
+            p.failed.to_string(),
+            p.state_changes.to_string(),
+            last,
         ]);
     }
     t.render(out);

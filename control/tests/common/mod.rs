@@ -108,6 +108,7 @@ impl MemHandler {
                 underlay: "10.0.3.11".parse::<IpAddr>().unwrap(),
                 mac: Some("02:00:00:00:03:11".into()),
                 weight: *weights.get(&(lb.to_owned(), (*d).to_owned())).unwrap_or(&1),
+                health: None,
             })
             .collect()
     }
@@ -182,6 +183,7 @@ impl lbfwd_control::Handler for MemHandler {
                     .keys()
                     .filter(|(k, _)| *k == Kind::LoadBalancer)
                     .count(),
+                health: Default::default(),
             })),
             Request::Stats => {
                 let c = Counter::with_rates(2_000, 1_000_000, (1_000, 500_000), 1.0);
@@ -220,6 +222,7 @@ impl lbfwd_control::Handler for MemHandler {
                         packets: 7,
                         pps: 0.5,
                     }],
+                    health: Vec::new(),
                 }))
             }
             Request::List(ListRequest { kind }) => {
@@ -379,6 +382,7 @@ impl lbfwd_control::Handler for MemHandler {
             }
             Request::Weight(w) => self.set_weight(&w.load_balancer, &w.destination, w.weight),
             Request::Drain(d) => self.set_weight(&d.load_balancer, &d.destination, 0),
+            Request::Health => Ok(Payload::Health(Vec::new())),
             Request::Export => {
                 let store = self.objects.lock().unwrap();
                 let mut toml = String::from("# exported by the test handler\n");
