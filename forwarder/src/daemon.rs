@@ -416,6 +416,19 @@ impl Daemon {
                 &settings.dataplane.backend.to_string(),
             )),
         );
+        let weak = Arc::downgrade(self);
+        self.metrics.register(
+            "control",
+            Arc::new(move |out: &mut crate::metrics::Exposition| {
+                let Some(daemon) = weak.upgrade() else {
+                    return;
+                };
+                if let Some(a) = daemon.announcer.get() {
+                    crate::metrics::control::collect_announce(&a.status(), out);
+                }
+                crate::metrics::control::collect_health(&daemon.health.list(), out);
+            }),
+        );
         let metrics = match settings.metrics.listen {
             None => None,
             Some(addr) => {

@@ -29,6 +29,7 @@
 //! reasons), never from clients or flows. Each family name is written once
 //! per scrape.
 
+pub mod control;
 pub mod dataplane;
 pub mod server;
 
