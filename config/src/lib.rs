@@ -23,6 +23,7 @@
 pub mod bgp;
 pub mod change;
 pub mod error;
+pub mod l2;
 pub mod load;
 pub mod manifest;
 pub mod model;

@@ -32,13 +32,14 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 6] = [
+const SETTINGS_KEYS: [&str; 7] = [
     "dataplane",
     "underlay",
     "control",
     "flow",
     "bgp",
     "announce",
+    "l2",
 ];
 
 /// Objects that remember where they came from.
@@ -313,9 +314,20 @@ impl Config {
         };
         let announce: Option<crate::bgp::AnnounceSection> =
             parsed.section("announce", false, &mut errors);
+        let l2: Option<Option<crate::l2::L2Section>> = match parsed.doc().get("l2") {
+            None => Some(None),
+            Some(_) => parsed.section("l2", true, &mut errors).map(Some),
+        };
         let state = parsed.state(&mut errors);
-        let (Some(dataplane), Some(underlay), Some(control), Some(flow), Some(bgp), Some(announce)) =
-            (dataplane, underlay, control, flow, bgp, announce)
+        let (
+            Some(dataplane),
+            Some(underlay),
+            Some(control),
+            Some(flow),
+            Some(bgp),
+            Some(announce),
+            Some(l2),
+        ) = (dataplane, underlay, control, flow, bgp, announce, l2)
         else {
             return Err(errors);
         };
@@ -326,6 +338,7 @@ impl Config {
             flow,
             bgp,
             announce,
+            l2,
         };
         let root = Origin::toml(&parsed.source, FieldPath::root(), Kind::Pool);
         match input.validate(&root) {

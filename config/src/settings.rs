@@ -34,6 +34,9 @@ pub struct SettingsInput {
         skip_serializing_if = "crate::bgp::AnnounceSection::is_default"
     )]
     pub announce: crate::bgp::AnnounceSection,
+    /// `[l2]`: answering ARP/NDP for the VIPs (see [`crate::l2`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2: Option<crate::l2::L2Section>,
 }
 
 /// A packet I/O backend.
@@ -379,6 +382,8 @@ pub struct Settings {
     pub bgp: Option<crate::bgp::Bgp>,
     /// Announcing at start.
     pub announce: crate::bgp::Announce,
+    /// Layer-2 announcement, when `[l2]` is present.
+    pub l2: Option<crate::l2::L2>,
 }
 
 /// Validated `[dataplane]`.
@@ -706,6 +711,14 @@ impl SettingsInput {
                 c.err(p, e)
             })
         });
+        let l2 = self.l2.as_ref().and_then(|l| {
+            crate::l2::validate_l2(
+                l,
+                &d.interfaces,
+                d.egress_interface.as_deref(),
+                &mut |p, e| c.err(p, e),
+            )
+        });
         let Some(next_hop_mac) = next_hop_mac else {
             return Err(c.errors);
         };
@@ -748,6 +761,7 @@ impl SettingsInput {
             },
             bgp,
             announce: self.announce.validate(),
+            l2,
         };
         c.errors.into_result(settings)
     }

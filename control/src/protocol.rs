@@ -864,6 +864,9 @@ pub struct StatsSnapshot {
     pub load_balancers: Vec<LoadBalancerStats>,
     /// Per drop reason (every reason, also those at 0).
     pub drops: Vec<DropStats>,
+    /// Layer-2 announcement counters, when `[l2]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2: Option<crate::announce::L2Status>,
 }
 
 // ---------------------------------------------------------------------------

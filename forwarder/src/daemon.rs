@@ -632,8 +632,9 @@ impl ControlHandler {
         let previous = last
             .as_ref()
             .map(|(s, t)| (s, now.duration_since(*t).as_secs_f64()));
-        let (snap, sample) = snapshot(&tables, &views, self.daemon.uptime_secs(), previous);
+        let (mut snap, sample) = snapshot(&tables, &views, self.daemon.uptime_secs(), previous);
         *last = Some((sample, now));
+        snap.l2 = self.daemon.announcer.get().and_then(|a| a.l2_status());
         snap
     }
 

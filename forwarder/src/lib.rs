@@ -12,6 +12,7 @@ pub mod flow;
 pub mod frag;
 pub mod frame;
 pub mod io;
+pub mod l2;
 pub mod maglev;
 pub mod pipeline;
 pub mod report;

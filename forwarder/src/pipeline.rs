@@ -316,6 +316,8 @@ struct State {
     /// The slots of `census` above 0 (each once; capacity for every slot,
     /// so pushing never allocates).
     census_touched: Vec<u32>,
+    /// ARP/NDP answers for the VIPs (`[l2]`; inactive by default).
+    l2: crate::l2::Responder,
 }
 
 impl Pipeline {
@@ -343,14 +345,22 @@ impl Pipeline {
                 prefetched_next: 0,
                 census: vec![0; MAX_LB_SLOTS].into_boxed_slice(),
                 census_touched: Vec::with_capacity(MAX_LB_SLOTS),
+                l2: crate::l2::Responder::default(),
             },
         })
+    }
+
+    /// The pipeline answering ARP and NDP for the VIPs through `l2`.
+    pub fn with_l2(mut self, l2: crate::l2::Responder) -> Self {
+        self.state.l2 = l2;
+        self
     }
 
     /// Starts a burst at `now_ns`: picks up a new table version and expires a
     /// few idle flows and fragment entries.
     pub fn begin(&mut self, now_ns: u64) {
         self.reader.refresh();
+        self.state.l2.begin_burst();
         self.state.prefetched_len = 0;
         self.state.prefetched_next = 0;
         self.state.now = now_ns;
@@ -523,6 +533,7 @@ impl Processor for Pipeline {
 
     fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
         self.release_held(emit);
+        self.state.l2.drain(emit);
     }
 }
 
@@ -979,9 +990,18 @@ impl State {
         let parsed = crate::wire::parse_frame(frame.data());
         let p = match &parsed {
             Ok(ParsedFrame::Ip(p)) => p,
-            Ok(ParsedFrame::NotIp(_)) => return Verdict::Host,
+            Ok(ParsedFrame::NotIp(n)) => {
+                let arp = n.ethertype == EtherType::Arp;
+                return self.l2.not_ip(t, frame, arp, usize::from(n.l3_offset));
+            }
             Err(e) => return Verdict::Drop(malformed(*e)),
         };
+        if p.protocol == IpProtocol::Icmpv6 {
+            let (l3, l4) = (usize::from(p.l3_offset), usize::from(p.l4_offset));
+            if let Some(answer) = self.l2.icmpv6(t, frame, l3, l4) {
+                return answer;
+            }
+        }
         let Some((lb_idx, lb)) = t.lb_for(key_of(&p.dst)) else {
             self.counters.host_not_vip.inc();
             return Verdict::Host;

@@ -132,6 +132,7 @@ pub fn snapshot(
             workers: worker_stats,
             load_balancers,
             drops,
+            l2: None,
         },
         sample,
     )

@@ -220,6 +220,7 @@ impl lbfwd_control::Handler for MemHandler {
                         packets: 7,
                         pps: 0.5,
                     }],
+                    l2: None,
                 }))
             }
             Request::List(ListRequest { kind }) => {
@@ -406,6 +407,7 @@ impl lbfwd_control::Handler for MemHandler {
                     shutting_down: false,
                     vips: Vec::new(),
                     bgp: None,
+                    l2: None,
                 }))
             }
         }

@@ -14,6 +14,7 @@ use lbfwd_forwarder::io::af_packet::{
 use lbfwd_forwarder::io::memory::{MemoryConfig, MemoryPort};
 use lbfwd_forwarder::io::pcap::PcapQueue;
 use lbfwd_forwarder::io::{interface_info, IoError};
+use lbfwd_forwarder::l2::L2;
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::report::{extra_counters, render_text, snapshot, WorkerView};
 use lbfwd_forwarder::runtime::{Layout, Runtime, WorkerPlacement};
@@ -123,13 +124,33 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?,
     );
     let pipeline_config = PipelineConfig::from_settings(&config.settings.flow);
+    let l2 = match &config.settings.l2 {
+        Some(c) => {
+            let on: Vec<Option<String>> = runtime
+                .layout()
+                .workers
+                .iter()
+                .map(|p| match dp.backend {
+                    Backend::Dpdk => dp.interfaces.first().cloned(),
+                    _ => p.ingress.clone(),
+                })
+                .collect();
+            let kernel = matches!(dp.backend, Backend::AfPacket | Backend::AfXdp);
+            Some(L2::new(c, &on, kernel).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     let make_pipeline = |i: usize| {
-        Pipeline::new(
+        let p = Pipeline::new(
             dataplane.publisher().reader(i),
             Arc::clone(&dataplane.counters()[i]),
             &pipeline_config,
         )
-        .expect("pipeline sizes were validated with the config")
+        .expect("pipeline sizes were validated with the config");
+        match &l2 {
+            Some(l2) => p.with_l2(l2.responder(i)),
+            None => p,
+        }
     };
     // Check the pipeline sizes once here, where an error can still be told.
     Pipeline::new(
@@ -150,6 +171,9 @@ fn run(args: &Args) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     daemon.set_announcer(Arc::clone(&announcer));
+    if let Some(l2) = &l2 {
+        announcer.attach_l2(Arc::clone(l2));
+    }
     match announcer.shutdown_delay() {
         Some(_) => announce::install_graceful_shutdown(&announcer, runtime.shutdown_flag())
             .map_err(|e| format!("cannot install the signal handlers: {e}"))?,
@@ -199,7 +223,7 @@ fn run(args: &Args) -> Result<(), String> {
             runtime.run(open, make_pipeline)
         }
         Backend::AfXdp => run_af_xdp(&runtime, &config, &dataplane, &placements, make_pipeline),
-        Backend::Dpdk => run_dpdk(&runtime, &config, make_pipeline),
+        Backend::Dpdk => run_dpdk(&runtime, &config, l2.as_deref(), make_pipeline),
         Backend::Pcap => {
             let (Some(input), Some(output)) = (&dp.pcap.input, &dp.pcap.output) else {
                 return Err("[dataplane.pcap] needs input and output files".into());
@@ -326,6 +350,7 @@ where
 fn run_dpdk<M, P>(
     runtime: &Runtime,
     config: &Config,
+    l2: Option<&L2>,
     make_pipeline: M,
 ) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
 where
@@ -348,6 +373,8 @@ where
     port_opts.burst = dp.burst as u16;
     port_opts.mtu = dp.dpdk.mtu;
     port_opts.host_tap = dp.dpdk.host_tap.clone();
+    // Layer-2 announcement: the solicited-node groups of the VIPs.
+    port_opts.allmulticast = l2.is_some();
     let (ingress, egress) = match &dp.egress_interface {
         None => (DpdkPort::open(port_name, &port_opts).map_err(bad)?, None),
         Some(out) => {
@@ -370,6 +397,9 @@ where
             Err(e) => eprintln!("lbfwd: dpdk: link state unknown: {e}"),
         }
     }
+    if let Some(l2) = l2 {
+        l2.set_mac(port_name, ingress.summary().mac);
+    }
     let open = |i: usize| -> Result<_, IoError> {
         match &egress {
             None => ingress.queue(i),
@@ -384,6 +414,7 @@ where
 fn run_dpdk<M, P>(
     _runtime: &Runtime,
     _config: &Config,
+    _l2: Option<&L2>,
     _make_pipeline: M,
 ) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
 where
