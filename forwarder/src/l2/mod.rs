@@ -516,6 +516,157 @@ mod tests {
         l2.stop();
     }
 
+    /// Tables with one load balancer on 10.0.0.1 and 2001:db8::1, with
+    /// `targets` destinations.
+    fn tables(targets: u8) -> crate::tables::Tables {
+        use lbfwd_config::model::*;
+        let lb = ResolvedLoadBalancer {
+            name: "web".into(),
+            lb_type: LoadBalancerType::Public,
+            network: "n".into(),
+            vni: 100,
+            ips: ["10.0.0.1", "2001:db8::1"]
+                .iter()
+                .map(|a| AssignedIp {
+                    addr: a.parse().unwrap(),
+                    pool: None,
+                })
+                .collect(),
+            ports: vec![PortRange {
+                protocol: Protocol::Tcp,
+                first: 80,
+                last: 80,
+            }],
+            icmp_echo: IcmpEcho::Drop,
+            maglev_table_size: 251,
+            destinations: (0..targets)
+                .map(|i| Destination {
+                    name: format!("be{i}"),
+                    uid: String::new(),
+                    underlay: IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, i)),
+                    mac: Some(MacAddr([2, 0, 0, 0, 3, i])),
+                    weight: 1,
+                })
+                .collect(),
+        };
+        let u = crate::tables::UnderlayParams {
+            encap: Encap::Vxlan { port: 4789 },
+            source_ipv4: Some(std::net::Ipv4Addr::new(10, 0, 2, 2)),
+            source_ipv6: None,
+            source_mac: [2, 0, 0, 0, 2, 2],
+            next_hop_mac: [2, 0, 0, 0, 2, 1],
+            mtu: 1500,
+        };
+        let resolved = Resolved {
+            load_balancers: vec![lb],
+        };
+        crate::tables::TableBuilder::new()
+            .build(&resolved, &u, 1)
+            .unwrap()
+            .0
+    }
+
+    /// An ARP request for `target` from 02:bb::2 / 10.0.0.9, in a buffer
+    /// with headroom.
+    fn arp_request(target: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0u8; crate::frame::HEADROOM + 60];
+        let d = &mut f[crate::frame::HEADROOM..];
+        d[0..6].copy_from_slice(&[0xff; 6]);
+        d[6..12].copy_from_slice(&[2, 0xbb, 0, 0, 0, 2]);
+        d[12..14].copy_from_slice(&[8, 6]);
+        crate::wire::arp::ArpRepr {
+            operation: crate::wire::arp::ArpOperation::Request,
+            sender_mac: [2, 0xbb, 0, 0, 0, 2],
+            sender_ip: [10, 0, 0, 9],
+            target_mac: [0; 6],
+            target_ip: target,
+        }
+        .emit(&mut d[14..])
+        .unwrap();
+        f
+    }
+
+    /// A neighbour solicitation for `target` (2001:db8::9 asking), with a
+    /// source link-layer address option, in a buffer with headroom and
+    /// tailroom.
+    fn solicitation(target: Ipv6Addr) -> Vec<u8> {
+        let src: Ipv6Addr = "2001:db8::9".parse().unwrap();
+        let dst = solicited_node(target.octets());
+        let mut f = vec![0u8; crate::frame::HEADROOM + 86 + 64];
+        let d = &mut f[crate::frame::HEADROOM..];
+        d[0..6].copy_from_slice(&[0x33, 0x33, 0xff, dst[13], dst[14], dst[15]]);
+        d[6..12].copy_from_slice(&[2, 0xbb, 0, 0, 0, 2]);
+        d[12..14].copy_from_slice(&[0x86, 0xdd]);
+        d[14] = 0x60;
+        d[18..20].copy_from_slice(&32u16.to_be_bytes());
+        d[20] = 58;
+        d[21] = 255;
+        d[22..38].copy_from_slice(&src.octets());
+        d[38..54].copy_from_slice(&dst);
+        d[54] = 135;
+        d[62..78].copy_from_slice(&target.octets());
+        d[78..80].copy_from_slice(&[1, 1]);
+        d[80..86].copy_from_slice(&[2, 0xbb, 0, 0, 0, 2]);
+        let ph = crate::wire::checksum::pseudo_header_v6(&src.octets(), &dst, 58, 32);
+        let c = crate::wire::checksum::checksum_with(ph, &d[54..86]);
+        d[56..58].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    /// Through the real pipeline: answered while announcing, for a VIP with
+    /// a destination only; the host's otherwise.
+    #[test]
+    fn the_pipeline_answers_for_usable_vips_while_announcing() {
+        use crate::frame::{Frame, HEADROOM};
+        use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
+        use crate::tables::Publisher;
+        let l2 = L2::new(&config(None), &[Some("dp0".into())], false).unwrap();
+        let mac = [2, 0xaa, 0, 0, 0, 1];
+        l2.set_mac("dp0", mac);
+        let publisher = Publisher::new(tables(2), 1);
+        let mut p = Pipeline::new(
+            publisher.reader(0),
+            Arc::default(),
+            &PipelineConfig::default(),
+        )
+        .unwrap()
+        .with_l2(l2.responder(0));
+        let mut run = |p: &mut Pipeline, mut buf: Vec<u8>| {
+            let len = if buf[HEADROOM + 12] == 8 { 60 } else { 86 };
+            let mut f = Frame::new(&mut buf, HEADROOM, len);
+            let v = p.run(&mut f);
+            (v, f.data().to_vec())
+        };
+        let vip6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        // Withdrawn: the host's (the kernel ignores it: it owns no VIP).
+        p.begin(1);
+        assert_eq!(run(&mut p, arp_request([10, 0, 0, 1])).0, Verdict::Host);
+        assert_eq!(run(&mut p, solicitation(vip6)).0, Verdict::Host);
+        // Announcing: answered from the interface's MAC.
+        l2.set(true, BTreeSet::new());
+        p.begin(2);
+        let (v, reply) = run(&mut p, arp_request([10, 0, 0, 1]));
+        assert_eq!(v, Verdict::Tx);
+        assert_eq!(&reply[0..6], &[2, 0xbb, 0, 0, 0, 2]);
+        assert_eq!(&reply[6..12], &mac);
+        assert_eq!(&reply[14 + 8..14 + 14], &mac);
+        let (v, na) = run(&mut p, solicitation(vip6));
+        assert_eq!(v, Verdict::Tx);
+        assert_eq!((na.len(), na[14 + 40]), (86, 136));
+        assert_eq!(&na[14 + 8..14 + 24], &vip6.octets());
+        // Not a VIP: the host's.
+        assert_eq!(run(&mut p, arp_request([10, 0, 0, 2])).0, Verdict::Host);
+        let other: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        assert_eq!(run(&mut p, solicitation(other)).0, Verdict::Host);
+        let s = l2.status();
+        assert_eq!((s.arp_answered, s.nd_answered), (1, 1));
+        // A load balancer without destinations is not answered for.
+        publisher.publish(tables(0));
+        p.begin(3);
+        assert_eq!(run(&mut p, arp_request([10, 0, 0, 1])).0, Verdict::Host);
+        l2.stop();
+    }
+
     #[test]
     fn a_worker_off_the_l2_interfaces_answers_nothing() {
         let l2 = L2::new(&config(None), &[Some("other".into()), None], false).unwrap();
