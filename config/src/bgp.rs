@@ -5,9 +5,11 @@
 //!
 //! Kept apart from the other settings so that the BGP speaker's keys live in
 //! one place; `settings.rs` calls [`validate_bgp`] and
-//! [`AnnounceSection::validate`].
+//! [`AnnounceSection::validate`], `state.rs` holds a [`PoolBgp`] per pool.
+//!
+//! Layer 2 (input), above the problems: it uses only [`crate::problem`].
 
-use crate::validate::Problem;
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -66,6 +68,16 @@ pub struct BgpSection {
     /// (default: `bird/` beside the control socket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_dir: Option<PathBuf>,
+    /// An operator-run BIRD 2 instead of lbfwd's own: its control socket.
+    /// lbfwd then starts no BIRD, writes the VIPs' static protocols to
+    /// `external_bird_include` and calls `configure` on this socket; the
+    /// operator's BGP protocols export `where proto ~ "lbfwd_vips*"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_bird_socket: Option<PathBuf>,
+    /// The file lbfwd writes for an operator-run BIRD (its `bird.conf`
+    /// has `include "FILE";`); required with `external_bird_socket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_bird_include: Option<PathBuf>,
     /// The BGP sessions, one per entry (`[[bgp.peer]]`).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<BgpPeerSection>,
@@ -257,8 +269,19 @@ pub struct Bgp {
     pub bird: PathBuf,
     /// BIRD's runtime directory (resolved: never unset here).
     pub runtime_dir: PathBuf,
+    /// An operator-run BIRD instead of lbfwd's own.
+    pub external: Option<ExternalBird>,
     /// The sessions.
     pub peers: Vec<BgpPeer>,
+}
+
+/// An operator-run BIRD (`external_bird_socket`, `external_bird_include`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalBird {
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// The file lbfwd writes and the operator's config includes.
+    pub include: PathBuf,
 }
 
 /// Validated `[[bgp.peer]]`.
@@ -395,6 +418,39 @@ pub fn validate_bgp(
     {
         err("bgp.runtime_dir", Problem::EmptyName);
     }
+    let external = match (&b.external_bird_socket, &b.external_bird_include) {
+        (Some(socket), Some(include)) => {
+            if !b.peers.is_empty() {
+                err(
+                    "bgp.peer",
+                    Problem::Setting(
+                        "with external_bird_socket the sessions are the operator's BIRD's: \
+                         leave out [[bgp.peer]]"
+                            .into(),
+                    ),
+                );
+            }
+            Some(ExternalBird {
+                socket: socket.clone(),
+                include: include.clone(),
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            err(
+                "bgp.external_bird_socket",
+                Problem::Setting("needs external_bird_include (the file lbfwd writes)".into()),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            err(
+                "bgp.external_bird_include",
+                Problem::Setting("needs external_bird_socket (the operator's BIRD)".into()),
+            );
+            None
+        }
+    };
     let attributes = RouteAttributes {
         communities: communities("bgp.communities", &b.communities, Community::parse, err),
         large_communities: communities(
@@ -440,6 +496,7 @@ pub fn validate_bgp(
         local_port: b.local_port,
         bird: b.bird.clone(),
         runtime_dir,
+        external,
         peers,
     })
 }

@@ -3,13 +3,15 @@
 //! it replace the current state (all or nothing). The summary says what
 //! changed: objects created, replaced and deleted, load balancers re-routed,
 //! addresses allocated and released.
+//!
+//! Layer 4 (entry points), with `load`: the control plane's way in.
 
 use crate::error::{Errors, LocatedError};
-use crate::origin::Kind;
+use crate::model::Kind;
+use crate::problem::Problem;
 use crate::resolve::Resolution;
 use crate::settings::Underlay;
 use crate::state::{DesiredState, Object, Upserted};
-use crate::validate::Problem;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

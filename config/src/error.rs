@@ -1,6 +1,8 @@
 //! Located errors: what went wrong, in which file, at which line and column,
 //! under which field path; and [`Errors`], the list every loader returns so
 //! that an operator sees every problem at once, one per line.
+//!
+//! Layer 1 (problems and locations), above `problem`.
 
 use std::fmt;
 
@@ -166,7 +168,7 @@ pub struct LocatedError {
     /// names, or the manifest's `kind/name` and camelCase path).
     pub path: String,
     /// What is wrong.
-    pub problem: crate::validate::Problem,
+    pub problem: crate::problem::Problem,
 }
 
 impl fmt::Display for LocatedError {
@@ -241,7 +243,7 @@ impl Errors {
     pub fn single(
         location: Option<Location>,
         path: &str,
-        problem: crate::validate::Problem,
+        problem: crate::problem::Problem,
     ) -> Self {
         Errors(vec![LocatedError {
             location,

@@ -3,8 +3,10 @@
 //! interfaces, and on turning announcing on sends gratuitous ARP and
 //! unsolicited neighbour advertisements on a schedule (MetalLB's by
 //! default: at once, then every 1.1 s for 5 s).
+//!
+//! Layer 2 (input), above the problems: it uses only [`crate::problem`].
 
-use crate::validate::Problem;
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

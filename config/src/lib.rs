@@ -18,6 +18,21 @@
 //!
 //! Every error is an [`Errors`] list of [`LocatedError`]s
 //! (`FILE:LINE:COL: PATH: message`).
+//!
+//! # Layers
+//!
+//! A module uses modules of its own layer or of a lower one, never of a
+//! higher one; `scripts/module-cycles.py config/src` (run by
+//! `scripts/test.sh`) checks that no two modules import each other, even
+//! through others.
+//!
+//! | layer | modules |
+//! |-------|---------|
+//! | 0 values | [`model`]: MACs, protocols, ports, families, kinds, encapsulations; the resolved model |
+//! | 1 problems and locations | [`problem`] (what can be wrong), [`error`] (field paths, locations, located errors), [`span`] (a path's place in TOML or YAML text), [`origin`] (where an object came from, source files) |
+//! | 2 input | [`state`] (the desired state as written), [`settings`] (appliance settings and their checks), [`bgp`] (`[bgp]`, `[announce]`, the pools' `bgp` keys), [`l2`] (`[l2]`), `toml_doc` (the TOML reader), [`manifest`] (the Ironcore reader) |
+//! | 3 resolution | [`selector`] (label selection), [`pool`] (address ranges, lowest free), [`resolve`] (checks, allocation, routing derivation) |
+//! | 4 entry points | [`load`] ([`Config`]), [`change`] ([`DesiredState::apply`]) |
 #![deny(unsafe_code)]
 
 pub mod bgp;
@@ -29,18 +44,20 @@ pub mod manifest;
 pub mod model;
 pub mod origin;
 pub mod pool;
+pub mod problem;
 pub mod resolve;
 pub mod selector;
 pub mod settings;
+pub mod span;
 pub mod state;
-pub mod validate;
+mod toml_doc;
 
 pub use change::{Change, ChangeSummary};
 pub use error::{Errors, FieldPath, LocatedError, Location};
 pub use load::Config;
 pub use model::*;
-pub use origin::{Kind, Origin};
+pub use origin::Origin;
+pub use problem::Problem;
 pub use resolve::Resolution;
 pub use settings::{Settings, SettingsInput, Underlay};
 pub use state::*;
-pub use validate::Problem;

@@ -25,18 +25,23 @@
 //! Unknown fields in a LoadBalancer's `spec`, in ports, selectors and
 //! routing destinations are errors (typos); other objects' `spec` and
 //! `status`, and `metadata`, may carry anything Ironcore puts there.
+//!
+//! Layer 2 (input): the Ironcore reader, beside the TOML reader `toml_doc`;
+//! it also owns the reverse mapping, model paths to manifest paths
+//! ([`yaml_path`]), which the YAML source it builds carries for `origin`.
 
 use crate::error::{Errors, FieldPath, LocatedError, Location, Seg};
-use crate::model::{IcmpEcho, LoadBalancerType, Protocol};
-use crate::origin::{Kind, Origin, Source, SourceKind};
+use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};
+use crate::origin::{read_file, Origin, Source, SourceKind};
+use crate::problem::Problem;
+use crate::span::{split_documents, YamlIndex};
 use crate::state::{
-    Allocation, DesiredState, DestinationSpec, IpFamily, LabelSelector, LabelSelectorRequirement,
+    Allocation, DesiredState, DestinationSpec, LabelSelector, LabelSelectorRequirement,
     LoadBalancerRoutingSpec, LoadBalancerSpec, NetworkInterfaceSpec, NetworkSpec, NicState, Object,
     PortSpec, SelectorOperator, Upserted,
 };
-use crate::validate::Problem;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -214,333 +219,6 @@ struct RoutingDoc {
     destinations: Vec<YamlDestination>,
 }
 
-/// Line/column positions of the keys and items of a multi-document YAML
-/// text, for error locations. A light scanner of block-style YAML (what
-/// Kubernetes manifests are); a path it cannot find is located at its
-/// nearest found ancestor, else at the document's start.
-pub struct YamlIndex {
-    docs: Vec<YamlDoc>,
-}
-
-struct YamlDoc {
-    /// 1-based line of the document's first line.
-    start_line: usize,
-    /// The document's text.
-    text: String,
-    positions: HashMap<FieldPath, (usize, usize)>,
-    /// Scalar values as written (unquoted), with their paths, in order.
-    values: Vec<(String, FieldPath)>,
-}
-
-struct Frame {
-    indent: usize,
-    path: FieldPath,
-    seq: bool,
-    next_index: usize,
-    last_key: Option<String>,
-    current_item: Option<FieldPath>,
-}
-
-/// Splits `key: value` (key possibly quoted); `None` when the text is not a
-/// mapping entry.
-fn split_key(content: &str) -> Option<(String, &str)> {
-    if content.starts_with(['[', '{', '|', '>', '&', '*', '!']) {
-        return None;
-    }
-    let (key, rest) = if let Some(q) = content
-        .strip_prefix('"')
-        .or_else(|| content.strip_prefix('\''))
-    {
-        let quote = content.as_bytes()[0] as char;
-        let end = q.find(quote)?;
-        let after = &q[end + 1..];
-        let rest = after.strip_prefix(':')?;
-        (q[..end].to_string(), rest)
-    } else {
-        let mut idx = None;
-        for (i, c) in content.char_indices() {
-            if c == ':' {
-                let next = content[i + 1..].chars().next();
-                if next.is_none() || next == Some(' ') || next == Some('\t') {
-                    idx = Some(i);
-                    break;
-                }
-            }
-            if c == '#' && i > 0 && content[..i].ends_with(' ') {
-                return None;
-            }
-        }
-        let i = idx?;
-        (content[..i].trim_end().to_string(), &content[i + 1..])
-    };
-    if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
-        return None;
-    }
-    Some((key, rest))
-}
-
-impl YamlDoc {
-    fn scan(start_line: usize, text: &str) -> YamlDoc {
-        let mut positions = HashMap::new();
-        let mut values = Vec::new();
-        let mut stack = vec![Frame {
-            indent: 0,
-            path: FieldPath::root(),
-            seq: false,
-            next_index: 0,
-            last_key: None,
-            current_item: None,
-        }];
-        let mut block_scalar_indent: Option<usize> = None;
-        for (ln, raw) in text.lines().enumerate() {
-            let line_no = start_line + ln;
-            let indent = raw.len() - raw.trim_start_matches(' ').len();
-            let content = raw[indent..].trim_end();
-            if let Some(bi) = block_scalar_indent {
-                if content.is_empty() || indent > bi {
-                    continue;
-                }
-                block_scalar_indent = None;
-            }
-            if content.is_empty() || content.starts_with('#') {
-                continue;
-            }
-            while stack.len() > 1 {
-                let top = stack.last().expect("non-empty");
-                let is_dash = content == "-" || content.starts_with("- ");
-                if top.indent > indent || (top.seq && top.indent == indent && !is_dash) {
-                    stack.pop();
-                } else {
-                    break;
-                }
-            }
-            let mut col = indent;
-            let mut content = content;
-            // Sequence items (possibly several `- - ` on one line are not handled).
-            if content == "-" || content.starts_with("- ") {
-                let top = stack.last().expect("non-empty");
-                if !(top.seq && top.indent == indent) {
-                    let path = if top.seq {
-                        top.current_item.clone().unwrap_or_else(|| top.path.clone())
-                    } else {
-                        match &top.last_key {
-                            Some(k) => top.path.key(k.clone()),
-                            None => top.path.clone(),
-                        }
-                    };
-                    stack.push(Frame {
-                        indent,
-                        path,
-                        seq: true,
-                        next_index: 0,
-                        last_key: None,
-                        current_item: None,
-                    });
-                }
-                let seq = stack.last_mut().expect("non-empty");
-                let item = seq.path.index(seq.next_index);
-                seq.next_index += 1;
-                seq.current_item = Some(item.clone());
-                positions.insert(item.clone(), (line_no, indent + 1));
-                let rest = content[1..].trim_start();
-                col = indent + (content.len() - rest.len());
-                content = rest;
-                if content.is_empty() {
-                    continue;
-                }
-                match split_key(content) {
-                    Some(_) => stack.push(Frame {
-                        indent: col,
-                        path: item,
-                        seq: false,
-                        next_index: 0,
-                        last_key: None,
-                        current_item: None,
-                    }),
-                    None => {
-                        Self::flow(&mut positions, &mut values, &item, line_no, col, content);
-                        continue;
-                    }
-                }
-            }
-            let Some((key, value)) = split_key(content) else {
-                continue;
-            };
-            let top = stack.last().expect("non-empty");
-            if top.indent < col || top.seq {
-                let path = if top.seq {
-                    top.current_item.clone().unwrap_or_else(|| top.path.clone())
-                } else {
-                    match &top.last_key {
-                        Some(k) => top.path.key(k.clone()),
-                        None => top.path.clone(),
-                    }
-                };
-                stack.push(Frame {
-                    indent: col,
-                    path,
-                    seq: false,
-                    next_index: 0,
-                    last_key: None,
-                    current_item: None,
-                });
-            }
-            let top = stack.last_mut().expect("non-empty");
-            let path = top.path.key(key.clone());
-            positions.insert(path.clone(), (line_no, col + 1));
-            top.last_key = Some(key);
-            let vtrim = value.trim_start();
-            let vcol = col + (content.len() - vtrim.len());
-            if vtrim.starts_with('|') || vtrim.starts_with('>') {
-                block_scalar_indent = Some(col);
-            } else if !vtrim.is_empty() {
-                Self::flow(&mut positions, &mut values, &path, line_no, vcol, vtrim);
-            }
-        }
-        YamlDoc {
-            start_line,
-            text: text.to_string(),
-            positions,
-            values,
-        }
-    }
-
-    /// Records the items of a one-line flow sequence (`[a, b]`) or mapping.
-    fn flow(
-        positions: &mut HashMap<FieldPath, (usize, usize)>,
-        values: &mut Vec<(String, FieldPath)>,
-        path: &FieldPath,
-        line: usize,
-        col: usize,
-        value: &str,
-    ) {
-        let (open, close) = match value.chars().next() {
-            Some('[') => ('[', ']'),
-            Some('{') => ('{', '}'),
-            _ => {
-                values.push((unquote(value), path.clone()));
-                return;
-            }
-        };
-        let Some(end) = value.rfind(close) else {
-            return;
-        };
-        let inner = &value[1..end];
-        let mut offset = 1;
-        for (i, part) in inner.split(',').enumerate() {
-            let lead = part.len() - part.trim_start().len();
-            let c = col + offset + lead + 1;
-            if open == '[' {
-                if !part.trim().is_empty() {
-                    positions.insert(path.index(i), (line, c));
-                    values.push((unquote(part.trim()), path.index(i)));
-                }
-            } else if let Some((k, _)) = split_key(part.trim()) {
-                positions.insert(path.key(k), (line, c));
-            }
-            offset += part.len() + 1;
-        }
-    }
-}
-
-impl YamlIndex {
-    /// Splits `text` into documents at `---` lines and indexes each.
-    pub fn new(text: &str) -> YamlIndex {
-        let mut docs = Vec::new();
-        let mut start = 1;
-        let mut current = String::new();
-        let mut explicit = false;
-        for (i, line) in text.lines().enumerate() {
-            let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-            if is_sep || line == "..." {
-                if explicit || has_content(&current) {
-                    docs.push(YamlDoc::scan(start, &current));
-                }
-                current.clear();
-                start = i + 2;
-                explicit = is_sep;
-                if is_sep {
-                    // Content after `--- ` on the same line is rare in
-                    // manifests; it is ignored for locations.
-                    continue;
-                }
-                continue;
-            }
-            current.push_str(line);
-            current.push('\n');
-        }
-        if explicit || has_content(&current) {
-            docs.push(YamlDoc::scan(start, &current));
-        }
-        YamlIndex { docs }
-    }
-
-    /// The location of `path` in document `doc`.
-    pub fn locate(&self, file: &str, doc: usize, path: &FieldPath) -> Location {
-        let Some(d) = self.docs.get(doc) else {
-            return Location {
-                file: file.to_string(),
-                ..Location::default()
-            };
-        };
-        let mut p = path.clone();
-        loop {
-            if let Some((line, column)) = d.positions.get(&p) {
-                return Location {
-                    file: file.to_string(),
-                    line: *line,
-                    column: *column,
-                };
-            }
-            if p.0.pop().is_none() {
-                break;
-            }
-        }
-        // The document's first non-blank line.
-        let offset = d.text.lines().position(has_content).unwrap_or(0);
-        Location {
-            file: file.to_string(),
-            line: d.start_line + offset,
-            column: 1,
-        }
-    }
-
-    /// The path of the key named `key` (or, with `value`, of the scalar
-    /// written `key`), first in document order, if any (used to place
-    /// "unknown field" and "unknown variant" errors).
-    fn find_key(&self, doc: usize, key: &str, value: bool) -> Option<FieldPath> {
-        let d = self.docs.get(doc)?;
-        if value {
-            return d
-                .values
-                .iter()
-                .find(|(v, _)| v == key)
-                .map(|(_, p)| p.clone());
-        }
-        d.positions
-            .iter()
-            .filter(|(p, _)| matches!(p.0.last(), Some(Seg::Key(k)) if k == key))
-            .min_by_key(|(_, pos)| **pos)
-            .map(|(p, _)| p.clone())
-    }
-}
-
-fn unquote(v: &str) -> String {
-    let v = v.split(" #").next().unwrap_or(v).trim();
-    v.strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-        .unwrap_or(v)
-        .to_string()
-}
-
-fn has_content(text: &str) -> bool {
-    text.lines().any(|l| {
-        let t = l.trim();
-        !t.is_empty() && !t.starts_with('#') && !t.starts_with('%')
-    })
-}
-
 fn camel(s: &str) -> String {
     let mut out = String::new();
     let mut up = false;
@@ -677,34 +355,15 @@ pub fn parse_manifests(text: &str, name: &str) -> Result<Vec<Object>, Errors> {
     let index = YamlIndex::new(text);
     let mut errors = Errors::default();
     let mut objects = Vec::new();
-    let mut texts: Vec<(usize, String)> = Vec::new();
-    {
-        let mut current = String::new();
-        let mut start = 1;
-        let mut explicit = false;
-        for (i, line) in text.lines().enumerate() {
-            let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-            if is_sep || line == "..." {
-                if explicit || has_content(&current) {
-                    texts.push((start, std::mem::take(&mut current)));
-                }
-                current.clear();
-                start = i + 2;
-                explicit = is_sep;
-                continue;
-            }
-            current.push_str(line);
-            current.push('\n');
-        }
-        if explicit || has_content(&current) {
-            texts.push((start, current));
-        }
-    }
+    let texts = split_documents(text);
     let index_source = Arc::new(Source {
         name: name.to_string(),
-        kind: SourceKind::Yaml(index),
+        kind: SourceKind::Yaml {
+            index,
+            manifest_path: yaml_path,
+        },
     });
-    let SourceKind::Yaml(index) = &index_source.kind else {
+    let SourceKind::Yaml { index, .. } = &index_source.kind else {
         unreachable!("just built")
     };
     for (doc, (start, body)) in texts.iter().enumerate() {
@@ -1000,7 +659,7 @@ impl DesiredState {
         &mut self,
         path: &Path,
     ) -> Result<Vec<(Kind, String, Upserted)>, Errors> {
-        let text = crate::load::read_file(path)?;
+        let text = read_file(path)?;
         self.apply_manifests_str(&text, &path.display().to_string())
     }
 }

@@ -1,9 +1,14 @@
-//! The resolved model: what the dataplane and the control plane consume once
-//! the input has been validated, addresses allocated and routing derived.
+//! The values every layer shares (MAC addresses, protocols, port ranges, IP
+//! families, the kinds of object, encapsulations) and the resolved model:
+//! what the dataplane and the control plane consume once the input has been
+//! validated, addresses allocated and routing derived.
 //!
 //! These types are the contract between `config` and the rest of lbfwd. They
 //! carry no references back into the input; every address is parsed, every
 //! destination is complete.
+//!
+//! Layer 0 (values): imports no other module of the crate, so that the
+//! problems can name kinds and families and every layer can use them.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -224,6 +229,117 @@ pub enum Encap {
         /// Outer UDP destination port (default 4789).
         port: u16,
     },
+}
+
+/// An IP family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IpFamily {
+    /// IPv4.
+    IPv4,
+    /// IPv6.
+    IPv6,
+}
+
+impl IpFamily {
+    /// The family of `addr`.
+    pub fn of(addr: &std::net::IpAddr) -> Self {
+        if addr.is_ipv4() {
+            IpFamily::IPv4
+        } else {
+            IpFamily::IPv6
+        }
+    }
+}
+
+impl std::fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IpFamily::IPv4 => "IPv4",
+            IpFamily::IPv6 => "IPv6",
+        })
+    }
+}
+
+/// The kinds of object in the desired state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// An address pool (`[[pool]]`).
+    Pool,
+    /// A network (`[[network]]`, Ironcore `Network`).
+    Network,
+    /// A network interface (`[[network_interface]]`, Ironcore `NetworkInterface`).
+    NetworkInterface,
+    /// A load balancer (`[[load_balancer]]`, Ironcore `LoadBalancer`).
+    LoadBalancer,
+    /// A routing (`[[load_balancer_routing]]`, Ironcore `LoadBalancerRouting`).
+    LoadBalancerRouting,
+    /// A persisted address allocation (`[[allocation]]`).
+    Allocation,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 6] = [
+        Kind::Pool,
+        Kind::Network,
+        Kind::NetworkInterface,
+        Kind::LoadBalancer,
+        Kind::LoadBalancerRouting,
+        Kind::Allocation,
+    ];
+
+    /// The TOML array-of-tables key (`load_balancer`, ...).
+    pub const fn toml_key(self) -> &'static str {
+        match self {
+            Kind::Pool => "pool",
+            Kind::Network => "network",
+            Kind::NetworkInterface => "network_interface",
+            Kind::LoadBalancer => "load_balancer",
+            Kind::LoadBalancerRouting => "load_balancer_routing",
+            Kind::Allocation => "allocation",
+        }
+    }
+
+    /// The Ironcore kind (`LoadBalancer`, ...); pools and allocations are
+    /// lbfwd's own and use `Pool` and `Allocation`.
+    pub const fn ironcore_kind(self) -> &'static str {
+        match self {
+            Kind::Pool => "Pool",
+            Kind::Network => "Network",
+            Kind::NetworkInterface => "NetworkInterface",
+            Kind::LoadBalancer => "LoadBalancer",
+            Kind::LoadBalancerRouting => "LoadBalancerRouting",
+            Kind::Allocation => "Allocation",
+        }
+    }
+
+    /// Parses either spelling (`load_balancer`, `LoadBalancer`, `lb`, ...).
+    pub fn parse(s: &str) -> Option<Kind> {
+        let norm: String = s
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect();
+        Some(match norm.as_str() {
+            "pool" | "pools" => Kind::Pool,
+            "network" | "networks" | "net" => Kind::Network,
+            "networkinterface" | "networkinterfaces" | "nic" | "nics" | "interface" => {
+                Kind::NetworkInterface
+            }
+            "loadbalancer" | "loadbalancers" | "lb" | "lbs" => Kind::LoadBalancer,
+            "loadbalancerrouting" | "loadbalancerroutings" | "routing" | "routings" => {
+                Kind::LoadBalancerRouting
+            }
+            "allocation" | "allocations" => Kind::Allocation,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.toml_key())
+    }
 }
 
 /// One address of a load balancer and where it came from.

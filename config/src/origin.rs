@@ -5,94 +5,19 @@
 //! Every input object carries an [`Origin`]. Origins never take part in
 //! equality (two states that differ only in where their objects came from
 //! are equal) and are never serialized.
+//!
+//! Also [`Source`], the text objects were read from, and `read_file`, which
+//! reads one.
+//!
+//! Layer 1 (problems and locations), above `error` and `span`.
 
-use crate::error::{FieldPath, Location, Seg};
-use crate::manifest::YamlIndex;
+use crate::error::{Errors, FieldPath, Location};
+use crate::model::Kind;
+use crate::problem::Problem;
+use crate::span::{toml_span, YamlIndex};
 use std::fmt;
-use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
-
-/// The kinds of object in the desired state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// An address pool (`[[pool]]`).
-    Pool,
-    /// A network (`[[network]]`, Ironcore `Network`).
-    Network,
-    /// A network interface (`[[network_interface]]`, Ironcore `NetworkInterface`).
-    NetworkInterface,
-    /// A load balancer (`[[load_balancer]]`, Ironcore `LoadBalancer`).
-    LoadBalancer,
-    /// A routing (`[[load_balancer_routing]]`, Ironcore `LoadBalancerRouting`).
-    LoadBalancerRouting,
-    /// A persisted address allocation (`[[allocation]]`).
-    Allocation,
-}
-
-impl Kind {
-    /// Every kind.
-    pub const ALL: [Kind; 6] = [
-        Kind::Pool,
-        Kind::Network,
-        Kind::NetworkInterface,
-        Kind::LoadBalancer,
-        Kind::LoadBalancerRouting,
-        Kind::Allocation,
-    ];
-
-    /// The TOML array-of-tables key (`load_balancer`, ...).
-    pub const fn toml_key(self) -> &'static str {
-        match self {
-            Kind::Pool => "pool",
-            Kind::Network => "network",
-            Kind::NetworkInterface => "network_interface",
-            Kind::LoadBalancer => "load_balancer",
-            Kind::LoadBalancerRouting => "load_balancer_routing",
-            Kind::Allocation => "allocation",
-        }
-    }
-
-    /// The Ironcore kind (`LoadBalancer`, ...); pools and allocations are
-    /// lbfwd's own and use `Pool` and `Allocation`.
-    pub const fn ironcore_kind(self) -> &'static str {
-        match self {
-            Kind::Pool => "Pool",
-            Kind::Network => "Network",
-            Kind::NetworkInterface => "NetworkInterface",
-            Kind::LoadBalancer => "LoadBalancer",
-            Kind::LoadBalancerRouting => "LoadBalancerRouting",
-            Kind::Allocation => "Allocation",
-        }
-    }
-
-    /// Parses either spelling (`load_balancer`, `LoadBalancer`, `lb`, ...).
-    pub fn parse(s: &str) -> Option<Kind> {
-        let norm: String = s
-            .chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect();
-        Some(match norm.as_str() {
-            "pool" | "pools" => Kind::Pool,
-            "network" | "networks" | "net" => Kind::Network,
-            "networkinterface" | "networkinterfaces" | "nic" | "nics" | "interface" => {
-                Kind::NetworkInterface
-            }
-            "loadbalancer" | "loadbalancers" | "lb" | "lbs" => Kind::LoadBalancer,
-            "loadbalancerrouting" | "loadbalancerroutings" | "routing" | "routings" => {
-                Kind::LoadBalancerRouting
-            }
-            "allocation" | "allocations" => Kind::Allocation,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.toml_key())
-    }
-}
 
 /// A text that objects were read from.
 #[derive(Debug)]
@@ -108,7 +33,14 @@ pub enum SourceKind {
     /// A TOML document with spans.
     Toml(Box<toml_edit::ImDocument<String>>),
     /// A multi-document YAML text.
-    Yaml(YamlIndex),
+    Yaml {
+        /// Where each key and item is.
+        index: YamlIndex,
+        /// Translates a path in the model's field names, relative to an
+        /// object of the kind, into the manifest's own path (the reader
+        /// that mapped the manifest onto the model knows how).
+        manifest_path: fn(Kind, &FieldPath) -> FieldPath,
+    },
     /// Nothing to locate in (objects built in code or restored state
     /// without text).
     Opaque,
@@ -118,7 +50,7 @@ impl fmt::Debug for SourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceKind::Toml(_) => f.write_str("Toml"),
-            SourceKind::Yaml(_) => f.write_str("Yaml"),
+            SourceKind::Yaml { .. } => f.write_str("Yaml"),
             SourceKind::Opaque => f.write_str("Opaque"),
         }
     }
@@ -220,8 +152,11 @@ impl Origin {
                 };
                 (Some(loc), full.to_string())
             }
-            SourceKind::Yaml(index) => {
-                let ypath = crate::manifest::yaml_path(o.kind, rel);
+            SourceKind::Yaml {
+                index,
+                manifest_path,
+            } => {
+                let ypath = manifest_path(o.kind, rel);
                 let loc = index.locate(file, o.doc, &ypath);
                 let path = if ypath.is_empty() {
                     o.label.clone()
@@ -245,112 +180,16 @@ impl Origin {
     }
 }
 
-/// The span that best matches `path` in a TOML document: the key of the last
-/// segment when it is a key, the value when it is an index, else the deepest
-/// ancestor found.
-pub(crate) fn toml_span(root: &toml_edit::Item, path: &FieldPath) -> Option<Range<usize>> {
-    use toml_edit::{Item, Value};
-    enum Node<'a> {
-        Item(&'a Item),
-        Table(&'a toml_edit::Table),
-        Value(&'a Value),
-    }
-    let mut best = root.span();
-    let mut node = Node::Item(root);
-    let last = path.0.len().saturating_sub(1);
-    for (i, seg) in path.0.iter().enumerate() {
-        let next = match (seg, node) {
-            (Seg::Key(k), Node::Item(Item::Table(t))) | (Seg::Key(k), Node::Table(t)) => t
-                .get_key_value(k)
-                .map(|(key, item)| (key.span(), Node::Item(item), item.span())),
-            (Seg::Key(k), Node::Item(Item::Value(Value::InlineTable(t))))
-            | (Seg::Key(k), Node::Value(Value::InlineTable(t))) => t
-                .get_key_value(k)
-                .map(|(key, item)| (key.span(), Node::Item(item), item.span())),
-            (Seg::Index(n), Node::Item(Item::ArrayOfTables(a))) => {
-                a.get(*n).map(|t| (None, Node::Table(t), t.span()))
-            }
-            (Seg::Index(n), Node::Item(Item::Value(Value::Array(a))))
-            | (Seg::Index(n), Node::Value(Value::Array(a))) => {
-                a.get(*n).map(|v| (None, Node::Value(v), v.span()))
-            }
-            _ => None,
-        };
-        let Some((key_span, next_node, value_span)) = next else {
-            break;
-        };
-        let span = if i == last {
-            key_span.or(value_span)
-        } else {
-            value_span.or(key_span)
-        };
-        if span.is_some() {
-            best = span;
-        }
-        node = next_node;
-    }
-    best
-}
-
-/// The path of the deepest key or array element under `item` whose span
-/// contains `offset` (for naming the field a deserialization error is
-/// about), relative to `item`.
-pub(crate) fn toml_path_at(item: &toml_edit::Item, offset: usize) -> FieldPath {
-    use toml_edit::{Item, Value};
-    fn contains(span: Option<Range<usize>>, offset: usize) -> bool {
-        span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
-    }
-    fn walk_value(v: &Value, offset: usize, path: &mut FieldPath) {
-        match v {
-            Value::InlineTable(t) => {
-                for (k, v) in t.iter() {
-                    let key_span = t.key(k).and_then(|key| key.span());
-                    if contains(key_span, offset) || contains(v.span(), offset) {
-                        path.0.push(Seg::Key(k.to_string()));
-                        walk_value(v, offset, path);
-                        return;
-                    }
-                }
-            }
-            Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    if contains(v.span(), offset) {
-                        path.0.push(Seg::Index(i));
-                        walk_value(v, offset, path);
-                        return;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    fn walk_table(t: &toml_edit::Table, offset: usize, path: &mut FieldPath) {
-        for (k, item) in t.iter() {
-            let key_span = t.key(k).and_then(|key| key.span());
-            if contains(key_span, offset) || contains(item.span(), offset) {
-                path.0.push(Seg::Key(k.to_string()));
-                walk_item(item, offset, path);
-                return;
-            }
-        }
-    }
-    fn walk_item(item: &Item, offset: usize, path: &mut FieldPath) {
-        match item {
-            Item::Table(t) => walk_table(t, offset, path),
-            Item::Value(v) => walk_value(v, offset, path),
-            Item::ArrayOfTables(a) => {
-                for (i, t) in a.iter().enumerate() {
-                    if contains(t.span(), offset) {
-                        path.0.push(Seg::Index(i));
-                        walk_table(t, offset, path);
-                        return;
-                    }
-                }
-            }
-            Item::None => {}
-        }
-    }
-    let mut path = FieldPath::root();
-    walk_item(item, offset, &mut path);
-    path
+/// Reads a source file; an unreadable one is an error naming the file.
+pub(crate) fn read_file(path: &Path) -> Result<String, Errors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Errors::single(
+            None,
+            "",
+            Problem::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            },
+        )
+    })
 }

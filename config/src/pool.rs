@@ -1,7 +1,10 @@
 //! Address pools: entries (CIDRs and `first-last` ranges, IPv4 and IPv6) and
 //! lowest-free allocation.
+//!
+//! Layer 3 (resolution): the address arithmetic of allocation; uses only the
+//! values of `model`.
 
-use crate::state::IpFamily;
+use crate::model::IpFamily;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

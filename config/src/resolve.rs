@@ -16,20 +16,24 @@
 //! With allocations persisted (the control plane does), adding or removing
 //! another load balancer never moves an address; deleting a load balancer
 //! releases its addresses.
+//!
+//! Layer 3 (resolution), above the input: names checked, addresses parsed,
+//! allocated (with `pool`), destinations selected (with `selector`) and
+//! routing derived.
 
 use crate::error::{Errors, FieldPath, LocatedError};
 use crate::model::{
-    AssignedIp, Destination, Encap, LoadBalancerType, MacAddr, PortRange, Protocol, Resolved,
-    ResolvedLoadBalancer,
+    AssignedIp, Destination, Encap, IpFamily, Kind, LoadBalancerType, MacAddr, PortRange, Protocol,
+    Resolved, ResolvedLoadBalancer,
 };
-use crate::origin::{Kind, Origin};
+use crate::origin::Origin;
 use crate::pool::{addr_key, AddrRange};
+use crate::problem::Problem;
 use crate::settings::Underlay;
 use crate::state::{
-    Allocation, DesiredState, IpFamily, LoadBalancerSpec, NetworkInterfaceSpec,
-    DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_WEIGHT,
+    Allocation, DesiredState, LoadBalancerSpec, NetworkInterfaceSpec, DEFAULT_MAGLEV_TABLE_SIZE,
+    DEFAULT_WEIGHT,
 };
-use crate::validate::Problem;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 

@@ -13,10 +13,12 @@
 //! An empty selector matches everything (as `metav1.LabelSelector` does).
 //! "No selector at all" is a different thing: the load balancer's
 //! destinations then come from its routing.
+//!
+//! Layer 3 (resolution): selection, used by `resolve` and `change`.
 
 use crate::error::FieldPath;
+use crate::problem::Problem;
 use crate::state::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
-use crate::validate::Problem;
 use std::collections::BTreeMap;
 
 impl LabelSelector {

@@ -2,11 +2,15 @@
 //! `[flow]`. The serde input sections (`*Section`, TOML field names, every
 //! field documented) are validated into the runtime types ([`Settings`] and
 //! its parts) that the daemon uses.
+//!
+//! Layer 2 (input), above the problems and locations: the sections are
+//! deserialized by the TOML reader for the entry point `load`; the
+//! resolution uses the [`Underlay`].
 
 use crate::error::{Errors, FieldPath, LocatedError};
 use crate::model::{Encap, MacAddr};
 use crate::origin::Origin;
-use crate::validate::Problem;
+use crate::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

@@ -7,9 +7,12 @@
 //! one pass; [`DesiredState::resolve`](crate::resolve) parses and checks them.
 //! Serializing a [`DesiredState`] and loading it again gives an equal state
 //! (see [`DesiredState::to_toml`]).
+//!
+//! Layer 2 (input), above the problems and locations: what the readers
+//! (`toml_doc`, `manifest`) fill.
 
-use crate::model::{IcmpEcho, LoadBalancerType, Protocol};
-use crate::origin::{Kind, Origin};
+use crate::model::{IcmpEcho, IpFamily, Kind, LoadBalancerType, Protocol};
+use crate::origin::Origin;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -139,35 +142,6 @@ pub struct NetworkInterfaceSpec {
     /// Where it was read from.
     #[serde(skip)]
     pub origin: Origin,
-}
-
-/// An IP family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum IpFamily {
-    /// IPv4.
-    IPv4,
-    /// IPv6.
-    IPv6,
-}
-
-impl IpFamily {
-    /// The family of `addr`.
-    pub fn of(addr: &std::net::IpAddr) -> Self {
-        if addr.is_ipv4() {
-            IpFamily::IPv4
-        } else {
-            IpFamily::IPv6
-        }
-    }
-}
-
-impl std::fmt::Display for IpFamily {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            IpFamily::IPv4 => "IPv4",
-            IpFamily::IPv6 => "IPv6",
-        })
-    }
 }
 
 /// One entry of a load balancer's allow list.

@@ -87,7 +87,11 @@ pub struct BgpStatus {
     pub asn: u32,
     /// Router id.
     pub router_id: String,
-    /// BIRD's process id while it runs.
+    /// The control socket of an operator-run BIRD lbfwd writes into
+    /// (`external_bird_socket`); unset: lbfwd runs its own BIRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_socket: Option<std::path::PathBuf>,
+    /// BIRD's process id while it runs (lbfwd's own BIRD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bird_pid: Option<u32>,
     /// How often lbfwd restarted BIRD after it died.

@@ -1346,6 +1346,8 @@ mod tests {
             }),
             Request::Export,
             Request::Reload,
+            Request::Announce,
+            Request::AnnounceSet(crate::announce::AnnounceSet { on: false }),
         ]
     }
 

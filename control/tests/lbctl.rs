@@ -499,3 +499,19 @@ fn permission_denied_exits_4() {
         "{err}"
     );
 }
+
+#[test]
+fn announce_shows_and_switches() {
+    let dir = TempDir::new("an");
+    let (server, _) = start(&dir);
+    let s = server.socket_path().to_path_buf();
+    let out = ok(&s, &["announce"]);
+    assert!(out.starts_with("announcing  on\n"), "{out}");
+    assert!(out.contains("VIP") && out.contains("WHY NOT"), "{out}");
+    let out = ok(&s, &["announce", "off"]);
+    assert!(out.starts_with("announcing  off\n"), "{out}");
+    let v: Value = serde_json::from_str(&ok(&s, &["-o", "json", "announce", "on"])).unwrap();
+    assert_eq!(v["enabled"], true, "{v}");
+    assert_eq!(v["vips"], serde_json::json!([]), "{v}");
+    fails(&s, &["announce", "maybe"], 2);
+}

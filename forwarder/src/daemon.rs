@@ -14,7 +14,7 @@
 use crate::dataplane::Dataplane;
 use crate::report::{snapshot, Sample, WorkerView};
 use crate::runtime::Layout;
-use lbfwd_config::origin::Kind as ConfigKind;
+use lbfwd_config::Kind as ConfigKind;
 use lbfwd_config::{Change, Config, DesiredState, Errors, Object as StateObject, Resolved};
 use lbfwd_control::convert::changes_for;
 use lbfwd_control::protocol::{

@@ -36,6 +36,7 @@ fn settings(dir: &Path) -> Bgp {
         local_port: 11179,
         bird: BIRD.into(),
         runtime_dir: dir.to_path_buf(),
+        external: None,
         // A passive peer on a documentation address: BIRD never connects.
         peers: vec![BgpPeer {
             address: "192.0.2.254".parse().unwrap(),
@@ -173,4 +174,124 @@ fn configure_announces_and_a_refused_config_keeps_the_routes() {
         "{}",
         routes(&socket)
     );
+}
+
+/// The announcer with an operator-run BIRD (`external_bird_socket`): it
+/// writes the included file and calls `configure`; when that BIRD refuses
+/// its configuration, the answer is BIRD's message, the previous file is
+/// put back and the running announcement stays.
+#[test]
+fn announcer_drives_an_operator_run_bird_and_survives_a_refusal() {
+    use lbfwd_forwarder::announce::Announcer;
+    if !Path::new(BIRD).exists() {
+        eprintln!("SKIPPED: {BIRD} is missing (Debian package bird2)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("lbfwd-bird-ext-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let include = dir.join("lbfwd-vips.conf");
+    let main = dir.join("bird.conf");
+    let socket = dir.join("bird.ctl");
+    let main_text = format!(
+        "router id 192.0.2.9;\nprotocol device {{}}\ninclude \"{}\";\n",
+        include.display()
+    );
+    std::fs::write(&main, &main_text).unwrap();
+    std::fs::write(&include, "# lbfwd writes this\n").unwrap();
+    let child = Command::new(BIRD)
+        .arg("-f")
+        .arg("-c")
+        .arg(&main)
+        .arg("-s")
+        .arg(&socket)
+        .arg("-P")
+        .arg(dir.join("bird.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _bird = Bird(child, dir.clone());
+    let deadline = Instant::now() + T;
+    while birdc::command(&socket, "show status", T).is_err() {
+        assert!(Instant::now() < deadline, "BIRD did not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let config = lbfwd_config::Config::from_toml_str(
+        &format!(
+            r#"[dataplane]
+backend = "memory"
+workers = [0]
+[underlay]
+encap = "vxlan"
+source_ipv4 = "10.0.2.2"
+next_hop_mac = "02:00:00:00:00:01"
+[control]
+socket = "{d}/lbfwd.sock"
+state_dir = "{d}/state"
+[bgp]
+asn = 65001
+router_id = "10.0.2.2"
+external_bird_socket = "{s}"
+external_bird_include = "{i}"
+[[pool]]
+name = "public"
+addresses = ["203.0.113.0/30"]
+bgp = {{ communities = ["65001:300"] }}
+[[network]]
+name = "n"
+vni = 1
+[[network_interface]]
+name = "a"
+network = "n"
+underlay = "10.0.3.11"
+mac = "02:00:00:00:10:11"
+[[load_balancer]]
+name = "web"
+type = "Public"
+network = "n"
+network_interface_selector = {{}}
+"#,
+            d = dir.display(),
+            s = socket.display(),
+            i = include.display()
+        ),
+        "lbfwd.toml",
+    )
+    .expect("config");
+    let resolved = config.resolve().expect("resolve").resolved;
+    let a = Announcer::start(&config.settings, &resolved, &config.state.pools).expect("start");
+    a.dataplane_ready();
+    let shown = routes(&socket);
+    assert!(
+        shown.contains("203.0.113.0/32") && shown.contains("(65001,300)"),
+        "{shown}"
+    );
+    assert!(a.status().vips[0].announced);
+
+    // The operator breaks its own config: BIRD refuses the next configure.
+    std::fs::write(&main, format!("{main_text}this is not BIRD\n")).unwrap();
+    let before = std::fs::read_to_string(&include).unwrap();
+    let err = a.set_enabled(false).expect_err("BIRD must refuse");
+    assert!(err.contains("syntax error"), "{err}");
+    assert_eq!(std::fs::read_to_string(&include).unwrap(), before);
+    assert!(
+        routes(&socket).contains("203.0.113.0/32"),
+        "the running announcement went"
+    );
+    let status = a.status();
+    assert!(status.vips[0].announced, "{status:?}");
+    let last = status.bgp.and_then(|b| b.last_error).unwrap_or_default();
+    assert!(last.contains("syntax error"), "{last}");
+
+    // Fixed: the withdrawal goes through.
+    std::fs::write(&main, &main_text).unwrap();
+    a.set_enabled(false).expect("configure");
+    assert!(
+        !routes(&socket).contains("203.0.113.0"),
+        "{}",
+        routes(&socket)
+    );
+    assert!(!a.status().vips[0].announced);
+    a.stop();
 }

@@ -10,6 +10,9 @@ LBFWD_DEBS=(
   tshark python3 python3-scapy fonts-dejavu-core
   libbpf-dev libxdp-dev
   dpdk dpdk-dev libdpdk-dev
+  # BGP announcement: lbfwd runs BIRD 2 under setpriv (util-linux); the
+  # tests' router runs BIRD 2 too.
+  bird2 util-linux
 )
 
 install_deps() {

@@ -587,9 +587,10 @@ fn render_announce(a: &AnnounceStatus, out: &mut String) {
     };
     let _ = writeln!(out, "announcing  {state}");
     if let Some(b) = &a.bgp {
-        let bird = match b.bird_pid {
-            Some(pid) => format!("running (pid {pid})"),
-            None => "not running".into(),
+        let bird = match (&b.external_socket, b.bird_pid) {
+            (Some(s), _) => format!("operator-run, socket {}", s.display()),
+            (None, Some(pid)) => format!("running (pid {pid})"),
+            (None, None) => "not running".into(),
         };
         let _ = writeln!(out, "bgp         AS {}, router id {}", b.asn, b.router_id);
         let _ = writeln!(

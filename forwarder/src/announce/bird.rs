@@ -43,6 +43,27 @@ pub fn config(bgp: &Bgp, routes: &[Route]) -> String {
          protocol device {{ scan time 10; }}",
         bgp.router_id
     );
+    out.push_str(&static_protocols(routes));
+    if bgp.peers.iter().any(|p| p.bfd) {
+        let ms = bgp.bfd_interval.as_millis();
+        let _ = writeln!(
+            out,
+            "\nprotocol bfd lbfwd_bfd {{\n  interface \"*\" {{ min rx interval {ms} ms; \
+             min tx interval {ms} ms; idle tx interval 1000 ms; multiplier {}; }};\n  \
+             multihop {{ min rx interval {ms} ms; min tx interval {ms} ms; multiplier {}; }};\n}}",
+            bgp.bfd_multiplier, bgp.bfd_multiplier
+        );
+    }
+    for (i, p) in bgp.peers.iter().enumerate() {
+        peer(&mut out, bgp, i, p);
+    }
+    out
+}
+
+/// The two static protocols holding the announced VIPs (all of the file
+/// lbfwd writes for an operator-run BIRD).
+pub fn static_protocols(routes: &[Route]) -> String {
+    let mut out = String::new();
     for (name, v4, channel) in [(STATIC4, true, "ipv4"), (STATIC6, false, "ipv6")] {
         let _ = writeln!(out, "\nprotocol static {name} {{\n  {channel};");
         for r in routes.iter().filter(|r| r.address.is_ipv4() == v4) {
@@ -56,19 +77,6 @@ pub fn config(bgp: &Bgp, routes: &[Route]) -> String {
             }
         }
         out.push_str("}\n");
-    }
-    if bgp.peers.iter().any(|p| p.bfd) {
-        let ms = bgp.bfd_interval.as_millis();
-        let _ = writeln!(
-            out,
-            "\nprotocol bfd lbfwd_bfd {{\n  interface \"*\" {{ min rx interval {ms} ms; \
-             min tx interval {ms} ms; idle tx interval 1000 ms; multiplier {}; }};\n  \
-             multihop {{ min rx interval {ms} ms; min tx interval {ms} ms; multiplier {}; }};\n}}",
-            bgp.bfd_multiplier, bgp.bfd_multiplier
-        );
-    }
-    for (i, p) in bgp.peers.iter().enumerate() {
-        peer(&mut out, bgp, i, p);
     }
     out
 }
@@ -159,6 +167,7 @@ mod tests {
             local_port: 179,
             bird: "/usr/sbin/bird".into(),
             runtime_dir: "/run/lbfwd/bird".into(),
+            external: None,
             peers: vec![
                 BgpPeer {
                     address: "10.77.2.1".parse().unwrap(),

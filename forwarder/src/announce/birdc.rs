@@ -139,11 +139,31 @@ pub fn configure(socket: &Path, file: &Path, timeout: Duration) -> Result<String
     }
 }
 
+/// `configure`: BIRD re-reads the configuration file it was started with
+/// (an operator-run BIRD that includes lbfwd's file).
+pub fn configure_main(socket: &Path, timeout: Duration) -> Result<String, BirdcError> {
+    let lines = command(socket, "configure", timeout)?;
+    match lines.last() {
+        Some(l) if matches!(l.code, 3 | 4 | 18 | 19) => Ok(l.text.clone()),
+        Some(l) => Err(BirdcError::Refused(format!(
+            "unexpected answer to configure: {} {}",
+            l.code, l.text
+        ))),
+        None => Err(BirdcError::Malformed(String::new())),
+    }
+}
+
 /// One protocol of `show protocols all`, the fields lbfwd reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProtocolInfo {
     /// Protocol name.
     pub name: String,
+    /// Protocol type (`BGP`, `Static`, ...).
+    pub proto: String,
+    /// "Neighbor address:" of a BGP protocol.
+    pub neighbor_address: Option<std::net::IpAddr>,
+    /// "Neighbor AS:" of a BGP protocol.
+    pub neighbor_as: Option<u32>,
     /// `up`, `down`, `start`, ...
     pub state: String,
     /// When it entered this state (`timeformat protocol iso long`, UTC).
@@ -167,6 +187,7 @@ pub fn parse_protocols(lines: &[Line]) -> Vec<ProtocolInfo> {
                 if f.len() >= 4 {
                     out.push(ProtocolInfo {
                         name: f[0].to_string(),
+                        proto: f[1].to_string(),
                         state: f[3].to_string(),
                         since: f.get(4..6).map(|d| d.join(" ")).unwrap_or_default(),
                         ..ProtocolInfo::default()
@@ -178,6 +199,10 @@ pub fn parse_protocols(lines: &[Line]) -> Vec<ProtocolInfo> {
                 let t = l.text.trim();
                 if let Some(v) = t.strip_prefix("BGP state:") {
                     p.bgp_state = Some(v.trim().to_string());
+                } else if let Some(v) = t.strip_prefix("Neighbor address:") {
+                    p.neighbor_address = v.trim().parse().ok();
+                } else if let Some(v) = t.strip_prefix("Neighbor AS:") {
+                    p.neighbor_as = v.trim().parse().ok();
                 } else if let Some(v) = t.strip_prefix("Last error:") {
                     p.last_error = Some(v.trim().to_string());
                 } else if let Some(v) = t.strip_prefix("Routes:") {

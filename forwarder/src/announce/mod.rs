@@ -141,16 +141,20 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Creates the announcer for `settings` and the current state, and, with
-    /// `[bgp]`, starts BIRD and waits until it answers (an error carries
-    /// BIRD's message). Nothing is announced before
-    /// [`dataplane_ready`](Self::dataplane_ready).
+    /// [`new`](Self::new), then [`start_bird`](Self::start_bird).
     pub fn start(
         settings: &Settings,
         resolved: &Resolved,
         pools: &[PoolSpec],
     ) -> Result<Arc<Announcer>, AnnounceError> {
-        let announcer = Arc::new(Announcer {
+        let announcer = Announcer::new(settings, resolved, pools);
+        announcer.start_bird()?;
+        Ok(announcer)
+    }
+
+    /// The announcer for `settings` and the current state; no BIRD yet.
+    pub fn new(settings: &Settings, resolved: &Resolved, pools: &[PoolSpec]) -> Arc<Announcer> {
+        Arc::new(Announcer {
             bgp: settings.bgp.clone(),
             inner: Mutex::new(Inner {
                 enabled: settings.announce.initially_on,
@@ -164,22 +168,43 @@ impl Announcer {
             wake: Condvar::new(),
             supervisor: Mutex::new(None),
             l2: std::sync::OnceLock::new(),
-        });
-        if let Some(bgp) = &announcer.bgp {
+        })
+    }
+
+    /// With `[bgp]`: starts lbfwd's BIRD and waits until it answers (an
+    /// error carries BIRD's message), or starts keeping an operator-run
+    /// BIRD's file. Nothing is announced before
+    /// [`dataplane_ready`](Self::dataplane_ready).
+    pub fn start_bird(self: &Arc<Self>) -> Result<(), AnnounceError> {
+        let announcer = self;
+        if announcer.bgp.as_ref().is_some_and(|b| b.external.is_some()) {
+            let handle = supervisor::keep_external(Arc::clone(announcer))?;
+            *announcer
+                .supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        } else if let Some(bgp) = &announcer.bgp {
             supervisor::check_binaries(bgp)?;
-            std::fs::create_dir_all(&bgp.runtime_dir).map_err(|source| {
-                AnnounceError::RuntimeDir {
+            // The generated config may hold BGP passwords: owner only.
+            std::fs::create_dir_all(&bgp.runtime_dir)
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(
+                        &bgp.runtime_dir,
+                        std::fs::Permissions::from_mode(0o700),
+                    )
+                })
+                .map_err(|source| AnnounceError::RuntimeDir {
                     path: bgp.runtime_dir.clone(),
                     source,
-                }
-            })?;
-            let handle = supervisor::start(Arc::clone(&announcer))?;
+                })?;
+            let handle = supervisor::start(Arc::clone(announcer))?;
             *announcer
                 .supervisor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(handle);
         }
-        Ok(announcer)
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -294,17 +319,17 @@ impl Announcer {
                     Some(p) => p.bgp.attributes(&base),
                     None => base,
                 };
-                let family_session = self.bgp.as_ref().map(|b| {
+                let family_session = self.bgp.as_ref().filter(|b| b.external.is_none()).map(|b| {
                     b.peers
                         .iter()
                         .any(|p| p.address.is_ipv4() == ip.addr.is_ipv4())
                 });
-                let why_not = if self.bgp.is_none() && self.l2.get().is_none() {
-                    Some("no announcement method is configured ([bgp], [l2])".to_string())
-                } else if inner.shutting_down {
+                let why_not = if inner.shutting_down {
                     Some("lbfwd is shutting down".to_string())
                 } else if !inner.enabled {
                     Some("announcing is off (lbctl announce on)".to_string())
+                } else if self.bgp.is_none() && self.l2.get().is_none() {
+                    Some("no announcement method is configured ([bgp], [l2])".to_string())
                 } else if self.bgp.is_some() && pool.is_some_and(|p| !p.bgp.announce) {
                     Some(format!(
                         "pool {:?} has bgp.announce = false",
@@ -338,7 +363,8 @@ impl Announcer {
         out
     }
 
-    /// The BIRD configuration for the current plan.
+    /// The BIRD configuration for the current plan (for an operator-run
+    /// BIRD: the file it includes).
     fn bird_config(&self, inner: &Inner) -> Option<(String, BTreeSet<IpAddr>)> {
         let bgp = self.bgp.as_ref()?;
         let plan = self.plan(inner);
@@ -348,7 +374,49 @@ impl Announcer {
             .map(|v| v.route.clone())
             .collect();
         let set = routes.iter().map(|r| r.address).collect();
-        Some((bird::config(bgp, &routes), set))
+        let text = match &bgp.external {
+            None => bird::config(bgp, &routes),
+            Some(_) => format!(
+                "# Written by lbfwd (the VIPs it announces); included by this BIRD's config.\n{}",
+                bird::static_protocols(&routes)
+            ),
+        };
+        Some((text, set))
+    }
+
+    /// Writes the include file of an operator-run BIRD and has it re-read
+    /// its configuration; on a refusal the previous file is put back.
+    fn apply_external(
+        &self,
+        inner: &mut Inner,
+        ext: &lbfwd_config::bgp::ExternalBird,
+        text: String,
+    ) -> Result<(), String> {
+        let old = std::fs::read_to_string(&ext.include).ok();
+        let tmp = ext.include.with_extension("lbfwd-tmp");
+        let write = |content: &str| {
+            std::fs::write(&tmp, content)
+                .and_then(|()| std::fs::rename(&tmp, &ext.include))
+                .map_err(|e| format!("cannot write {}: {e}", ext.include.display()))
+        };
+        write(&text)?;
+        match birdc::configure_main(&ext.socket, BIRDC_TIMEOUT) {
+            Ok(_) => {
+                inner.bird.running_config = Some(text);
+                Ok(())
+            }
+            Err(e) => {
+                match &old {
+                    Some(o) => {
+                        let _ = write(o);
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(&ext.include);
+                    }
+                }
+                Err(e.to_string())
+            }
+        }
     }
 
     /// Brings BIRD to the current plan (nothing while BIRD is down: the
@@ -358,11 +426,22 @@ impl Announcer {
         let (Some(bgp), Some((text, set))) = (&self.bgp, self.bird_config(inner)) else {
             return Ok(());
         };
-        if inner.bird.pid.is_none() || inner.bird.running_config.as_deref() == Some(&text) {
+        let external = bgp.external.is_some();
+        if (!external && inner.bird.pid.is_none())
+            || inner.bird.running_config.as_deref() == Some(&text)
+        {
             return Ok(());
         }
         let paths = supervisor::Paths::new(bgp);
-        let result = std::fs::write(&paths.candidate, &text)
+        let result = match &bgp.external {
+            Some(ext) => self.apply_external(inner, ext, text.clone()),
+            None => self.apply_managed(&paths, &text),
+        };
+        self.applied(inner, result, text, set, &paths)
+    }
+
+    fn apply_managed(&self, paths: &supervisor::Paths, text: &str) -> Result<(), String> {
+        std::fs::write(&paths.candidate, text)
             .map_err(|e| format!("cannot write {}: {e}", paths.candidate.display()))
             .and_then(|()| {
                 birdc::configure(&paths.socket, &paths.candidate, BIRDC_TIMEOUT)
@@ -371,7 +450,21 @@ impl Announcer {
             .and_then(|_| {
                 std::fs::rename(&paths.candidate, &paths.config)
                     .map_err(|e| format!("cannot rename to {}: {e}", paths.config.display()))
-            });
+            })
+    }
+
+    fn applied(
+        &self,
+        inner: &mut Inner,
+        result: Result<(), String>,
+        text: String,
+        set: BTreeSet<IpAddr>,
+        paths: &supervisor::Paths,
+    ) -> Result<(), String> {
+        let file = match self.bgp.as_ref().and_then(|b| b.external.as_ref()) {
+            Some(ext) => ext.include.display().to_string(),
+            None => paths.candidate.display().to_string(),
+        };
         match result {
             Ok(()) => {
                 let added: Vec<String> = set
@@ -397,10 +490,11 @@ impl Announcer {
             }
             Err(e) => {
                 let message = format!(
-                    "BIRD refused the new configuration {} (the running announcement stays as it was): {e}",
-                    paths.candidate.display()
+                    "BIRD refused the new configuration {file} (the running announcement stays as it was): {e}"
                 );
-                eprintln!("lbfwd: announce: {message}");
+                if inner.bird.last_error.as_deref() != Some(&message) {
+                    eprintln!("lbfwd: announce: {message}");
+                }
                 inner.bird.last_error = Some(message.clone());
                 Err(message)
             }
@@ -411,6 +505,7 @@ impl Announcer {
     pub fn status(&self) -> AnnounceStatus {
         let l2 = self.l2.get().map(|l| l.status());
         let l2_on = l2.as_ref().is_some_and(|s| s.answering);
+        let external = self.bgp.as_ref().is_some_and(|b| b.external.is_some());
         let (vips, enabled, shutting_down, bird_pid, restarts, last_error) = {
             let inner = self.lock();
             let vips: Vec<VipAnnouncement> = self
@@ -427,8 +522,10 @@ impl Announcer {
                         (Some(w), false) => Some(w.clone()),
                         (None, false) => Some(match (&inner.bird.last_error, inner.bird.pid) {
                             (Some(e), _) => e.clone(),
-                            (None, None) => "BIRD is not running (lbfwd restarts it)".into(),
-                            (None, Some(_)) => "not yet in BIRD's configuration".into(),
+                            (None, None) if !external => {
+                                "BIRD is not running (lbfwd restarts it)".into()
+                            }
+                            (None, _) => "not yet in BIRD's configuration".into(),
                         }),
                     };
                     VipAnnouncement {
@@ -452,10 +549,10 @@ impl Announcer {
         };
         let bgp = self.bgp.as_ref().map(|b| {
             let paths = supervisor::Paths::new(b);
-            let (protocols, error) = match bird_pid {
-                None => (Vec::new(), Some("BIRD is not running".to_string())),
-                Some(_) => match birdc::command(&paths.socket, "show protocols all", BIRDC_TIMEOUT)
-                {
+            let socket = b.external.as_ref().map_or(&paths.socket, |e| &e.socket);
+            let (protocols, error) = match (bird_pid, &b.external) {
+                (None, None) => (Vec::new(), Some("BIRD is not running".to_string())),
+                _ => match birdc::command(socket, "show protocols all", BIRDC_TIMEOUT) {
                     Ok(lines) => (birdc::parse_protocols(&lines), None),
                     Err(e) => (Vec::new(), Some(e.to_string())),
                 },
@@ -464,7 +561,7 @@ impl Announcer {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            let peers = b
+            let mut peers: Vec<PeerStatus> = b
                 .peers
                 .iter()
                 .enumerate()
@@ -489,7 +586,27 @@ impl Announcer {
                     }
                 })
                 .collect();
+            if b.external.is_some() {
+                // The operator's sessions: every BGP protocol of its BIRD.
+                peers = protocols
+                    .iter()
+                    .filter(|x| x.proto == "BGP")
+                    .filter_map(|x| {
+                        Some(PeerStatus {
+                            name: x.name.clone(),
+                            address: x.neighbor_address?,
+                            asn: x.neighbor_as.unwrap_or(0),
+                            state: x.bgp_state.clone().unwrap_or_else(|| "unknown".into()),
+                            since_secs: birdc::parse_utc(&x.since).map(|t| now.saturating_sub(t)),
+                            prefixes_sent: x.exported,
+                            last_error: x.last_error.clone(),
+                            bfd: false,
+                        })
+                    })
+                    .collect();
+            }
             BgpStatus {
+                external_socket: b.external.as_ref().map(|e| e.socket.clone()),
                 asn: b.asn,
                 router_id: b.router_id.to_string(),
                 bird_pid,

@@ -85,6 +85,26 @@ pub(super) fn start(a: Arc<Announcer>) -> Result<std::thread::JoinHandle<()>, An
     }
 }
 
+/// For an operator-run BIRD: a thread that keeps its include file in step
+/// with the plan (and retries while that BIRD does not answer).
+pub(super) fn keep_external(
+    a: Arc<Announcer>,
+) -> Result<std::thread::JoinHandle<()>, AnnounceError> {
+    std::thread::Builder::new()
+        .name("lbfwd-bird-external".into())
+        .spawn(move || loop {
+            {
+                let mut inner = a.lock();
+                if inner.stopping {
+                    return;
+                }
+                let _ = a.apply(&mut inner);
+            }
+            sleep_unless_stopping(&a, Duration::from_secs(2));
+        })
+        .map_err(|e| AnnounceError::Start(format!("cannot start the announcer thread: {e}")))
+}
+
 /// Writes the configuration of the current plan as the one BIRD starts
 /// with, after `bird -p` (parse only) accepted it; when it refuses, the
 /// last accepted one is used (none: the error).

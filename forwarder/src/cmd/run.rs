@@ -113,6 +113,14 @@ fn run(args: &Args) -> Result<(), String> {
         require_up: true,
     };
     let runtime = Runtime::new(layout).map_err(|e| e.to_string())?;
+    let announcer = Announcer::new(&config.settings, &daemon.resolved(), &config.state.pools);
+    match announcer.shutdown_delay() {
+        Some(_) => announce::install_graceful_shutdown(&announcer, runtime.shutdown_flag())
+            .map_err(|e| format!("cannot install the signal handlers: {e}"))?,
+        None => runtime
+            .install_signal_handlers()
+            .map_err(|e| e.to_string())?,
+    }
     let egress = dp
         .egress_interface
         .clone()
@@ -164,23 +172,13 @@ fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // After the socket lock: a second lbfwd on this socket must not touch
     // the first one's BIRD.
-    let announcer = Announcer::start(
-        &config.settings,
-        &daemon.resolved(),
-        &daemon.config().state.pools,
-    )
-    .map_err(|e| e.to_string())?;
+    // Changes from now on reach the announcer; BIRD starts with the state
+    // current when it starts.
     daemon.set_announcer(Arc::clone(&announcer));
     if let Some(l2) = &l2 {
         announcer.attach_l2(Arc::clone(l2));
     }
-    match announcer.shutdown_delay() {
-        Some(_) => announce::install_graceful_shutdown(&announcer, runtime.shutdown_flag())
-            .map_err(|e| format!("cannot install the signal handlers: {e}"))?,
-        None => runtime
-            .install_signal_handlers()
-            .map_err(|e| e.to_string())?,
-    }
+    announcer.start_bird().map_err(|e| e.to_string())?;
     announce::announce_when_running(&announcer, runtime.stats());
     eprintln!(
         "lbfwd: {} backend, {} worker(s), {} load balancer(s), control socket {}",

@@ -1,8 +1,10 @@
 //! Everything a configuration can get wrong, as one enum whose messages read
 //! well to an operator; [`crate::error::LocatedError`] adds where.
+//!
+//! Layer 1 (problems and locations): the bottom of it, above the values of
+//! `model` only.
 
-use crate::origin::Kind;
-use crate::state::IpFamily;
+use crate::model::{IpFamily, Kind};
 use std::net::IpAddr;
 
 /// One problem found while loading, validating or resolving.
