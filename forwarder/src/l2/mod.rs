@@ -631,7 +631,7 @@ mod tests {
         )
         .unwrap()
         .with_l2(l2.responder(0));
-        let mut run = |p: &mut Pipeline, mut buf: Vec<u8>| {
+        let run = |p: &mut Pipeline, mut buf: Vec<u8>| {
             let len = if buf[HEADROOM + 12] == 8 { 60 } else { 86 };
             let mut f = Frame::new(&mut buf, HEADROOM, len);
             let v = p.run(&mut f);
