@@ -152,9 +152,14 @@ initial = "off"
 [l2]
 interfaces = ["$p-l0"]
 
+# MetalLB's classic case: addresses inside the segment's own subnet.
 [[pool]]
 name = "segment"
 addresses = ["$L2_SEG4/32", "$L2_SEG6/128"]
+
+[[pool]]
+name = "public"
+addresses = ["$TOPO_VIP4/32", "$TOPO_VIP6/128"]
 
 [[network]]
 name = "net-$p"
@@ -194,8 +199,7 @@ EOF
 }
 
 # keepalived for appliance N: the shipped example
-# (config/examples/keepalived/) with this network's names and paths, and
-# VRRPv3 with 0.5 s adverts so that the test fails over fast.
+# (config/examples/keepalived/) with this network's names and paths.
 l2_keepalived() {
   local p="$1" n="$2" lbctl="$3" st="$TOPO_STATE_ROOT/$1" ex self peer prio
   ex="$(cd "$L2_DIR/../../config/examples/keepalived" && pwd)"
@@ -205,8 +209,6 @@ l2_keepalived() {
   sed -e "s|interface l0 |interface $p-l0 |" -e "s|priority 150 |priority $prio |" \
       -e "s|unicast_src_ip 10.0.2.2 |unicast_src_ip $self |" \
       -e "s|^        10.0.2.3 |        $peer |" \
-      -e "s|advert_int 1 |advert_int 0.5 |" \
-      -e "s|^    enable_script_security|    enable_script_security\n    vrrp_version 3|" \
       -e "s|/run/lbfwd/lbfwd.sock|$st/lb$n/lbfwd.sock|g" -e "s|/usr/bin/lbctl|$lbctl|g" \
       -e "s|/etc/keepalived/|$ex/|g" \
       "$ex/keepalived.conf" >"$st/lb$n/keepalived.conf"
