@@ -14,7 +14,6 @@
 //!
 //! Dependencies point `config` <- `control` <- `forwarder`: this crate knows
 //! the model's resolved types (to present them) but never the dataplane.
-#![deny(unsafe_code)]
 
 pub mod announce;
 pub mod client;

@@ -42,11 +42,11 @@ use lbfwd_config::model::{
 use lbfwd_forwarder::counters::{DropReason, WorkerCounters};
 use lbfwd_forwarder::frame::Frame;
 use lbfwd_forwarder::io::dpdk::{init_eal, DpdkOptions, DpdkPort, PortOptions, PortSpec};
-use lbfwd_forwarder::io::{Disposition, IoError, QueueStats};
+use lbfwd_forwarder::io::{Disposition, IoError, Processor, QueueStats};
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::runtime::{Layout, Runtime, WorkerPlacement};
 use lbfwd_forwarder::tables::{Publisher, TableBuilder, UnderlayParams};
-use lbfwd_forwarder::worker::{IdlePolicy, Processor, WorkerConfig};
+use lbfwd_forwarder::worker::{IdlePolicy, WorkerConfig};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 /// Something outside the tables that must know the current VIPs (an XDP
 /// program's VIP map). Called on the control thread after each publication.
-pub type VipSink = Box<dyn Fn(&[IpAddr]) -> Result<(), String> + Send + Sync>;
+pub use crate::io::open::VipSink;
 
 /// Errors of publishing a new version.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,6 @@
 //! lbfwd's dataplane: typed views over packet headers, the per-packet
 //! pipeline, Maglev tables, per-worker flow state, packet I/O backends and the
 //! pinned poll-mode worker loop.
-#![deny(unsafe_code)]
 
 pub mod announce;
 pub mod conntrack;

@@ -20,8 +20,10 @@
 //! the only system calls are the backend's one kick per burst and, when idle
 //! with the adaptive policy, yields and sleeps.
 
-use crate::frame::Frame;
-use crate::io::{Disposition, IoError, QueueStats, WorkerQueue};
+/// The trait moved to [`crate::io::Processor`]; re-exported here until every
+/// caller imports it from there.
+pub use crate::io::Processor;
+use crate::io::{IoError, QueueStats, WorkerQueue};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -125,57 +127,6 @@ impl WorkerConfig {
             }
         }
         Ok(())
-    }
-}
-
-/// What the pipeline implements so that a worker can drive it.
-///
-/// One processor per worker, created on the worker's own (pinned) thread; it
-/// owns its flow table and counters and is never shared.
-pub trait Processor {
-    /// Called once per loop turn, before the burst is received, with the
-    /// time of this turn (ns, [`now_ns`]'s clock). The place to pick up a
-    /// new table version: between bursts, so a swap loses no packet.
-    fn begin_burst(&mut self, now_ns: u64);
-
-    /// Decides what happens to one frame, in place: the frame may be
-    /// rewritten and its head moved into the headroom (encapsulation).
-    fn process(&mut self, frame: &mut Frame<'_>) -> Disposition;
-
-    /// Called by backends that support it ([`WorkerQueue::poll_with`]) for
-    /// every frame of a burst before the first [`Processor::process`] of that
-    /// burst, in the order `process` will see them: the place to start the
-    /// memory loads the frames will need (flow-table buckets), so the misses
-    /// of a burst overlap instead of following one another (DPDK l3fwd's
-    /// burst prefetch). A hint only: `process` must give the same result
-    /// whether or not it was called. Default: nothing.
-    #[inline(always)]
-    fn prefetch(&mut self, frame: &Frame<'_>) {
-        let _ = frame;
-    }
-
-    /// Whether [`Processor::prefetch`] would do anything for the next
-    /// burst; backends skip the prefetch pass when it would not. Asked once
-    /// per burst. Default: false (the default `prefetch` does nothing).
-    #[inline(always)]
-    fn wants_prefetch(&self) -> bool {
-        false
-    }
-
-    /// Called after a loop turn that received and emitted nothing, before
-    /// the worker backs off: the place for housekeeping that would cost the
-    /// busy path (a larger share of the flow-table sweep). Default: nothing.
-    fn idle(&mut self, now_ns: u64) {
-        let _ = now_ns;
-    }
-
-    /// Called after each burst (and once more at shutdown): emits frames not
-    /// tied to a received buffer, e.g. held IP fragments released once their
-    /// first fragment arrived. `emit` copies the frame into the transmit
-    /// buffer and returns false when there was no room (the queue counts it
-    /// as `tx_dropped`). Default: nothing to emit.
-    fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
-        let _ = emit;
     }
 }
 
@@ -485,7 +436,9 @@ impl IdleState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::Frame;
     use crate::io::memory::{MemoryConfig, MemoryPort};
+    use crate::io::Disposition;
     use std::sync::Arc;
 
     /// Sends frames whose first byte is even, passes odd multiples of 3 to

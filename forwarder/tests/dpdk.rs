@@ -9,6 +9,10 @@
 //!
 //! `cargo test -p lbfwd-forwarder --features dpdk --test dpdk`
 #![cfg(feature = "dpdk")]
+// A backend test: it enters network namespaces (setns) and talks to the
+// veth peer through raw AF_PACKET sockets, with a SAFETY comment on each
+// block, as the backends themselves do.
+#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::process::Command;

@@ -606,3 +606,84 @@ fn bad_pcap_input_is_a_clear_error() {
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
 }
+
+/// `lbfwd replay` reads `--input` and writes `--output` and never opens the
+/// configured backend: a config whose backend's own I/O settings are missing
+/// (pcap without `[dataplane.pcap]` files, af_packet and af_xdp without
+/// interfaces, dpdk without a port) replays like the same config on the
+/// memory backend, and its errors keep their lines.
+#[test]
+fn replay_does_not_demand_the_backends_io_settings() {
+    let scratch = Scratch::new("replay-backends");
+    let golden_config = std::fs::read_to_string(golden("vxlan.toml")).expect("config");
+    assert!(golden_config.contains("backend = \"memory\"\n"));
+    let input = golden("replay-vxlan.pcap");
+    let replay = |config: &Path, output: &Path| {
+        lbfwd(&[
+            Path::new("replay"),
+            Path::new("--config"),
+            config,
+            Path::new("--input"),
+            &input,
+            Path::new("--output"),
+            output,
+            Path::new("-o"),
+            Path::new("json"),
+        ])
+    };
+    let reference = scratch.path("memory.pcap");
+    let out = replay(&golden("vxlan.toml"), &reference);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference_counts = out.stdout;
+    let reference = std::fs::read(&reference).expect("reference output");
+
+    for backend in ["pcap", "af_packet", "af_xdp", "dpdk"] {
+        let config = scratch.path(&format!("{backend}.toml"));
+        let text = golden_config.replace(
+            "backend = \"memory\"\n",
+            &format!("backend = \"{backend}\" # no I/O settings for it\n"),
+        );
+        std::fs::write(&config, &text).expect("write config");
+        // `lbfwd check` still demands them where the config crate does.
+        let checked = lbfwd(&[Path::new("check"), Path::new("--config"), &config]);
+        if backend == "pcap" {
+            assert!(
+                !checked.status.success(),
+                "check accepts pcap without input"
+            );
+        }
+        let output = scratch.path(&format!("{backend}.pcap"));
+        let out = replay(&config, &output);
+        assert!(
+            out.status.success(),
+            "replay with backend {backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, reference_counts, "{backend}: the counts");
+        assert_eq!(
+            std::fs::read(&output).expect("output"),
+            reference,
+            "{backend}: the frames"
+        );
+
+        // An error after the backend's line is still located at its line.
+        let broken = scratch.path(&format!("{backend}-broken.toml"));
+        std::fs::write(&broken, text.replace("mtu = 1500", "mtu = \"big\"")).expect("write");
+        let line = golden_config
+            .lines()
+            .position(|l| l == "mtu = 1500")
+            .expect("the mtu line")
+            + 1;
+        let out = replay(&broken, &output);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{backend}: a broken config replays");
+        assert!(
+            err.contains(&format!("{}:{line}:", broken.display())),
+            "{backend}: the error is not at line {line}: {err}"
+        );
+    }
+}

@@ -525,10 +525,20 @@ fn missing_bird_is_an_error_naming_the_package() {
     let dir = std::env::temp_dir().join(format!("lbfwd-nobird-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("lbfwd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[dataplane]
+    let missing = dir.join("no-such-bird");
+    // (the `bird` key, what the error must name)
+    let cases = [
+        (missing.display().to_string(), vec!["no-such-bird", "bird2"]),
+        (
+            "/bin/true".to_string(),
+            vec!["/bin/true", "BIRD 2", "bird2"],
+        ),
+    ];
+    for (bird, expected) in cases {
+        std::fs::write(
+            &config,
+            format!(
+                r#"[dataplane]
 backend = "memory"
 workers = [0]
 idle = "backoff"
@@ -542,28 +552,31 @@ state_dir = "{d}/state"
 [bgp]
 asn = 65001
 router_id = "10.0.2.2"
-bird = "{d}/no-such-bird"
+bird = "{bird}"
 [[bgp.peer]]
 address = "10.0.2.1"
 asn = 65000
 "#,
-            d = dir.display()
-        ),
-    )
-    .expect("write");
-    let out = cmd::run(
-        Command::new(&bins.lbfwd)
-            .arg("run")
-            .arg("--config")
-            .arg(&config),
-        Duration::from_secs(30),
-    )
-    .expect("lbfwd run");
+                d = dir.display()
+            ),
+        )
+        .expect("write");
+        let out = cmd::run(
+            Command::new(&bins.lbfwd)
+                .arg("run")
+                .arg("--config")
+                .arg(&config),
+            Duration::from_secs(30),
+        )
+        .expect("lbfwd run");
+        assert_eq!(out.code, Some(1), "{out:?}");
+        for e in expected {
+            assert!(
+                out.stderr.contains(e),
+                "bird = {bird}: no {e:?} in {}",
+                out.stderr
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(
-        out.stderr.contains("no-such-bird") && out.stderr.contains("bird2"),
-        "{}",
-        out.stderr
-    );
 }

@@ -37,6 +37,14 @@ pub enum AnnounceError {
         /// The path tried.
         path: PathBuf,
     },
+    /// The binary is not BIRD 2.
+    #[error("[bgp] bird: {path} says {version:?}: lbfwd needs BIRD 2 (Debian package bird2)")]
+    NotBird2 {
+        /// The path tried.
+        path: PathBuf,
+        /// What it said it is.
+        version: String,
+    },
     /// setpriv (which ties BIRD's life to lbfwd's) is not there.
     #[error("[bgp]: setpriv is missing (Debian package util-linux): lbfwd starts BIRD through it so that BIRD dies with lbfwd")]
     SetprivMissing,

@@ -61,6 +61,23 @@ pub(super) fn check_binaries(bgp: &Bgp) -> Result<(), AnnounceError> {
         });
     }
     setpriv().ok_or(AnnounceError::SetprivMissing)?;
+    // `bird --version` prints "BIRD version 2.0.12" (on stderr).
+    let out = Command::new(&bgp.bird)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| AnnounceError::Start(format!("cannot run {}: {e}", bgp.bird.display())))?;
+    let version = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !version.trim().starts_with("BIRD version 2.") {
+        return Err(AnnounceError::NotBird2 {
+            path: bgp.bird.clone(),
+            version: version.trim().to_string(),
+        });
+    }
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! `lbfwd check`: validate a config file (and Ironcore manifests) and print
 //! the derived state, or every error with its location.
 
+use crate::cmd::ConfigArgs;
 use lbfwd_config::{Config, Resolution};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Output format of `lbfwd check`.
@@ -18,13 +18,9 @@ pub enum Output {
 /// Arguments of `lbfwd check`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The lbfwd TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE.toml")]
-    pub config: PathBuf,
-    /// Ironcore manifests (multi-document YAML) applied on top of the
-    /// file's desired state; repeatable.
-    #[arg(short = 'f', long = "file", value_name = "MANIFEST.yaml")]
-    pub manifests: Vec<PathBuf>,
+    /// The configuration.
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -33,22 +29,10 @@ pub struct Args {
 /// Runs `lbfwd check`: exit 0 and the derived state when everything is
 /// valid; exit 1 and every error (one per line, with location) otherwise.
 pub fn main(args: Args) -> ExitCode {
-    let config = match Config::load_with_manifests(&args.config, &args.manifests) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {e}");
-            }
-            eprintln!(
-                "lbfwd check: {} error{} found",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let resolution = match config.resolve() {
-        Ok(r) => r,
+    let loaded = Config::load_with_manifests(&args.config.config, &args.config.manifests)
+        .and_then(|config| config.resolve().map(|resolution| (config, resolution)));
+    let (config, resolution) = match loaded {
+        Ok(loaded) => loaded,
         Err(errors) => {
             for e in &errors {
                 eprintln!("error: {e}");
@@ -190,8 +174,8 @@ pub fn text(config: &Config, r: &Resolution) -> String {
 mod tests {
     use super::*;
 
-    fn examples() -> PathBuf {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples"))
+    fn examples() -> std::path::PathBuf {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples"))
     }
 
     #[test]

@@ -3,13 +3,17 @@
 //! file.
 
 use crate::cmd::check::Output;
-use lbfwd_config::Config;
+use crate::cmd::ConfigArgs;
+use lbfwd_config::settings::Backend;
+use lbfwd_config::{Config, Errors, Resolution, Settings};
 use lbfwd_forwarder::counters::WorkerCounters;
 use lbfwd_forwarder::frame::{Frame, HEADROOM};
 use lbfwd_forwarder::io::pcap::{PcapReader, PcapWriter};
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig, Verdict};
 use lbfwd_forwarder::report::{extra_counters, render_text, snapshot, WorkerView};
 use lbfwd_forwarder::tables::{Publisher, TableBuilder, UnderlayParams};
+use serde::de::IntoDeserializer;
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,12 +21,10 @@ use std::sync::Arc;
 /// Arguments of `lbfwd replay`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The lbfwd TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE.toml")]
-    pub config: PathBuf,
-    /// Ironcore manifests applied on top of the file's state; repeatable.
-    #[arg(short = 'f', long = "file", value_name = "MANIFEST.yaml")]
-    pub manifests: Vec<PathBuf>,
+    /// The configuration. Its backend's I/O settings are not used: replay
+    /// reads `--input` and writes `--output`.
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// The frames to run through the pipeline (classic pcap, Ethernet).
     #[arg(long, value_name = "IN.pcap")]
     pub input: PathBuf,
@@ -45,17 +47,67 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
+/// Loads the configuration as `lbfwd check` does, every key validated and
+/// every error located at its line, except that `[dataplane] backend` is
+/// taken as `memory`: replay reads its frames from `--input` and never opens
+/// the configured backend, so nothing that backend needs (interfaces, the
+/// `[dataplane.pcap]` files) is demanded.
+fn load(config: &ConfigArgs) -> Result<(Settings, Resolution), Errors> {
+    let Ok(text) = std::fs::read_to_string(&config.config) else {
+        // The loader says why the file cannot be read, as `check` does.
+        let loaded = Config::load_with_manifests(&config.config, &config.manifests)?;
+        return Ok((loaded.settings.clone(), loaded.resolve()?));
+    };
+    let text = with_memory_backend(&text);
+    let name = config.config.display().to_string();
+    let (_, settings, mut state) = Config::parse_unresolved(&text, &name)?;
+    let mut errors = Errors::default();
+    for manifest in &config.manifests {
+        if let Err(e) = state.load_manifest_file(manifest) {
+            errors.extend(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let resolution = state.resolve(&settings.underlay)?;
+    Ok((settings, resolution))
+}
+
+/// `text` with the value of `[dataplane] backend`, when it names a backend,
+/// replaced by `"memory"` in place: every other byte, and so every line an
+/// error points at, stays as written. Anything else (a syntax error, no or
+/// an unknown backend) is left for the loader to report.
+fn with_memory_backend(text: &str) -> String {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return text.to_string();
+    };
+    let backend = doc
+        .get("dataplane")
+        .and_then(|dataplane| dataplane.get("backend"))
+        .and_then(|item| item.as_value());
+    let span = backend.and_then(|value| {
+        let name = value.as_str()?;
+        let known = Backend::deserialize(name.into_deserializer())
+            .map_err(|_: serde::de::value::Error| ())
+            .is_ok();
+        known.then(|| value.span()).flatten()
+    });
+    match span {
+        Some(span) => format!("{}\"memory\"{}", &text[..span.start], &text[span.end..]),
+        None => text.to_string(),
+    }
+}
+
 fn replay(args: &Args) -> Result<(), String> {
-    let config = Config::load_with_manifests(&args.config, &args.manifests)
-        .map_err(|errors| errors.to_string())?;
-    let resolution = config.resolve().map_err(|errors| errors.to_string())?;
-    let underlay = UnderlayParams::from_settings(&config.settings.underlay, None);
+    let (settings, resolution) = load(&args.config).map_err(|errors| errors.to_string())?;
+    let underlay = UnderlayParams::from_settings(&settings.underlay, None);
     let (tables, _) = TableBuilder::new()
         .build(&resolution.resolved, &underlay, 1)
         .map_err(|e| e.to_string())?;
     let publisher = Publisher::new(tables, 1);
     let counters = Arc::new(WorkerCounters::new());
-    let mut pipeline_config = PipelineConfig::from_settings(&config.settings.flow);
+    let mut pipeline_config = PipelineConfig::from_settings(&settings.flow);
     // One capture needs far fewer flows than a live worker.
     pipeline_config.flow_capacity = pipeline_config.flow_capacity.min(1 << 16);
     let mut pipeline = Pipeline::new(publisher.reader(0), Arc::clone(&counters), &pipeline_config)

@@ -3,37 +3,28 @@
 //! core on the configured backend, and forwards until SIGINT/SIGTERM; then
 //! prints the final counters.
 
-use lbfwd_config::settings::{Backend, Idle};
-use lbfwd_config::Config;
+use crate::cmd::{error_chain, ConfigArgs};
+use lbfwd_config::settings::Idle;
 use lbfwd_forwarder::announce::{self, Announcer};
 use lbfwd_forwarder::daemon::{Daemon, DaemonError};
-use lbfwd_forwarder::dataplane::Dataplane;
-use lbfwd_forwarder::io::af_packet::{
-    fanout_group_id, prepare_host_path, AfPacketConfig, AfPacketQueue,
-};
-use lbfwd_forwarder::io::memory::{MemoryConfig, MemoryPort};
-use lbfwd_forwarder::io::pcap::PcapQueue;
-use lbfwd_forwarder::io::{interface_info, IoError};
+use lbfwd_forwarder::dataplane::{Dataplane, VipSink};
+use lbfwd_forwarder::io::open::{queue_places, Backend, OpenOptions, RunQueues};
+use lbfwd_forwarder::io::{IoError, WorkerQueue};
 use lbfwd_forwarder::l2::L2;
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::report::{extra_counters, render_text, snapshot, WorkerView};
-use lbfwd_forwarder::runtime::{Layout, Runtime, WorkerPlacement};
+use lbfwd_forwarder::runtime::{Layout, RunReport, Runtime, RuntimeError, WorkerPlacement};
 use lbfwd_forwarder::tables::UnderlayParams;
 use lbfwd_forwarder::worker::{IdlePolicy, WorkerConfig};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Arguments of `lbfwd run`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The lbfwd TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE.toml")]
-    pub config: PathBuf,
-    /// Ironcore manifests applied on top of the file's state at start (not
-    /// when a saved state exists); repeatable.
-    #[arg(short = 'f', long = "file", value_name = "MANIFEST.yaml")]
-    pub manifests: Vec<PathBuf>,
+    /// The configuration.
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Leave the interfaces' forwarding sysctls alone (AF_PACKET): refuse
     /// to start if the kernel would route VIP traffic a second time, instead
     /// of turning forwarding off.
@@ -63,45 +54,42 @@ fn interface_mac(name: &str) -> Option<[u8; 6]> {
     Some(mac)
 }
 
-/// Worker placements: worker `i` on core `workers[i]` reads interface
-/// `interfaces[i % n]`; workers sharing an interface share it by fanout
-/// (AF_PACKET) or own one receive queue each (AF_XDP, DPDK).
-fn placements(config: &Config) -> Vec<WorkerPlacement> {
-    let dp = &config.settings.dataplane;
-    let mut next_queue: std::collections::BTreeMap<String, u32> = Default::default();
-    dp.workers
-        .iter()
-        .enumerate()
-        .map(|(i, &core)| {
-            // DPDK ports are not kernel interfaces: the DPDK backend checks
-            // them itself, and gives worker i queue i.
-            let ingress = (!dp.interfaces.is_empty() && dp.backend != Backend::Dpdk)
-                .then(|| dp.interfaces[i % dp.interfaces.len()].clone());
-            let queue = match (&ingress, dp.backend) {
-                (Some(name), Backend::AfXdp) => {
-                    let q = next_queue.entry(name.clone()).or_insert(0);
-                    *q += 1;
-                    Some(*q - 1)
-                }
-                _ => None,
-            };
-            WorkerPlacement {
-                core: Some(core),
-                egress: dp.egress_interface.clone().filter(|_| ingress.is_some()),
-                ingress,
-                queue,
-            }
-        })
-        .collect()
+/// The runtime as what runs the backend's queues, each worker with its
+/// own pipeline.
+struct OnRuntime<'a, M> {
+    runtime: &'a Runtime,
+    make_pipeline: M,
+}
+
+impl<M: Fn(usize) -> Pipeline + Sync> RunQueues for OnRuntime<'_, M> {
+    type Output = Result<RunReport, RuntimeError>;
+
+    fn run<Q, O>(self, open_queue: O) -> Self::Output
+    where
+        Q: WorkerQueue,
+        O: Fn(usize) -> Result<Q, IoError> + Sync,
+    {
+        self.runtime.run(open_queue, self.make_pipeline)
+    }
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let daemon =
-        Daemon::start(&args.config, &args.manifests).map_err(|e: DaemonError| e.to_string())?;
+    let daemon = Daemon::start(&args.config.config, &args.config.manifests)
+        .map_err(|e: DaemonError| error_chain(&e))?;
     let config = daemon.config();
     let dp = &config.settings.dataplane;
+    let places = queue_places(dp);
     let layout = Layout {
-        workers: placements(&config),
+        workers: places
+            .iter()
+            .zip(&dp.workers)
+            .map(|(place, &core)| WorkerPlacement {
+                core: Some(core),
+                ingress: place.ingress.clone(),
+                egress: place.egress.clone(),
+                queue: place.queue,
+            })
+            .collect(),
         config: WorkerConfig {
             burst: dp.burst,
             tx_drain_us: dp.tx_drain.as_micros() as u64,
@@ -112,14 +100,14 @@ fn run(args: &Args) -> Result<(), String> {
         },
         require_up: true,
     };
-    let runtime = Runtime::new(layout).map_err(|e| e.to_string())?;
+    let runtime = Runtime::new(layout).map_err(|e| error_chain(&e))?;
     let announcer = Announcer::new(&config.settings, &daemon.resolved(), &config.state.pools);
     match announcer.shutdown_delay() {
         Some(_) => announce::install_graceful_shutdown(&announcer, runtime.shutdown_flag())
             .map_err(|e| format!("cannot install the signal handlers: {e}"))?,
         None => runtime
             .install_signal_handlers()
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| error_chain(&e))?,
     }
     let egress = dp
         .egress_interface
@@ -129,22 +117,24 @@ fn run(args: &Args) -> Result<(), String> {
     let underlay = UnderlayParams::from_settings(&config.settings.underlay, mac);
     let dataplane = Arc::new(
         Dataplane::new(&daemon.resolved(), underlay, dp.workers.len())
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| error_chain(&e))?,
     );
     let pipeline_config = PipelineConfig::from_settings(&config.settings.flow);
     let l2 = match &config.settings.l2 {
         Some(c) => {
+            use lbfwd_config::settings::Backend as Kind;
+            // DPDK: every worker polls the one port.
             let on: Vec<Option<String>> = runtime
                 .layout()
                 .workers
                 .iter()
                 .map(|p| match dp.backend {
-                    Backend::Dpdk => dp.interfaces.first().cloned(),
+                    Kind::Dpdk => dp.interfaces.first().cloned(),
                     _ => p.ingress.clone(),
                 })
                 .collect();
-            let kernel = matches!(dp.backend, Backend::AfPacket | Backend::AfXdp);
-            Some(L2::new(c, &on, kernel).map_err(|e| e.to_string())?)
+            let kernel = matches!(dp.backend, Kind::AfPacket | Kind::AfXdp);
+            Some(L2::new(c, &on, kernel).map_err(|e| error_chain(&e))?)
         }
         None => None,
     };
@@ -166,19 +156,18 @@ fn run(args: &Args) -> Result<(), String> {
         Arc::clone(&dataplane.counters()[0]),
         &pipeline_config,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| error_chain(&e))?;
     let control = daemon
         .serve(Arc::clone(&dataplane), runtime.layout().clone())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_chain(&e))?;
     // After the socket lock: a second lbfwd on this socket must not touch
-    // the first one's BIRD.
-    // Changes from now on reach the announcer; BIRD starts with the state
-    // current when it starts.
+    // the first one's BIRD. Changes from now on reach the announcer; BIRD
+    // starts with the state current when it starts.
     daemon.set_announcer(Arc::clone(&announcer));
     if let Some(l2) = &l2 {
         announcer.attach_l2(Arc::clone(l2));
     }
-    announcer.start_bird().map_err(|e| e.to_string())?;
+    announcer.start_bird().map_err(|e| error_chain(&e))?;
     announce::announce_when_running(&announcer, runtime.stats());
     eprintln!(
         "lbfwd: {} backend, {} worker(s), {} load balancer(s), control socket {}",
@@ -188,60 +177,31 @@ fn run(args: &Args) -> Result<(), String> {
         config.settings.control.socket.display()
     );
     let placements = runtime.layout().workers.clone();
-    let result = match dp.backend {
-        Backend::AfPacket => {
-            let interfaces: Vec<&str> = dp
-                .interfaces
-                .iter()
-                .chain(dp.egress_interface.iter())
-                .map(String::as_str)
-                .collect();
-            let report =
-                prepare_host_path(&interfaces, !args.no_sysctl).map_err(|e| e.to_string())?;
-            for change in &report.changed {
-                eprintln!("lbfwd: host path: set {change}");
-            }
-            let shared: std::collections::BTreeMap<String, usize> =
-                placements.iter().fold(Default::default(), |mut m, p| {
-                    if let Some(i) = &p.ingress {
-                        *m.entry(i.clone()).or_default() += 1;
-                    }
-                    m
-                });
-            let open = |i: usize| -> Result<AfPacketQueue, IoError> {
-                let p = &placements[i];
-                let ingress = p.ingress.as_deref().unwrap_or_default();
-                let mut c = AfPacketConfig::new(ingress);
-                c.egress = p.egress.clone();
-                if shared.get(ingress).copied().unwrap_or(0) > 1 {
-                    c.fanout = Some(fanout_group_id(interface_info(ingress)?.index));
-                }
-                AfPacketQueue::open(&c)
-            };
-            runtime.run(open, make_pipeline)
-        }
-        Backend::AfXdp => run_af_xdp(&runtime, &config, &dataplane, &placements, make_pipeline),
-        Backend::Dpdk => run_dpdk(&runtime, &config, l2.as_deref(), make_pipeline),
-        Backend::Pcap => {
-            let (Some(input), Some(output)) = (&dp.pcap.input, &dp.pcap.output) else {
-                return Err("[dataplane.pcap] needs input and output files".into());
-            };
-            let open = |_i: usize| PcapQueue::open(input, output, None);
-            runtime.run(open, make_pipeline)
-        }
-        Backend::Memory => {
-            // No traffic source: workers idle until stopped (control-plane
-            // tests and dry runs).
-            let open = |_i: usize| -> Result<_, IoError> {
-                let (queue, _feeder, _sink) = MemoryPort::new(MemoryConfig::default())?.split();
-                Ok(queue)
-            };
-            runtime.run(open, make_pipeline)
+    let add_vip_sink = |sink: VipSink| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(dataplane.add_vip_sink(sink)?)
+    };
+    let options = OpenOptions {
+        set_sysctls: !args.no_sysctl,
+        add_vip_sink: &add_vip_sink,
+        l2: l2.as_deref(),
+    };
+    let backend = match Backend::open(dp, &places, &options) {
+        Ok(backend) => backend,
+        Err(e) => {
+            control.shutdown();
+            return Err(error_chain(&e));
         }
     };
+    for note in backend.notes() {
+        eprintln!("lbfwd: {note}");
+    }
+    let result = backend.run(OnRuntime {
+        runtime: &runtime,
+        make_pipeline,
+    });
     control.shutdown();
     announcer.stop();
-    let report = result.map_err(|e| e.to_string())?;
+    let report = result.map_err(|e| error_chain(&e))?;
     let tables = dataplane.current();
     let views: Vec<WorkerView<'_>> = dataplane
         .counters()
@@ -267,161 +227,4 @@ fn run(args: &Args) -> Result<(), String> {
     eprint!("{}", render_text(&snap, &extra));
     eprint!("{report}");
     Ok(())
-}
-
-#[cfg(feature = "af_xdp")]
-fn run_af_xdp<M, P>(
-    runtime: &Runtime,
-    config: &Config,
-    dataplane: &Arc<Dataplane>,
-    placements: &[WorkerPlacement],
-    make_pipeline: M,
-) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
-where
-    M: Fn(usize) -> P + Sync,
-    P: lbfwd_forwarder::worker::Processor,
-{
-    use lbfwd_config::settings::{XdpAttach, XdpMode};
-    use lbfwd_forwarder::io::af_xdp::{AttachMode, CopyMode, XdpProgram, XskQueue, XskSettings};
-    let x = &config.settings.dataplane.af_xdp;
-    let attach = match x.attach {
-        XdpAttach::Auto => AttachMode::Auto,
-        XdpAttach::Native => AttachMode::Native,
-        XdpAttach::Generic => AttachMode::Generic,
-    };
-    let settings = XskSettings {
-        copy_mode: match x.mode {
-            XdpMode::Auto => CopyMode::Auto,
-            XdpMode::Copy => CopyMode::Copy,
-            XdpMode::Zerocopy => CopyMode::ZeroCopy,
-        },
-        frames: x.frame_count,
-        ..XskSettings::default()
-    };
-    let mut programs = std::collections::BTreeMap::new();
-    for p in placements {
-        let ingress = p.ingress.clone().unwrap_or_default();
-        if let std::collections::btree_map::Entry::Vacant(slot) = programs.entry(ingress) {
-            let ingress = slot.key();
-            let program = XdpProgram::attach(ingress, attach).map_err(|e| {
-                lbfwd_forwarder::runtime::RuntimeError::Layout(format!("af_xdp on {ingress}: {e}"))
-            })?;
-            let sink_program = Arc::clone(&program);
-            dataplane
-                .add_vip_sink(Box::new(move |vips| {
-                    sink_program.set_vips(vips).map_err(|e| e.to_string())
-                }))
-                .map_err(|e| lbfwd_forwarder::runtime::RuntimeError::Layout(e.to_string()))?;
-            slot.insert(program);
-        }
-    }
-    let open = |i: usize| -> Result<XskQueue, IoError> {
-        let p = &placements[i];
-        let program = &programs[p.ingress.as_deref().unwrap_or_default()];
-        let egress = p.egress.as_deref().map(|e| (e, p.queue.unwrap_or(0)));
-        XskQueue::open(program, p.queue.unwrap_or(0), egress, &settings)
-            .map_err(|e| IoError::Setup(e.to_string()))
-    };
-    runtime.run(open, make_pipeline)
-}
-
-#[cfg(not(feature = "af_xdp"))]
-fn run_af_xdp<M, P>(
-    _runtime: &Runtime,
-    _config: &Config,
-    _dataplane: &Arc<Dataplane>,
-    _placements: &[WorkerPlacement],
-    _make_pipeline: M,
-) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
-where
-    M: Fn(usize) -> P + Sync,
-    P: lbfwd_forwarder::worker::Processor,
-{
-    Err(lbfwd_forwarder::runtime::RuntimeError::Layout(
-        "backend af_xdp: this lbfwd was built without the `af_xdp` feature \
-         (cargo build --features af_xdp; needs libxdp-dev and libbpf-dev)"
-            .into(),
-    ))
-}
-
-#[cfg(feature = "dpdk")]
-fn run_dpdk<M, P>(
-    runtime: &Runtime,
-    config: &Config,
-    l2: Option<&L2>,
-    make_pipeline: M,
-) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
-where
-    M: Fn(usize) -> P + Sync,
-    P: lbfwd_forwarder::worker::Processor,
-{
-    use lbfwd_forwarder::io::dpdk::{DpdkOptions, DpdkPort, PortOptions, PortSpec};
-    use lbfwd_forwarder::runtime::RuntimeError;
-    let dp = &config.settings.dataplane;
-    let bad = |e: lbfwd_forwarder::io::dpdk::DpdkError| RuntimeError::Layout(format!("dpdk: {e}"));
-    let opts = DpdkOptions::from(&dp.dpdk);
-    lbfwd_forwarder::io::dpdk::init_eal(&opts).map_err(bad)?;
-    let Some(port_name) = dp.interfaces.first() else {
-        return Err(RuntimeError::Layout(
-            "dpdk: [dataplane] interfaces must name the DPDK port (PCI address or vdev name)"
-                .into(),
-        ));
-    };
-    let mut port_opts = PortOptions::new(dp.workers.len());
-    port_opts.burst = dp.burst as u16;
-    port_opts.mtu = dp.dpdk.mtu;
-    port_opts.host_tap = dp.dpdk.host_tap.clone();
-    // Layer-2 announcement: the solicited-node groups of the VIPs.
-    port_opts.allmulticast = l2.is_some();
-    let (ingress, egress) = match &dp.egress_interface {
-        None => (DpdkPort::open(port_name, &port_opts).map_err(bad)?, None),
-        Some(out) => {
-            let mut out_opts = port_opts.clone();
-            out_opts.host_tap = None;
-            let (i, e) = DpdkPort::open_two_armed(
-                PortSpec::Name(port_name),
-                PortSpec::Name(out),
-                &port_opts,
-                &out_opts,
-            )
-            .map_err(bad)?;
-            (i, Some(e))
-        }
-    };
-    for port in std::iter::once(&ingress).chain(egress.iter()) {
-        eprintln!("lbfwd: dpdk: {}", port.summary());
-        match port.wait_for_link(std::time::Duration::from_secs(5)) {
-            Ok(link) => eprintln!("lbfwd: dpdk: {link}"),
-            Err(e) => eprintln!("lbfwd: dpdk: link state unknown: {e}"),
-        }
-    }
-    if let Some(l2) = l2 {
-        l2.set_mac(port_name, ingress.summary().mac);
-    }
-    let open = |i: usize| -> Result<_, IoError> {
-        match &egress {
-            None => ingress.queue(i),
-            Some(e) => ingress.queue_two_armed(i, e),
-        }
-        .map_err(|e| IoError::Setup(e.to_string()))
-    };
-    runtime.run(open, make_pipeline)
-}
-
-#[cfg(not(feature = "dpdk"))]
-fn run_dpdk<M, P>(
-    _runtime: &Runtime,
-    _config: &Config,
-    _l2: Option<&L2>,
-    _make_pipeline: M,
-) -> Result<lbfwd_forwarder::runtime::RunReport, lbfwd_forwarder::runtime::RuntimeError>
-where
-    M: Fn(usize) -> P + Sync,
-    P: lbfwd_forwarder::worker::Processor,
-{
-    Err(lbfwd_forwarder::runtime::RuntimeError::Layout(
-        "backend dpdk: this lbfwd was built without the `dpdk` feature \
-         (cargo build --features dpdk; needs libdpdk-dev)"
-            .into(),
-    ))
 }

@@ -21,10 +21,11 @@
 //! optionally the bytes copied back), so the generator costs nothing.
 //!
 //! Nothing allocates after [`MemoryPort::new`] / [`MemoryQueue::looping`].
+#![allow(unsafe_code)]
 
+use super::Processor;
 use super::{ClosureProcessor, Disposition, IoError, QueueStats, WorkerQueue};
 use crate::frame::{Frame, HEADROOM};
-use crate::worker::Processor;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,21 +1,41 @@
-//! Packet I/O backends behind one trait. All unsafe code of lbfwd lives under
-//! this module (rings shared with the kernel, FFI to libxdp and DPDK).
+//! Packet I/O: the [`WorkerQueue`] trait every backend implements, the
+//! [`Processor`] a worker drives through it, and the backends.
 //!
 //! A backend hands the worker loop ([`crate::worker`]) one [`WorkerQueue`]
 //! per worker: a receive queue whose frames are processed in place, in the
-//! backend's own buffers, with at least [`crate::frame::HEADROOM`] bytes free in front of
-//! each frame, and a transmit buffer that the worker kicks in bursts.
+//! backend's own buffers, with at least [`crate::frame::HEADROOM`] bytes free
+//! in front of each frame, and a transmit buffer that the worker kicks in
+//! bursts. [`open`] sets a configured backend up and hands its queues to
+//! the caller.
 //!
 //! | backend | module | use |
 //! | --- | --- | --- |
-//! | `af_packet` | [`af_packet`] | default: PACKET_MMAP rings, no system library |
-//! | `af_xdp` | `af_xdp` (feature `af_xdp`) | XSK sockets through libxdp |
+//! | `af_packet` | [`af_packet`] (folder) | default: PACKET_MMAP rings, no system library |
+//! | `af_xdp` | `af_xdp` (folder, feature `af_xdp`) | XSK sockets through libxdp |
+//! | `dpdk` | `dpdk` (folder, feature `dpdk`) | poll-mode drivers through DPDK 22.11 |
 //! | `memory` | [`memory`] | in-process rings for tests and benchmarks |
 //! | `pcap` | [`pcap`] | file in, file out (and `lbfwd replay`) |
-#![allow(unsafe_code)]
+//!
+//! Next to them: [`open`] (backend set-up from the settings) and `sys.rs`,
+//! the one shared module of unsafe code (owned file descriptors, interface
+//! look-ups through `ioctl`, and the prefetch and `madvise` hints the flow
+//! table and the pipeline use, re-exported here as [`prefetch`] and
+//! [`advise_huge_pages`]). Each backend folder's `mod.rs` lists its files.
+//!
+//! This file has no unsafe code. Unsafe code is allowed
+//! (`#![allow(unsafe_code)]` at the top of the file, a `// SAFETY:` comment
+//! on every block) only in the backends' files that touch memory shared with
+//! the kernel or call C (in `af_packet/`, `af_xdp/`, `dpdk/`, and
+//! `memory.rs`) and in `sys.rs`; the workspace denies it everywhere else.
+//! Frames the kernel hands over with a partial TCP/UDP checksum are completed
+//! by one function family for every backend, in
+//! [`crate::wire::checksum`].
 
 use crate::frame::Frame;
-use crate::worker::Processor;
+
+pub use sys::interface_info;
+/// At their old paths until every caller imports them from `io::sys`.
+pub use sys::{advise_huge_pages, prefetch};
 
 /// What happens to a frame once the pipeline has looked at it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,62 +155,55 @@ pub trait WorkerQueue: Send {
     fn stats(&self) -> QueueStats;
 }
 
-/// A queue of any backend chosen at run time (from the config), for code
-/// that cannot be generic over the backend. Dispatch is one `match` per
-/// poll, not per packet.
-pub enum AnyQueue {
-    /// An [`af_packet::AfPacketQueue`].
-    AfPacket(af_packet::AfPacketQueue),
-    /// A [`pcap::PcapQueue`].
-    Pcap(pcap::PcapQueue),
-    /// A [`memory::MemoryQueue`].
-    Memory(memory::MemoryQueue),
-}
+/// What the pipeline implements so that a worker can drive it.
+///
+/// One processor per worker, created on the worker's own (pinned) thread; it
+/// owns its flow table and counters and is never shared.
+pub trait Processor {
+    /// Called once per loop turn, before the burst is received, with the
+    /// time of this turn (ns, the worker's monotonic clock,
+    /// `worker::now_ns`). The place to pick up a
+    /// new table version: between bursts, so a swap loses no packet.
+    fn begin_burst(&mut self, now_ns: u64);
 
-macro_rules! any_queue {
-    ($self:expr, $q:ident => $body:expr) => {
-        match $self {
-            AnyQueue::AfPacket($q) => $body,
-            AnyQueue::Pcap($q) => $body,
-            AnyQueue::Memory($q) => $body,
-        }
-    };
-}
+    /// Decides what happens to one frame, in place: the frame may be
+    /// rewritten and its head moved into the headroom (encapsulation).
+    fn process(&mut self, frame: &mut Frame<'_>) -> Disposition;
 
-impl WorkerQueue for AnyQueue {
-    fn poll<F>(&mut self, burst: usize, process: F) -> Result<usize, IoError>
-    where
-        F: FnMut(&mut Frame<'_>) -> Disposition,
-    {
-        any_queue!(self, q => q.poll(burst, process))
+    /// Called by backends that support it ([`WorkerQueue::poll_with`]) for
+    /// every frame of a burst before the first [`Processor::process`] of that
+    /// burst, in the order `process` will see them: the place to start the
+    /// memory loads the frames will need (flow-table buckets), so the misses
+    /// of a burst overlap instead of following one another (DPDK l3fwd's
+    /// burst prefetch). A hint only: `process` must give the same result
+    /// whether or not it was called. Default: nothing.
+    #[inline(always)]
+    fn prefetch(&mut self, frame: &Frame<'_>) {
+        let _ = frame;
     }
 
-    fn poll_with<P: Processor>(
-        &mut self,
-        burst: usize,
-        processor: &mut P,
-    ) -> Result<usize, IoError> {
-        any_queue!(self, q => q.poll_with(burst, processor))
+    /// Whether [`Processor::prefetch`] would do anything for the next
+    /// burst; backends skip the prefetch pass when it would not. Asked once
+    /// per burst. Default: false (the default `prefetch` does nothing).
+    #[inline(always)]
+    fn wants_prefetch(&self) -> bool {
+        false
     }
 
-    fn send_copy(&mut self, frame: &[u8]) -> Result<bool, IoError> {
-        any_queue!(self, q => q.send_copy(frame))
+    /// Called after a loop turn that received and emitted nothing, before
+    /// the worker backs off: the place for housekeeping that would cost the
+    /// busy path (a larger share of the flow-table sweep). Default: nothing.
+    fn idle(&mut self, now_ns: u64) {
+        let _ = now_ns;
     }
 
-    fn tx_pending(&self) -> usize {
-        any_queue!(self, q => q.tx_pending())
-    }
-
-    fn flush(&mut self) -> Result<(), IoError> {
-        any_queue!(self, q => q.flush())
-    }
-
-    fn maintenance(&mut self) -> Result<(), IoError> {
-        any_queue!(self, q => q.maintenance())
-    }
-
-    fn stats(&self) -> QueueStats {
-        any_queue!(self, q => q.stats())
+    /// Called after each burst (and once more at shutdown): emits frames not
+    /// tied to a received buffer, e.g. held IP fragments released once their
+    /// first fragment arrived. `emit` copies the frame into the transmit
+    /// buffer and returns false when there was no room (the queue counts it
+    /// as `tx_dropped`). Default: nothing to emit.
+    fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
+        let _ = emit;
     }
 }
 
@@ -205,42 +218,6 @@ impl<F: FnMut(&mut Frame<'_>) -> Disposition> Processor for ClosureProcessor<F> 
     fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
         (self.0)(frame)
     }
-}
-
-/// Asks the CPU to bring the cache line holding `*r` into the caches: a
-/// hint with no effect on the program's meaning (for the pipeline's burst
-/// prefetch, which may not use `unsafe` itself).
-#[inline(always)]
-pub fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and changes no memory; the address is
-    // that of a live reference anyway. SSE is part of the x86_64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
-}
-
-/// Asks the kernel to back `v`'s allocation (its whole capacity) with
-/// transparent huge pages (`madvise(MADV_HUGEPAGE)`), for large tables the
-/// fast path reads at random (fewer TLB misses). Call it before the memory
-/// is first written (e.g. on `Vec::with_capacity`). Best effort: returns
-/// false when the kernel refused (THP off, too small); nothing else changes.
-pub fn advise_huge_pages<T>(v: &mut Vec<T>) -> bool {
-    const HUGE: usize = 2 << 20;
-    let start = v.as_mut_ptr() as usize;
-    let bytes = v.capacity() * std::mem::size_of::<T>();
-    // Only the 2 MiB-aligned part can become huge pages.
-    let first = start.next_multiple_of(HUGE);
-    let end = (start + bytes) / HUGE * HUGE;
-    if end <= first {
-        return false;
-    }
-    // SAFETY: the range lies inside the allocation `v` owns; MADV_HUGEPAGE
-    // only changes how the kernel backs it, never its contents or validity.
-    unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) == 0 }
 }
 
 /// Errors of the I/O backends.
@@ -260,9 +237,11 @@ pub enum IoError {
     /// A backend could not be set up as configured.
     #[error("{0}")]
     Setup(String),
-    /// A pcap file could not be read or written.
-    #[error(transparent)]
-    Pcap(#[from] pcap::PcapError),
+    /// A backend failed in its own terms: the source is its own error type
+    /// (the pcap, AF_XDP or DPDK backend's), converted by `From` in the
+    /// backend, which this module does not name (no import cycle).
+    #[error("{0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl IoError {
@@ -295,178 +274,19 @@ pub struct InterfaceInfo {
     pub mtu: u32,
 }
 
-/// Looks up an interface by name in this thread's network namespace.
-pub fn interface_info(name: &str) -> Result<InterfaceInfo, IoError> {
-    let cname = ifname_c(name)?;
-    // SAFETY: `cname` is a NUL-terminated string that outlives the call.
-    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if index == 0 {
-        return Err(IoError::Setup(format!(
-            "interface {name:?} does not exist (in this network namespace)"
-        )));
-    }
-    let sock = Fd::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
-        .or_else(|_| Fd::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0))
-        .map_err(|e| IoError::Os {
-            what: "socket for interface ioctls",
-            interface: name.to_string(),
-            source: e,
-        })?;
-    let mut req = ifreq_for(name);
-    // SAFETY: SIOCGIFFLAGS reads `ifr_name` and writes `ifr_flags` of the
-    // ifreq we own; the fd is a valid socket.
-    if unsafe { libc::ioctl(sock.0, libc::SIOCGIFFLAGS, &mut req) } < 0 {
-        return Err(IoError::last_os("SIOCGIFFLAGS", name));
-    }
-    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds flags.
-    let flags = unsafe { req.ifr_ifru.ifru_flags } as i32;
-    let mut req = ifreq_for(name);
-    // SAFETY: as above, SIOCGIFMTU writes `ifr_mtu`.
-    if unsafe { libc::ioctl(sock.0, libc::SIOCGIFMTU, &mut req) } < 0 {
-        return Err(IoError::last_os("SIOCGIFMTU", name));
-    }
-    // SAFETY: SIOCGIFMTU succeeded, so the union holds the MTU.
-    let mtu = unsafe { req.ifr_ifru.ifru_mtu } as u32;
-    Ok(InterfaceInfo {
-        name: name.to_string(),
-        index,
-        up: flags & libc::IFF_UP != 0,
-        running: flags & libc::IFF_RUNNING != 0,
-        rx_queues: rx_queue_count(&sock, name),
-        mtu,
-    })
-}
-
-/// `struct ethtool_channels` (linux/ethtool.h).
-#[repr(C)]
-#[derive(Default)]
-struct EthtoolChannels {
-    cmd: u32,
-    max_rx: u32,
-    max_tx: u32,
-    max_other: u32,
-    max_combined: u32,
-    rx_count: u32,
-    tx_count: u32,
-    other_count: u32,
-    combined_count: u32,
-}
-
-const ETHTOOL_GCHANNELS: u32 = 0x3c;
-
-/// Receive queues of `name` through ETHTOOL_GCHANNELS; 1 when the driver
-/// does not implement it.
-fn rx_queue_count(sock: &Fd, name: &str) -> u32 {
-    let mut channels = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..Default::default()
-    };
-    let mut req = ifreq_for(name);
-    req.ifr_ifru.ifru_data = (&mut channels as *mut EthtoolChannels).cast();
-    // SAFETY: SIOCETHTOOL with ETHTOOL_GCHANNELS writes a `struct
-    // ethtool_channels` through `ifru_data`, which points at `channels`,
-    // alive and correctly laid out for the duration of the call.
-    let rc = unsafe { libc::ioctl(sock.0, libc::SIOCETHTOOL, &mut req) };
-    if rc < 0 {
-        return 1;
-    }
-    (channels.combined_count + channels.rx_count).max(1)
-}
-
-fn ifname_c(name: &str) -> Result<std::ffi::CString, IoError> {
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(['/', ' ']) {
-        return Err(IoError::Setup(format!(
-            "{name:?} is not a valid interface name (1 to {} characters, no '/' or space)",
-            libc::IFNAMSIZ - 1
-        )));
-    }
-    std::ffi::CString::new(name)
-        .map_err(|_| IoError::Setup(format!("interface name {name:?} contains a NUL byte")))
-}
-
-fn ifreq_for(name: &str) -> libc::ifreq {
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req
-        .ifr_name
-        .iter_mut()
-        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *dst = src as libc::c_char;
-    }
-    req
-}
-
-/// An owned file descriptor, closed on drop.
-#[derive(Debug)]
-pub(crate) struct Fd(pub(crate) libc::c_int);
-
-impl Fd {
-    pub(crate) fn socket(
-        domain: libc::c_int,
-        ty: libc::c_int,
-        proto: libc::c_int,
-    ) -> std::io::Result<Fd> {
-        // SAFETY: socket(2) takes no pointers.
-        let fd = unsafe { libc::socket(domain, ty, proto) };
-        if fd < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(Fd(fd))
-        }
-    }
-}
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: we own the descriptor and close it exactly once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
 pub mod af_packet;
 #[cfg(feature = "af_xdp")]
 pub mod af_xdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod memory;
+pub mod open;
 pub mod pcap;
+pub(crate) mod sys;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_is_found_and_bogus_names_are_refused() {
-        let lo = interface_info("lo").expect("lo exists in every namespace");
-        assert_eq!(lo.name, "lo");
-        assert!(lo.index > 0);
-        assert!(lo.rx_queues >= 1);
-        let err = interface_info("lbt-nope0").unwrap_err().to_string();
-        assert!(err.contains("does not exist"), "{err}");
-        let err = interface_info("a/b").unwrap_err().to_string();
-        assert!(err.contains("not a valid interface name"), "{err}");
-        let err = interface_info("abcdefghijklmnopqrstuvwxyz")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not a valid interface name"), "{err}");
-    }
-
-    #[test]
-    fn any_queue_delegates_to_its_backend() {
-        let (q, mut feeder, _sink) = memory::MemoryPort::new(memory::MemoryConfig::default())
-            .unwrap()
-            .split();
-        let mut any = AnyQueue::Memory(q);
-        assert!(feeder.push(&[1; 60]).unwrap());
-        assert_eq!(any.poll(32, |_| Disposition::Tx).unwrap(), 1);
-        assert_eq!(any.tx_pending(), 1);
-        assert!(any.send_copy(&[2; 60]).unwrap());
-        any.flush().unwrap();
-        any.maintenance().unwrap();
-        assert_eq!(any.tx_pending(), 0);
-        assert_eq!(any.stats().tx_packets, 2);
-    }
 
     #[test]
     fn stats_accumulate_field_by_field() {

@@ -94,6 +94,12 @@ pub enum PcapError {
     },
 }
 
+impl From<PcapError> for IoError {
+    fn from(e: PcapError) -> Self {
+        IoError::Backend(Box::new(e))
+    }
+}
+
 /// Timestamp resolution of a pcap file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolution {
