@@ -4,8 +4,9 @@
 //!
 //! Stages, in order (each may end the packet with a [`Verdict`]):
 //!
-//! 1. Parse ([`crate::wire::parse_frame`]). Not IP: host path. Malformed:
-//!    dropped.
+//! 1. Parse ([`crate::wire::parse_frame`]). Not IP: host path (an ARP
+//!    request for a VIP is answered while announcing, [`crate::l2`]; so is
+//!    an ICMPv6 neighbour solicitation for one). Malformed: dropped.
 //! 2. VIP match on the destination address. Not a VIP: host path.
 //! 3. Filter: TCP/UDP/SCTP by the load balancer's port ranges. ICMP echo
 //!    requests are dropped unless the load balancer answers them; ICMP errors
