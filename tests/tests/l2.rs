@@ -381,7 +381,10 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
     let sent = lb2.l2_counter("gratuitous_sent");
     assert!(sent >= 4, "3: lb2 sent {sent} gratuitous packets");
     probe.mark().expect("mark");
-    std::thread::sleep(Duration::from_millis(1500));
+    // A request lost during the failover (about 2-3 s without an answering
+    // appliance) is retransmitted by TCP with exponential backoff: the next
+    // try may come up to ~6 s after the loss.
+    std::thread::sleep(Duration::from_secs(8));
     let summary = probe
         .finish(Duration::from_secs(40))
         .expect("probe summary");
