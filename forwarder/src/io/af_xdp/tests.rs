@@ -554,7 +554,13 @@ fn one_armed(tag: u8, attach: AttachMode, copy: CopyMode, want_attach: AttachMod
         "ip", "netns", "exec", &ns, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", &own6,
     ]);
     let xs = prog.stats().unwrap();
-    assert_eq!(xs.redirected, 2 * N as u64);
+    // Plus the few ARP requests / neighbour solicitations for a VIP that the
+    // peer's kernel may send: they go to the socket too ([l2]: lbfwd answers
+    // them, the kernel owns no VIP).
+    assert!(
+        (2 * N as u64..=2 * N as u64 + 4).contains(&xs.redirected),
+        "{xs:?}"
+    );
     assert!(xs.passed >= 10 + 4 + 2, "{xs:?}");
     assert_eq!(xs.no_socket, 0);
 
