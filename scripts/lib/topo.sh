@@ -25,9 +25,13 @@
 #                      read back from the namespaces)
 #   config PREFIX [--backend af_packet|af_xdp|dpdk] [--underlay 4|6]
 #                 [--exclude beN]... [--workers "1,2"] (default: the last core)
+#                 [--idle busy|backoff] [--no-load-balancer]
 #                      print the lbfwd config (TOML) for this network; with
 #                      dpdk, lbfwd drives PREFIX-l0 through DPDK's
-#                      net_af_packet PMD (no hugepages, idle backoff)
+#                      net_af_packet PMD (no hugepages, idle backoff); without
+#                      --idle, af_packet and af_xdp keep lbfwd's default;
+#                      --no-load-balancer leaves out the load balancer `web`
+#                      (both VIPs) for the caller to append its own
 #   selftest PREFIX    prove the network without lbfwd: the lb namespace's own
 #                      kernel VXLAN devices stand in for lbfwd, toward each
 #                      backend over both underlay families
@@ -38,8 +42,8 @@
 #                      got none
 #   list               print the prefixes of networks that exist now
 #
-# Servers on every backend, bound to both VIPs, answering with the backend's
-# name: HTTP on TCP 80 (allowed) and 8080 (not allowed), `GET /` -> "beN\n",
+# Servers on every backend (scripts/lib/topo-server.py), bound to both VIPs,
+# answering with the backend's name: HTTP on TCP 80 (allowed) and 8080 (not allowed), `GET /` -> "beN\n",
 # `GET /big?bytes=N` -> N bytes, header X-Backend: beN on every answer; UDP
 # echo ("beN " + payload) on 1024, 1500, 2048 (allowed: 1024-2048) and 2049,
 # 3000 (not allowed).
@@ -64,6 +68,10 @@ TOPO_UDP_PORTS="1024 1500 2048 2049 3000"
 TOPO_STATE_ROOT="${TOPO_STATE_ROOT:-/run/lbfwd-topo}"
 TOPO_ROLES="client router lb be1 be2 be3"
 TOPO_PY="${TOPO_PY:-}"
+# The helpers beside this script: the backends' servers and the UDP client.
+TOPO_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TOPO_SERVER="$TOPO_LIB/topo-server.py"
+TOPO_UDP_CLIENT="$TOPO_LIB/topo-udp.py"
 
 topo_die() { echo "topo.sh: $*" >&2; exit 1; }
 
@@ -106,92 +114,12 @@ topo_veth() {
   ip -n "$p-$5" link set "$6" up
 }
 
-topo_write_server() {
-  cat >"$1" <<'PY'
-"""A backend's servers: HTTP and UDP echo, bound to the VIPs, naming the backend."""
-import http.server, socket, socketserver, sys, threading, urllib.parse
-
-NAME, READY = sys.argv[1], sys.argv[2]
-VIPS = sys.argv[3].split(",")
-HTTP_PORTS = [int(p) for p in sys.argv[4].split(",")]
-UDP_PORTS = [int(p) for p in sys.argv[5].split(",")]
-CHUNK = b"x" * 65536
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        url = urllib.parse.urlsplit(self.path)
-        if url.path == "/big":
-            size = int(urllib.parse.parse_qs(url.query).get("bytes", ["1048576"])[0])
-            self.send_response(200)
-            self.send_header("X-Backend", NAME)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            while size > 0:
-                n = min(size, len(CHUNK))
-                self.wfile.write(CHUNK[:n])
-                size -= n
-            return
-        body = (NAME + "\n").encode()
-        self.send_response(200)
-        self.send_header("X-Backend", NAME)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self):
-        # HTTPServer.server_bind would resolve the VIP's name (a DNS query).
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-
-def http_server(vip, port):
-    family = socket.AF_INET6 if ":" in vip else socket.AF_INET
-    return type("Server", (Server,), {"address_family": family})((vip, port), Handler)
-
-
-def udp_echo(sock):
-    prefix = (NAME + " ").encode()
-    while True:
-        data, peer = sock.recvfrom(65535)
-        sock.sendto(prefix + data, peer)
-
-
-threads = []
-for vip in VIPS:
-    for port in HTTP_PORTS:
-        srv = http_server(vip, port)
-        threads.append(threading.Thread(target=srv.serve_forever, daemon=True))
-    for port in UDP_PORTS:
-        family = socket.AF_INET6 if ":" in vip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.bind((vip, port))
-        threads.append(threading.Thread(target=udp_echo, args=(sock,), daemon=True))
-for t in threads:
-    t.start()
-with open(READY, "w") as f:
-    f.write("ready\n")
-threading.Event().wait()
-PY
-}
 
 topo_up() {
   local p="$1" i ns
   topo_down "$p" quiet
   local st="$TOPO_STATE_ROOT/$p"
   mkdir -p "$st"
-  topo_write_server "$st/server.py"
 
   for role in $TOPO_ROLES; do
     ip netns add "$p-$role"
@@ -269,7 +197,7 @@ topo_start_servers() {
   py="$(topo_python)"
   for i in 1 2 3; do
     rm -f "$st/be$i.ready"
-    ip netns exec "$p-be$i" "$py" "$st/server.py" "be$i" "$st/be$i.ready" \
+    ip netns exec "$p-be$i" "$py" "$TOPO_SERVER" "be$i" "$st/be$i.ready" \
       "$TOPO_VIP4,$TOPO_VIP6" "${TOPO_HTTP_PORTS// /,}" "${TOPO_UDP_PORTS// /,}" \
       </dev/null >"$st/be$i.log" 2>&1 &
     echo $! >"$st/be$i.pid"
@@ -365,7 +293,7 @@ EOF
 # The lbfwd configuration for this network.
 topo_config() {
   local p="$1"; shift
-  local backend=af_packet underlay=4 workers exclude=" " i
+  local backend=af_packet underlay=4 workers exclude=" " idle="" web=yes i
   workers="$(( $(nproc) - 1 ))"  # the last core: the first one keeps the rest of the system
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -373,6 +301,8 @@ topo_config() {
       --underlay) underlay="$2"; shift 2 ;;
       --exclude) exclude+="$2 "; shift 2 ;;
       --workers) workers="$2"; shift 2 ;;
+      --idle) idle="$2"; shift 2 ;;
+      --no-load-balancer) web=no; shift ;;
       *) topo_die "config: unknown option '$1'" ;;
     esac
   done
@@ -381,6 +311,13 @@ topo_config() {
     af_packet|af_xdp|dpdk) ;;
     *) topo_die "config: --backend must be af_packet, af_xdp or dpdk, got '$backend'" ;;
   esac
+  case "$idle" in
+    ""|busy|backoff) ;;
+    *) topo_die "config: --idle must be busy or backoff, got '$idle'" ;;
+  esac
+  if [ "$backend" = dpdk ] && [ -n "$idle" ] && [ "$idle" != backoff ]; then
+    topo_die "config: dpdk on a veth runs with --idle backoff only"
+  fi
   local st="$TOPO_STATE_ROOT/$p"
   [ -n "$(topo_namespaces "$p")" ] || topo_die "no network with prefix $p (run: topo.sh up $p)"
   echo "# lbfwd config for the namespace network '$p' (scripts/lib/topo.sh)."
@@ -408,6 +345,7 @@ backend = "$backend"
 interfaces = ["$p-l0"]
 workers = [$workers]
 EOF
+    [ -z "$idle" ] || echo "idle = \"$idle\""
   fi
   cat <<EOF
 
@@ -447,6 +385,7 @@ mac = "$(topo_mac "$p-be$i" "$p-vx4")"
 state = "Available"
 EOF
   done
+  [ "$web" = yes ] || return 0
   cat <<EOF
 
 [[load_balancer]]
@@ -474,30 +413,8 @@ topo_curl() {
 topo_udp() {
   # topo_udp PREFIX VIP PORT PAYLOAD [TIMEOUT [COUNT]] -> one answer per line
   # ("-": none); exit status 1 if any datagram got no answer.
-  topo_in "$1" client "$(topo_python)" -c "$TOPO_UDP_CLIENT" "$2" "$3" "$4" "${5:-2}" "${6:-1}"
+  topo_in "$1" client "$(topo_python)" "$TOPO_UDP_CLIENT" "$2" "$3" "$4" "${5:-2}" "${6:-1}"
 }
-
-# A UDP client: sends COUNT datagrams, each from a new socket (a new source
-# port, so a new flow), and prints one line per datagram: the first answer,
-# or "-" when none came within TIMEOUT seconds. Exits 1 if any got none.
-# Arguments: ADDRESS PORT PAYLOAD TIMEOUT COUNT.
-TOPO_UDP_CLIENT='
-import socket, sys
-addr, port, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-timeout, count = float(sys.argv[4]), int(sys.argv[5])
-missed = 0
-for _ in range(count):
-    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    s.sendto(payload.encode(), (addr, port))
-    try:
-        print(s.recv(65535).decode().replace("\n", " "))
-    except socket.timeout:
-        print("-")
-        missed += 1
-    s.close()
-sys.exit(1 if missed else 0)
-'
 
 topo_rx_bytes() { topo_in "$1" "$2" cat "/sys/class/net/$3/statistics/rx_bytes"; }
 

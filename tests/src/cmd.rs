@@ -25,6 +25,18 @@ impl Output {
         self.code == Some(0)
     }
 
+    /// The command, its exit code and its output, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}\nexit: {}\nstdout:\n{}\nstderr:\n{}",
+            self.command,
+            self.code
+                .map_or_else(|| "killed by a signal".to_string(), |c| c.to_string()),
+            self.stdout,
+            self.stderr
+        )
+    }
+
     /// `Ok(self)` when it exited with status 0, else an error that shows the
     /// command, its status and its output.
     pub fn checked(self) -> Result<Self, Error> {

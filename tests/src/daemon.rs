@@ -1,12 +1,15 @@
-//! lbfwd itself, running in the lb namespace of a test network.
+//! lbfwd itself: in the lb namespace of a test network, or in the root
+//! namespace on a config of the test's own (e.g. `backend = "memory"` for
+//! tests of the control plane alone).
 
 use crate::client::{http_get, url};
 use crate::cmd::{self, Output};
 use crate::topo::{Node, Topology, TopologyInfo};
 use crate::{is_root, Binaries, Error};
 use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,8 @@ use std::time::{Duration, Instant};
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long lbfwd may take to stop after SIGTERM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The limit of one lbctl run.
+pub const LBCTL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How a configuration change reached the running lbfwd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,39 +32,85 @@ pub enum ApplyMethod {
     Restart,
 }
 
-/// A running `lbfwd run --config FILE` in the lb namespace. Dropping it
-/// stops it (SIGTERM, then SIGKILL); when the test is panicking, its output
-/// is printed. Whenever an lbfwd it started has exited, the runtime
-/// directory DPDK's EAL made for it (`/var/run/dpdk/lbfwd-PID`, see
-/// [`dpdk_runtime_dir`]) is removed.
+/// A running `lbfwd run --config FILE`, in the lb namespace of a test
+/// network ([`Lbfwd::start`], [`Lbfwd::spawn_on`]) or in the root namespace
+/// ([`Lbfwd::spawn_local`]). Dropping it stops it (SIGTERM, then SIGKILL);
+/// when the test is panicking, its output is printed. Whenever an lbfwd it
+/// started has exited, the runtime directory DPDK's EAL made for it
+/// (`/var/run/dpdk/lbfwd-PID`, see [`dpdk_runtime_dir`]) is removed.
 #[derive(Debug)]
 pub struct Lbfwd {
-    topo: Arc<TopologyInfo>,
+    /// The network it forwards on (`None`: the root namespace).
+    topo: Option<Arc<TopologyInfo>>,
     bins: Binaries,
     config: PathBuf,
+    socket: PathBuf,
+    /// Where its logs go, one file per run.
+    log_dir: PathBuf,
+    /// How messages name it (the network's prefix, or the log directory).
+    label: String,
     child: Option<Child>,
     log: PathBuf,
-    runs: u32,
 }
+
+/// Numbers the logs of every lbfwd this test binary starts, so that two
+/// lbfwd sharing a directory never share a log.
+static RUNS: AtomicU32 = AtomicU32::new(0);
 
 impl Lbfwd {
     /// Writes `config` to the network's state directory, starts lbfwd on it
     /// and waits until it forwards: an HTTP request to each VIP is answered
     /// by a backend.
     pub fn start(topo: &Topology, bins: &Binaries, config: &str) -> Result<Self, Error> {
-        let info = topo.info();
-        let path = info.state_dir().join("lbfwd.toml");
+        let path = topo.state_dir().join("lbfwd.toml");
         write(&path, config)?;
+        let mut d = Self::spawn_on(topo.info(), bins, &path)?;
+        d.wait_ready(READY_TIMEOUT)?;
+        Ok(d)
+    }
+
+    /// Starts lbfwd in the lb namespace of `topo` on the config file
+    /// `config`, whose control socket is the one `topo.sh config` writes
+    /// (`STATE_DIR/lbfwd.sock`), without waiting for it.
+    pub fn spawn_on(
+        topo: Arc<TopologyInfo>,
+        bins: &Binaries,
+        config: &Path,
+    ) -> Result<Self, Error> {
         let mut d = Lbfwd {
-            topo: info,
+            socket: topo.state_dir().join("lbfwd.sock"),
+            log_dir: topo.state_dir(),
+            label: topo.prefix().to_string(),
+            topo: Some(topo),
             bins: bins.clone(),
-            config: path,
+            config: config.to_path_buf(),
             child: None,
             log: PathBuf::new(),
-            runs: 0,
         };
         d.spawn()?;
-        d.wait_ready(READY_TIMEOUT)?;
+        Ok(d)
+    }
+
+    /// Starts lbfwd in the root namespace on the config file `config`, whose
+    /// `[control] socket` is `socket`, with its logs in `log_dir`, without
+    /// waiting for it (see [`wait_control`](Self::wait_control)).
+    pub fn spawn_local(
+        bins: &Binaries,
+        config: &Path,
+        socket: &Path,
+        log_dir: &Path,
+    ) -> Result<Self, Error> {
+        let mut d = Lbfwd {
+            topo: None,
+            bins: bins.clone(),
+            config: config.to_path_buf(),
+            socket: socket.to_path_buf(),
+            log_dir: log_dir.to_path_buf(),
+            label: log_dir.display().to_string(),
+            child: None,
+            log: PathBuf::new(),
+        };
+        d.spawn()?;
         Ok(d)
     }
 
@@ -80,17 +131,28 @@ impl Lbfwd {
         &self.config
     }
 
-    /// The control socket (`[control] socket` of the generated config).
+    /// The control socket.
     pub fn socket(&self) -> PathBuf {
-        self.topo.state_dir().join("lbfwd.sock")
+        self.socket.clone()
+    }
+
+    /// The binaries it runs.
+    pub fn binaries(&self) -> &Binaries {
+        &self.bins
+    }
+
+    /// Starts lbfwd again (same config, same place) after it exited or was
+    /// stopped; an error while it still runs.
+    pub fn respawn(&mut self) -> Result<(), Error> {
+        if self.child.is_some() && self.check_running().is_ok() {
+            return Err(self.error("is still running; it cannot be started again".into()));
+        }
+        self.spawn()
     }
 
     fn spawn(&mut self) -> Result<(), Error> {
-        self.runs += 1;
-        self.log = self
-            .topo
-            .state_dir()
-            .join(format!("lbfwd.{}.log", self.runs));
+        let run = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
+        self.log = self.log_dir.join(format!("lbfwd.{run}.log"));
         let out = File::create(&self.log).map_err(|source| Error::Io {
             path: self.log.clone(),
             source,
@@ -99,9 +161,11 @@ impl Lbfwd {
             path: self.log.clone(),
             source,
         })?;
-        let mut c = self
-            .topo
-            .command(Node::Lb, &self.bins.lbfwd.to_string_lossy());
+        let lbfwd = self.bins.lbfwd.to_string_lossy();
+        let mut c = match &self.topo {
+            Some(topo) => topo.command(Node::Lb, &lbfwd),
+            None => Command::new(&self.bins.lbfwd),
+        };
         c.arg("run")
             .arg("--config")
             .arg(&self.config)
@@ -115,29 +179,46 @@ impl Lbfwd {
             command: line.clone(),
             source,
         })?;
-        eprintln!(
-            "[{}] started (pid {}): {line}",
-            self.topo.prefix(),
-            child.id()
-        );
+        eprintln!("[{}] started (pid {}): {line}", self.label, child.id());
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Waits until `lbctl status` answers on the control socket; fails as
+    /// soon as lbfwd exits.
+    pub fn wait_control(&mut self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_running()?;
+            let out = self.lbctl(&["status"])?;
+            if out.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.error(format!(
+                    "did not answer on {} within {timeout:?}; last try:\n{}",
+                    self.socket.display(),
+                    out.describe()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until both VIPs answer HTTP through lbfwd; fails as soon as
     /// lbfwd exits.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        let Some(topo) = self.topo.clone() else {
+            return Err(self.error("runs without a network: it cannot forward".into()));
+        };
         let deadline = Instant::now() + timeout;
-        let urls = [
-            url(self.topo.vip4(), 80, "/"),
-            url(self.topo.vip6(), 80, "/"),
-        ];
+        let urls = [url(topo.vip4(), 80, "/"), url(topo.vip6(), 80, "/")];
         let mut last = String::new();
         loop {
             self.check_running()?;
             let mut ready = true;
             for u in &urls {
-                match http_get(&self.topo, u, Duration::from_secs(1)) {
+                match http_get(&topo, u, Duration::from_secs(1)) {
                     Ok(t) if t.ok() => {}
                     Ok(t) => {
                         ready = false;
@@ -184,6 +265,36 @@ impl Lbfwd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits at most `timeout` for lbfwd to end by itself (e.g. a refused
+    /// start) and returns its exit status; killed and an error when it does
+    /// not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, Error> {
+        let Some(mut child) = self.child.take() else {
+            return Err(self.error("was not running".into()));
+        };
+        let status = cmd::wait_deadline(&mut child, timeout);
+        remove_dpdk_runtime_dir(child.id());
+        status.ok_or_else(|| self.error(format!("did not exit within {timeout:?} (killed)")))
+    }
+
+    /// Kills lbfwd with SIGKILL (`kill -9`) and reaps it; an error unless
+    /// it was running and SIGKILL is what ended it.
+    pub fn kill9(&mut self) -> Result<(), Error> {
+        let Some(mut child) = self.child.take() else {
+            return Err(self.error("was not running when it was to be killed".into()));
+        };
+        let killed = child.kill();
+        let status = child.wait();
+        remove_dpdk_runtime_dir(child.id());
+        match (killed, status) {
+            (Ok(()), Ok(s)) if std::os::unix::process::ExitStatusExt::signal(&s) == Some(9) => {
+                Ok(())
+            }
+            (Ok(()), Ok(s)) => Err(self.error(format!("ended with {s}, not by SIGKILL"))),
+            (Err(e), _) | (_, Err(e)) => Err(self.error(format!("cannot be killed: {e}"))),
+        }
+    }
+
     fn error(&self, what: String) -> Error {
         Error::Lbfwd {
             what,
@@ -225,15 +336,35 @@ impl Lbfwd {
     }
 
     /// Runs `lbctl --socket SOCKET args...` (root namespace: the socket is
-    /// a path), limited to 15 s.
+    /// a path), limited to [`LBCTL_TIMEOUT`]; see [`lbctl`].
     pub fn lbctl(&self, args: &[&str]) -> Result<Output, Error> {
-        cmd::run(
-            Command::new(&self.bins.lbctl)
-                .arg("--socket")
-                .arg(self.socket())
-                .args(args),
-            Duration::from_secs(15),
-        )
+        lbctl(&self.bins, &self.socket, args)
+    }
+
+    /// `lbctl ARGS...`, which must exit 0; returns its stdout. A failure
+    /// shows lbctl's output and lbfwd's.
+    pub fn lbctl_ok(&self, args: &[&str]) -> Result<String, Error> {
+        let out = self.lbctl(args)?;
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(self.error(format!(
+                "answered `lbctl {}` with a failure:\n{}",
+                args.join(" "),
+                out.describe()
+            )))
+        }
+    }
+
+    /// `lbctl -o json ARGS...`, which must exit 0; returns the JSON.
+    pub fn lbctl_json(&self, args: &[&str]) -> Result<serde_json::Value, Error> {
+        let mut all = vec!["-o", "json"];
+        all.extend_from_slice(args);
+        let text = self.lbctl_ok(&all)?;
+        serde_json::from_str(&text).map_err(|e| Error::Parse {
+            what: format!("lbctl -o json {}", args.join(" ")),
+            detail: format!("{e}: {text}"),
+        })
     }
 
     /// How [`apply_config`](Self::apply_config) will reach lbfwd: live
@@ -269,15 +400,12 @@ impl Lbfwd {
                 eprintln!(
                     "[{}] NOTE: {} has no `reload`: applying the new config by restarting lbfwd \
                      (its flow table is lost; Maglev alone keeps the surviving flows)",
-                    self.topo.prefix(),
+                    self.label,
                     self.bins.lbctl.display()
                 );
                 let out = self.stop()?;
-                eprintln!(
-                    "[{}] lbfwd's output before the restart:\n{out}",
-                    self.topo.prefix()
-                );
-                let state = self.topo.state_dir().join("state");
+                eprintln!("[{}] lbfwd's output before the restart:\n{out}", self.label);
+                let state = self.log_dir.join("state");
                 if state.exists() {
                     std::fs::remove_dir_all(&state).map_err(|source| Error::Io {
                         path: state.clone(),
@@ -299,18 +427,33 @@ impl Drop for Lbfwd {
         };
         cmd::signal(child.id(), "TERM");
         if cmd::wait_deadline(&mut child, STOP_TIMEOUT).is_none() {
-            eprintln!("[{}] lbfwd ignored SIGTERM; killed", self.topo.prefix());
+            eprintln!("[{}] lbfwd ignored SIGTERM; killed", self.label);
         }
         remove_dpdk_runtime_dir(child.id());
         if std::thread::panicking() {
             eprintln!(
                 "[{}] lbfwd's output ({}):\n{}",
-                self.topo.prefix(),
+                self.label,
                 self.log.display(),
                 self.log()
             );
         }
     }
+}
+
+/// Runs `lbctl --socket SOCKET args...` with `bins`' lbctl (without
+/// `LBFWD_SOCKET` from the environment), limited to [`LBCTL_TIMEOUT`];
+/// returns its output whatever its status. For clients of their own (one
+/// per thread) beside [`Lbfwd::lbctl`].
+pub fn lbctl(bins: &Binaries, socket: &Path, args: &[&str]) -> Result<Output, Error> {
+    cmd::run(
+        Command::new(&bins.lbctl)
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .env_remove("LBFWD_SOCKET"),
+        LBCTL_TIMEOUT,
+    )
 }
 
 /// Where DPDK's EAL keeps the runtime files of lbfwd process `pid`: lbfwd

@@ -4,9 +4,14 @@
 //! The network itself is built by `scripts/lib/topo.sh`, the one
 //! implementation the demo shares; [`Topology`] drives it and deletes it
 //! when dropped, also when a test panics. [`Lbfwd`] runs the daemon in the
-//! lb namespace; [`client`] sends real traffic from the client namespace;
-//! [`FlowProbe`] keeps long-lived connections open while the routing
-//! changes.
+//! lb namespace (or, for tests of the control plane alone, in the root
+//! namespace on a config of their own) and drives it with lbctl; [`client`]
+//! sends real traffic from the client namespace; [`FlowProbe`] keeps
+//! long-lived connections open while the routing changes. The binaries come
+//! from [`lbfwd_binaries`]: one build per test binary, never a guess from the
+//! target directory. The end-to-end tests (`tests/e2e.rs`), the daemon and
+//! control-plane tests (`tests/daemon.rs`) and the network's own tests
+//! (`tests/topology.rs`) all use these helpers.
 #![deny(unsafe_code)]
 
 pub mod binaries;
@@ -21,7 +26,7 @@ pub use binaries::{lbfwd_binaries, Binaries};
 pub use daemon::{ApplyMethod, Lbfwd};
 pub use probe::{FlowProbe, ProbeConn, ProbeSummary};
 pub use scenario::Scenario;
-pub use topo::{ConfigOptions, Node, Topology, TopologyInfo, Underlay};
+pub use topo::{ConfigOptions, Idle, Node, Topology, TopologyInfo, Underlay};
 
 use std::fmt;
 use std::path::PathBuf;

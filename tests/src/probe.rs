@@ -1,6 +1,8 @@
 //! Long-lived connections through lbfwd while its routing changes:
 //! `tests/support/flowprobe.py` in the client namespace, driven over its
-//! stdin/stdout.
+//! stdin/stdout. Either every connection asks on its own every 100 ms
+//! ([`FlowProbe::start`], summed up by [`FlowProbe::finish`]), or all ask
+//! together when told ([`FlowProbe::start_on_demand`], [`FlowProbe::ask`]).
 
 use crate::topo::{Node, TopologyInfo};
 use crate::{cmd, python, workspace_root, Error};
@@ -21,6 +23,19 @@ pub struct ProbeConn {
     pub backend: Option<String>,
     /// Why it failed, if it did.
     pub error: Option<String>,
+}
+
+impl ProbeConn {
+    /// What its first request got, as [`FlowProbe::ask`] reports answers:
+    /// the backend, or "!" and why it failed.
+    pub fn answer(&self) -> String {
+        match (&self.backend, &self.error) {
+            (Some(b), _) if !b.is_empty() => b.clone(),
+            (Some(_), _) => "!no X-Backend header".to_string(),
+            (None, Some(e)) => format!("!{e}"),
+            (None, None) => "!no answer".to_string(),
+        }
+    }
 }
 
 /// A connection of the probe at the end.
@@ -48,6 +63,10 @@ pub struct FlowProbe {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
+    /// How many connections it opened.
+    conns: usize,
+    /// The limit of one request.
+    timeout: Duration,
 }
 
 impl FlowProbe {
@@ -76,6 +95,31 @@ impl FlowProbe {
         max_conns: u32,
         timeout: Duration,
     ) -> Result<(Self, Vec<ProbeConn>), Error> {
+        Self::spawn(topo, addrs, conns, cover, max_conns, "0.1", timeout)
+    }
+
+    /// Opens `conns` keep-alive HTTP connections to `addr` (port 80) from
+    /// the client, one after the other, each asking once; from then on they
+    /// ask only when [`ask`](Self::ask) tells them to. `timeout`: the limit
+    /// of one request.
+    pub fn start_on_demand(
+        topo: &TopologyInfo,
+        addr: &str,
+        conns: u32,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<ProbeConn>), Error> {
+        Self::spawn(topo, &[addr], conns, &[], conns, "0", timeout)
+    }
+
+    fn spawn(
+        topo: &TopologyInfo,
+        addrs: &[&str],
+        conns: u32,
+        cover: &[&str],
+        max_conns: u32,
+        interval: &str,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<ProbeConn>), Error> {
         let script = workspace_root().join("tests/support/flowprobe.py");
         let mut c = topo.command(Node::Client, python());
         c.arg(&script);
@@ -87,6 +131,7 @@ impl FlowProbe {
         }
         c.args(["--conns", &conns.to_string()])
             .args(["--max-conns", &max_conns.to_string()])
+            .args(["--interval", interval])
             .args(["--timeout", &format!("{:.1}", timeout.as_secs_f64())])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -111,11 +156,13 @@ impl FlowProbe {
             child,
             stdin,
             lines,
+            conns: 0,
+            timeout,
         };
         let deadline =
             timeout * (conns.max(max_conns) * addrs.len() as u32) + Duration::from_secs(10);
         let ready = probe.event("ready", deadline)?;
-        let conns = array(&ready, "conns")?
+        let conns: Vec<ProbeConn> = array(&ready, "conns")?
             .iter()
             .map(|c| ProbeConn {
                 id: c["id"].as_u64().unwrap_or(u64::MAX),
@@ -124,7 +171,34 @@ impl FlowProbe {
                 error: c["error"].as_str().map(str::to_string),
             })
             .collect();
+        probe.conns = conns.len();
         Ok((probe, conns))
+    }
+
+    /// One more request on every connection of a probe started with
+    /// [`start_on_demand`](Self::start_on_demand), one after the other;
+    /// returns each answer in the order of the connections: the backend, or
+    /// "!" and why it failed ("!closed earlier: ..." for a connection that
+    /// failed before).
+    pub fn ask(&mut self) -> Result<Vec<String>, Error> {
+        self.send("ask\n")?;
+        let limit = self.timeout * self.conns as u32 + Duration::from_secs(10);
+        let v = self.event("answers", limit)?;
+        let answers: Vec<String> = array(&v, "answers")?
+            .iter()
+            .map(|a| a.as_str().unwrap_or("!not a string").to_string())
+            .collect();
+        if answers.len() != self.conns {
+            return Err(Error::Parse {
+                what: "the flow probe".into(),
+                detail: format!(
+                    "{} answers for {} connections: {v}",
+                    answers.len(),
+                    self.conns
+                ),
+            });
+        }
+        Ok(answers)
     }
 
     /// Marks this moment: requests started from now on count as "after".

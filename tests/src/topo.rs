@@ -47,6 +47,16 @@ pub enum Underlay {
     V6,
 }
 
+/// What lbfwd's workers do when a poll comes back empty (`[dataplane] idle`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Idle {
+    /// `busy`: poll again at once (lbfwd's default).
+    Busy,
+    /// `backoff`: sleep a little longer after each empty poll; keeps a test
+    /// that mostly talks to the control socket from taking a core.
+    Backoff,
+}
+
 /// What `topo.sh config` writes into the lbfwd config.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigOptions {
@@ -56,6 +66,11 @@ pub struct ConfigOptions {
     pub underlay: Underlay,
     /// Backends (`be1`..`be3`) left out of the config, so out of the routing.
     pub exclude: Vec<String>,
+    /// `[dataplane] idle` (`None`: what topo.sh writes for the backend).
+    pub idle: Option<Idle>,
+    /// TOML put in place of topo.sh's load balancer `web` (`None`: `web`,
+    /// both VIPs, selecting app=web).
+    pub load_balancers: Option<String>,
 }
 
 impl ConfigOptions {
@@ -65,7 +80,22 @@ impl ConfigOptions {
             backend,
             underlay: Underlay::V4,
             exclude: Vec::new(),
+            idle: None,
+            load_balancers: None,
         }
+    }
+
+    /// The same with `[dataplane] idle = IDLE`.
+    pub fn idle(mut self, idle: Idle) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// The same with `toml` (`[[load_balancer]]` tables, in network
+    /// `net-PREFIX`) instead of the load balancer `web`.
+    pub fn load_balancers(mut self, toml: &str) -> Self {
+        self.load_balancers = Some(toml.to_string());
+        self
     }
 
     /// The same with another underlay family.
@@ -166,7 +196,25 @@ impl TopologyInfo {
         for e in &opts.exclude {
             args.extend(["--exclude", e.as_str()]);
         }
-        Ok(self.script("config", &args)?.checked()?.stdout)
+        match opts.idle {
+            None => {}
+            Some(Idle::Busy) => args.extend(["--idle", "busy"]),
+            Some(Idle::Backoff) => args.extend(["--idle", "backoff"]),
+        }
+        if opts.load_balancers.is_some() {
+            args.push("--no-load-balancer");
+        }
+        let mut config = self.script("config", &args)?.checked()?.stdout;
+        if let Some(lbs) = &opts.load_balancers {
+            config.push('\n');
+            config.push_str(lbs);
+        }
+        Ok(config)
+    }
+
+    /// The name of the network of the config (`net-PREFIX`).
+    pub fn network(&self) -> String {
+        format!("net-{}", self.prefix)
     }
 
     /// A counter of `dev` in `node` (e.g. "rx_packets"), from sysfs.

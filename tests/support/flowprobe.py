@@ -11,12 +11,18 @@ line {"event": "summary", "conns": [...]} reports per connection: the first
 backend, every backend seen, answers before/after the mark, and the first
 error (a connection that failed is not reopened).
 
+With --interval 0 the connections ask only when told: every line "ask" on
+stdin makes each connection, in order, ask once, and is answered with
+{"event": "answers", "answers": [...]}, one entry per connection: the backend
+that answered, or "!" and why it failed ("!closed earlier: ..." once it
+has). No --max-seconds limit applies then.
+
 With --cover NAME (repeatable) it opens more connections, one per address
 in turn, until every NAME answered at least one of them or each address has
 --max-conns: a load balancer's hash may put a handful of connections on a
 subset of its backends, and a test that needs one on each should ask for it.
 
-Usage: flowprobe.py --addr A [--addr B] --conns N --port P
+Usage: flowprobe.py --addr A [--addr B] --conns N [--port P]
                     [--cover NAME]... [--max-conns M]
                     [--interval S] [--timeout S] [--max-seconds S]
 """
@@ -43,6 +49,7 @@ class Conn:
         self.ok_after = 0
         self.error = None
         self.error_after_mark = None
+        self.last = None
 
     def connect(self):
         family = socket.AF_INET6 if ":" in self.addr else socket.AF_INET
@@ -89,6 +96,7 @@ class Conn:
             self.error = "%s: %s" % (type(e).__name__, e)
             self.error_after_mark = after
             return False
+        self.last = backend
         if self.first is None:
             self.first = backend
         if backend not in self.seen:
@@ -98,6 +106,14 @@ class Conn:
         else:
             self.ok_before += 1
         return True
+
+    def answer(self):
+        """One request now (--interval 0): the backend, or "!" and why not."""
+        if self.error is not None:
+            return "!closed earlier: " + self.error
+        if not self.ask():
+            return "!" + self.error
+        return self.last or "!no X-Backend header"
 
     def loop(self, interval):
         while not STOP.wait(interval):
@@ -131,7 +147,8 @@ def main():
     ap.add_argument("--max-conns", type=int, default=0,
                     help="per address, with --cover (default: --conns)")
     ap.add_argument("--port", type=int, default=80)
-    ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--interval", type=float, default=0.1,
+                    help="seconds between requests; 0: only on \"ask\"")
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--max-seconds", type=float, default=120.0)
     a = ap.parse_args()
@@ -161,19 +178,24 @@ def main():
     emit({"event": "ready", "conns": [
         {"id": c.ident, "addr": c.addr, "backend": c.first, "error": c.error} for c in conns]})
 
-    threads = [threading.Thread(target=c.loop, args=(a.interval,), daemon=True)
-               for c in conns if c.error is None]
+    manual = a.interval <= 0
+    threads = [] if manual else [
+        threading.Thread(target=c.loop, args=(a.interval,), daemon=True)
+        for c in conns if c.error is None]
     for t in threads:
         t.start()
-    timer = threading.Timer(a.max_seconds, STOP.set)
-    timer.daemon = True
-    timer.start()
+    if not manual:
+        timer = threading.Timer(a.max_seconds, STOP.set)
+        timer.daemon = True
+        timer.start()
     for line in sys.stdin:
         if STOP.is_set():
             break
         if line.strip() == "mark":
             MARK["t"] = time.monotonic()
             emit({"event": "marked"})
+        elif line.strip() == "ask" and manual:
+            emit({"event": "answers", "answers": [c.answer() for c in conns]})
     STOP.set()
     for t in threads:
         t.join(a.timeout + 1)

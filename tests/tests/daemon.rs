@@ -5,38 +5,39 @@
 //!
 //! - control only: `backend = "memory"` (no traffic, workers idle with
 //!   `idle = "backoff"`), socket and state directory in a per-test temporary
-//!   directory;
+//!   directory, lbfwd in the root namespace;
 //! - forwarding: the namespace network of `scripts/lib/topo.sh` (client,
 //!   router, lbfwd on AF_PACKET in the lb namespace, backends be1-be3 that
 //!   answer HTTP with their name), with real curl clients and long-lived
-//!   keep-alive connections (`tests/daemon/probe.py`).
+//!   keep-alive connections (`tests/support/flowprobe.py`, asking on
+//!   demand); these need root and are skipped, loudly, without it.
 //!
-//! Every test cleans up after itself, also when it fails: lbfwd is stopped by
-//! a guard (SIGTERM, then SIGKILL) and the network is taken down by another.
-//! Every wait has a deadline. Run with
-//! `cargo test -p lbfwd-forwarder --test daemon -- --test-threads=1` after
-//! `cargo build -p lbfwd-control` (for `lbctl`); as root (namespaces).
+//! Everything that drives processes, the network and lbfwd is the harness of
+//! this crate (`lbfwd_tests`); lbfwd and lbctl are the binaries it builds
+//! once per test binary (`lbfwd_tests::binaries`). Every test cleans up after
+//! itself, also when it fails: lbfwd is stopped by its guard (SIGTERM, then
+//! SIGKILL), the network is taken down by another, the test's directory by a
+//! third. Every wait has a deadline. Run as root with
+//! `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test daemon -- --test-threads=1`.
 
+use lbfwd_tests::client::http_many;
+use lbfwd_tests::cmd::{self, Output};
+use lbfwd_tests::daemon::{self, READY_TIMEOUT, STOP_TIMEOUT};
+use lbfwd_tests::{
+    lbfwd_binaries, require_root, serial, Backend, Binaries, ConfigOptions, FlowProbe, Idle, Lbfwd,
+    Topology, TopologyInfo,
+};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::process::{Command, ExitStatus};
+use std::sync::{MutexGuard, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-const LBFWD: &str = env!("CARGO_BIN_EXE_lbfwd");
-/// How long lbfwd may take from start to answering on its socket (and,
-/// with a network, to forwarding).
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long lbfwd may take to stop after SIGTERM, or to give up when it
-/// refuses to start.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The limit on one lbctl run.
-const LBCTL_TIMEOUT: Duration = Duration::from_secs(15);
+const LBCTL_TIMEOUT: Duration = daemon::LBCTL_TIMEOUT;
 /// The control server's idle timeout (`DEFAULT_IDLE_TIMEOUT` in
 /// control/src/server.rs).
 const SERVER_IDLE: Duration = Duration::from_secs(5);
@@ -48,155 +49,46 @@ const MAX_REQUEST: usize = 1 << 20;
 /// one of them gets none of them by luck is 3 * (2/3)^45, about 3.6e-8
 /// (with 30 it was 1.6e-5, and a run makes several such checks).
 const CURLS: usize = 45;
+/// The VIPs of `scripts/lib/topo.sh` (checked against `topo.sh env` when a
+/// network comes up).
+const VIP4: &str = "203.0.113.10";
+const VIP6: &str = "2001:db8:100::10";
 
 // ---------------------------------------------------------------------------
 // Processes
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("forwarder/ lies in the workspace")
-        .to_path_buf()
-}
-
-fn newest_mtime(dir: &Path) -> Option<(SystemTime, PathBuf)> {
-    let mut newest: Option<(SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let candidate = if path.is_dir() {
-            newest_mtime(&path)
-        } else {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| (t, path))
-        };
-        match (&newest, candidate) {
-            (Some(n), Some(c)) if c.0 <= n.0 => {}
-            (_, Some(c)) => newest = Some(c),
-            (_, None) => {}
-        }
-    }
-    newest
-}
-
-/// `lbctl`, beside `lbfwd` in the target directory. Fails clearly when it
-/// is missing or older than the sources it is built from.
-fn lbctl_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = Path::new(LBFWD)
-            .parent()
-            .expect("lbfwd lies in a directory");
-        let bin = dir.join("lbctl");
-        let built = std::fs::metadata(&bin)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|e| {
-                panic!(
-                    "lbctl not found at {} ({e}): build it first with `cargo build -p lbfwd-control`",
-                    bin.display()
-                )
-            });
-        for src in ["control/src", "config/src"] {
-            if let Some((t, path)) = newest_mtime(&workspace().join(src)) {
-                assert!(
-                    t <= built,
-                    "{} is older than {}: rebuild it with `cargo build -p lbfwd-control`",
-                    bin.display(),
-                    path.display()
-                );
-            }
-        }
-        bin
+/// lbfwd and lbctl as the harness builds them (the workspace's test build,
+/// every backend feature this machine can build; see
+/// `lbfwd_tests::binaries`). The memory backend is in every build.
+fn bins() -> &'static Binaries {
+    static BINS: OnceLock<Binaries> = OnceLock::new();
+    BINS.get_or_init(|| match lbfwd_binaries(Backend::AfPacket) {
+        Ok(Some(b)) => b,
+        Ok(None) => panic!("af_packet is in every build of lbfwd, yet none was found"),
+        Err(e) => panic!("the binaries under test: {e}"),
     })
-}
-
-/// A finished command.
-#[derive(Debug)]
-struct Out {
-    what: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}\nexit: {}\nstdout:\n{}\nstderr:\n{}",
-            self.what, self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-fn read_all<R: Read + Send + 'static>(r: Option<R>) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut r) = r {
-            let mut bytes = Vec::new();
-            let _ = r.read_to_end(&mut bytes);
-            s = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        s
-    })
-}
-
-fn wait_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => return None,
-            Err(e) => panic!("cannot wait for a child process: {e}"),
-        }
-    }
 }
 
 /// Runs `cmd` to its end, at most `limit`; a command that runs longer is
 /// killed and fails the test.
-fn run(cmd: &mut Command, limit: Duration) -> Out {
-    let what = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let out = read_all(child.stdout.take());
-    let err = read_all(child.stderr.take());
-    let status = match wait_deadline(&mut child, limit) {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} did not finish within {limit:?}; stderr so far:\n{}",
-                err.join().unwrap_or_default()
-            );
-        }
-    };
-    Out {
-        what,
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+#[track_caller]
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    cmd::run(cmd, limit).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Sends `signal` to a process this test started.
-fn signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+/// `lbctl --socket SOCKET ARGS...`, whatever its exit status.
+#[track_caller]
+fn lbctl(socket: &Path, args: &[&str]) -> Output {
+    daemon::lbctl(bins(), socket, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The saved state in `state_dir` and its previous copy, as bytes (`None`:
+/// absent).
+fn saved(state_dir: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    (
+        std::fs::read(state_dir.join("state.toml")).ok(),
+        std::fs::read(state_dir.join("state.toml.prev")).ok(),
+    )
 }
 
 /// A fresh directory for one test, removed at the end.
@@ -217,10 +109,7 @@ impl TestDir {
 
     /// Writes `text` to `name` in the directory; returns the path.
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.join(name);
-        std::fs::write(&path, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-        path
+        write(&self.0, name, text)
     }
 
     fn socket(&self) -> PathBuf {
@@ -233,10 +122,7 @@ impl TestDir {
 
     /// The saved state and its previous copy, as bytes (`None`: absent).
     fn saved(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        (
-            std::fs::read(self.state_dir().join("state.toml")).ok(),
-            std::fs::read(self.state_dir().join("state.toml.prev")).ok(),
-        )
+        saved(&self.state_dir())
     }
 }
 
@@ -246,194 +132,114 @@ impl Drop for TestDir {
     }
 }
 
+/// Writes `text` to `dir/name`; returns the path.
+#[track_caller]
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
 // ---------------------------------------------------------------------------
 // lbfwd and lbctl
 
-/// A running `lbfwd run --config FILE`, possibly inside a namespace.
-/// Dropping it stops it (SIGTERM, then SIGKILL) and, when the test is
-/// failing, prints its output.
-struct Lbfwd {
-    child: Option<Child>,
-    config: PathBuf,
+/// The harness's [`Lbfwd`], with every failure a test failure, and the
+/// lbctl calls these tests make.
+struct Daemon {
+    lbfwd: Lbfwd,
     socket: PathBuf,
-    dir: PathBuf,
-    netns: Option<String>,
-    log: PathBuf,
 }
 
-impl Lbfwd {
-    /// Starts lbfwd without waiting for it.
-    fn spawn(dir: &TestDir, config: &Path, netns: Option<&str>) -> Lbfwd {
-        let mut d = Lbfwd {
-            child: None,
-            config: config.to_path_buf(),
-            socket: dir.socket(),
-            dir: dir.0.clone(),
-            netns: netns.map(str::to_owned),
-            log: PathBuf::new(),
-        };
-        d.respawn();
-        d
+impl Daemon {
+    /// Starts lbfwd in the root namespace without waiting for it.
+    #[track_caller]
+    fn spawn(dir: &TestDir, config: &Path) -> Daemon {
+        let lbfwd = Lbfwd::spawn_local(bins(), config, &dir.socket(), &dir.0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Daemon {
+            socket: lbfwd.socket(),
+            lbfwd,
+        }
     }
 
     /// Starts lbfwd and waits until it answers `lbctl status`.
-    fn start(dir: &TestDir, config: &Path, netns: Option<&str>) -> Lbfwd {
-        let mut d = Lbfwd::spawn(dir, config, netns);
+    #[track_caller]
+    fn start(dir: &TestDir, config: &Path) -> Daemon {
+        let mut d = Daemon::spawn(dir, config);
         d.wait_ready();
         d
     }
 
     /// Starts this lbfwd again (same config, same namespace) after it ended.
+    #[track_caller]
     fn respawn(&mut self) {
-        assert!(self.child.is_none(), "lbfwd is still running");
-        // One log per run, numbered across every lbfwd of the test.
-        static RUNS: AtomicU32 = AtomicU32::new(0);
-        let run = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
-        self.log = self.dir.join(format!("lbfwd.{run}.log"));
-        let out = std::fs::File::create(&self.log).expect("create the log file");
-        let err = out.try_clone().expect("clone the log file");
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, LBFWD]);
-                c
-            }
-            None => Command::new(LBFWD),
-        };
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        // `ip netns exec` execs lbfwd: the child's pid is lbfwd's.
-        self.child = Some(cmd.spawn().expect("start lbfwd"));
+        self.lbfwd.respawn().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    #[track_caller]
     fn pid(&self) -> u32 {
-        self.child.as_ref().expect("lbfwd runs").id()
+        self.lbfwd.pid().expect("lbfwd runs")
     }
 
     /// This run's output so far.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Whether lbfwd still runs (an exit is remembered).
-    fn running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.child = None;
-                false
-            }
-            None => false,
-        }
+        self.lbfwd.log()
     }
 
     #[track_caller]
     fn assert_running(&mut self) {
-        assert!(self.running(), "lbfwd exited; its output:\n{}", self.log());
+        self.lbfwd.check_running().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Waits until `lbctl status` answers; fails as soon as lbfwd exits.
+    #[track_caller]
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            self.assert_running();
-            let out = self.lbctl(&["status"]);
-            if out.code() == Some(0) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lbfwd did not answer on {} within {START_TIMEOUT:?}; last try:\n{}\nits output:\n{}",
-                self.socket.display(),
-                out.describe(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.lbfwd
+            .wait_control(READY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Waits for lbfwd to end by itself (a refused start); returns its exit
     /// status.
     #[track_caller]
     fn wait_exit(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("lbfwd was started");
-        match wait_deadline(&mut child, STOP_TIMEOUT) {
-            Some(s) => s,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "lbfwd did not exit within {STOP_TIMEOUT:?} (killed); its output:\n{}",
-                    self.log()
-                );
-            }
-        }
+        self.lbfwd
+            .wait_exit(STOP_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// `kill -9`.
+    /// `kill -9`; fails unless SIGKILL ended lbfwd.
+    #[track_caller]
     fn kill9(&mut self) {
-        let mut child = self.child.take().expect("lbfwd runs");
-        child.kill().expect("SIGKILL lbfwd");
-        let status = child.wait().expect("reap lbfwd");
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9),
-            "lbfwd ended with {status}, not by SIGKILL"
-        );
+        self.lbfwd.kill9().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// SIGTERM; fails unless lbfwd exits with 0 in time.
     #[track_caller]
     fn stop(&mut self) {
-        let mut child = self.child.take().expect("lbfwd runs");
-        signal(child.id(), "TERM");
-        match wait_deadline(&mut child, STOP_TIMEOUT) {
-            Some(s) => assert!(
-                s.success(),
-                "lbfwd exited with {s} after SIGTERM; its output:\n{}",
-                self.log()
-            ),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "lbfwd did not stop within {STOP_TIMEOUT:?} of SIGTERM (killed); its output:\n{}",
-                    self.log()
-                );
-            }
-        }
+        self.lbfwd.stop().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// `lbctl --socket SOCKET ARGS...`.
-    fn lbctl(&self, args: &[&str]) -> Out {
+    #[track_caller]
+    fn lbctl(&self, args: &[&str]) -> Output {
         lbctl(&self.socket, args)
     }
 
     /// `lbctl ARGS...`, which must succeed; returns its stdout.
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.lbctl(args);
-        assert_eq!(
-            out.code(),
-            Some(0),
-            "expected success:\n{}\nlbfwd's output:\n{}",
-            out.describe(),
-            self.log()
-        );
-        out.stdout
+        self.lbfwd
+            .lbctl_ok(args)
+            .unwrap_or_else(|e| panic!("expected success: {e}"))
     }
 
     /// `lbctl ARGS...`, which must fail with `code`.
     #[track_caller]
-    fn fails(&self, args: &[&str], code: i32) -> Out {
+    fn fails(&self, args: &[&str], code: i32) -> Output {
         let out = self.lbctl(args);
         assert_eq!(
-            out.code(),
+            out.code,
             Some(code),
             "expected exit code {code}:\n{}",
             out.describe()
@@ -444,11 +250,9 @@ impl Lbfwd {
     /// `lbctl -o json ARGS...`, which must succeed; returns the JSON.
     #[track_caller]
     fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["-o", "json"];
-        all.extend_from_slice(args);
-        let text = self.ok(&all);
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("lbctl {args:?}: bad JSON ({e}):\n{text}"))
+        self.lbfwd
+            .lbctl_json(args)
+            .unwrap_or_else(|e| panic!("lbctl {args:?}: {e}"))
     }
 
     fn export(&self) -> String {
@@ -460,33 +264,6 @@ impl Lbfwd {
             .as_u64()
             .expect("status has table_version")
     }
-}
-
-impl Drop for Lbfwd {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        signal(child.id(), "TERM");
-        if wait_deadline(&mut child, STOP_TIMEOUT).is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("lbfwd's output ({}):\n{}", self.log.display(), self.log());
-        }
-    }
-}
-
-fn lbctl(socket: &Path, args: &[&str]) -> Out {
-    run(
-        Command::new(lbctl_bin())
-            .arg("--socket")
-            .arg(socket)
-            .args(args)
-            .env_remove("LBFWD_SOCKET"),
-        LBCTL_TIMEOUT,
-    )
 }
 
 /// The names of a load balancer's or routing's destinations (`-o json`).
@@ -623,9 +400,9 @@ vni = 100
 }
 
 /// Starts a memory-backend lbfwd on `memory_config(dir, "", state)`.
-fn start_memory(dir: &TestDir, state: &str) -> Lbfwd {
+fn start_memory(dir: &TestDir, state: &str) -> Daemon {
     let config = dir.write("lbfwd.toml", &memory_config(dir, "", state));
-    Lbfwd::start(dir, &config, None)
+    Daemon::start(dir, &config)
 }
 
 // ---------------------------------------------------------------------------
@@ -736,11 +513,11 @@ fn connect_patiently(socket: &Path) -> (Raw, u32) {
 /// (with and without newline), clients that leave mid-request or without
 /// reading their answer, many clients at once. Each gets its error or is
 /// dropped; lbfwd keeps running and its state (export, saved files, table
-/// version) does not change.
-fn abuse_control_socket(d: &mut Lbfwd, dir: &TestDir) {
+/// version) does not change. `state_dir`: lbfwd's `[control] state_dir`.
+fn abuse_control_socket(d: &mut Daemon, state_dir: &Path) {
     let socket = d.socket.clone();
     let export = d.export();
-    let saved = dir.saved();
+    let saved_before = saved(state_dir);
     let version = d.table_version();
 
     // More clients than the limit: the excess gets `busy` at once, lbctl
@@ -759,7 +536,7 @@ fn abuse_control_socket(d: &mut Lbfwd, dir: &TestDir) {
     assert!(extra.closed(), "a refused connection was left open");
     let out = d.lbctl(&["status"]);
     assert_eq!(
-        out.code(),
+        out.code,
         Some(7),
         "lbctl while lbfwd is full:\n{}",
         out.describe()
@@ -767,7 +544,7 @@ fn abuse_control_socket(d: &mut Lbfwd, dir: &TestDir) {
     assert!(out.stderr.contains("try again"), "{}", out.describe());
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while d.lbctl(&["status"]).code() != Some(0) {
+    while d.lbctl(&["status"]).code != Some(0) {
         assert!(
             Instant::now() < deadline,
             "lbfwd still busy 5 s after its clients left"
@@ -979,8 +756,8 @@ fn abuse_control_socket(d: &mut Lbfwd, dir: &TestDir) {
     d.assert_running();
     assert_eq!(d.export(), export, "export changed under bad clients");
     assert_eq!(
-        dir.saved(),
-        saved,
+        saved(state_dir),
+        saved_before,
         "the saved state changed under bad clients"
     );
     assert_eq!(d.table_version(), version, "tables were republished");
@@ -989,229 +766,108 @@ fn abuse_control_socket(d: &mut Lbfwd, dir: &TestDir) {
 // ---------------------------------------------------------------------------
 // The namespace network
 
-fn topo_sh() -> PathBuf {
-    workspace().join("scripts/lib/topo.sh")
+/// A network of `scripts/lib/topo.sh` with lbfwd (AF_PACKET, idle workers
+/// backing off) forwarding on it. Fields drop in order: lbfwd stops, the
+/// network is deleted, then the next test may start.
+struct Net {
+    d: Daemon,
+    topo: Topology,
+    _serial: MutexGuard<'static, ()>,
 }
 
-const VIP4: &str = "203.0.113.10";
-const VIP6: &str = "2001:db8:100::10";
-
-/// A network of `scripts/lib/topo.sh`, taken down when dropped.
-struct Topo {
-    prefix: String,
-}
-
-impl Topo {
-    fn up(tag: &str) -> Topo {
-        assert!(tag.len() == 2);
-        let prefix = format!("d{tag}{}", std::process::id() % 100_000);
-        let topo = Topo { prefix };
-        let out = run(
-            Command::new(topo_sh()).args(["up", &topo.prefix]),
-            Duration::from_secs(60),
-        );
-        assert!(out.status.success(), "topo.sh up:\n{}", out.describe());
-        topo
-    }
-
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
-    fn network(&self) -> String {
-        format!("net-{}", self.prefix)
-    }
-
-    /// The lbfwd config for this network (AF_PACKET), with the socket and
-    /// state in `dir` and idle workers backing off. Without `lbs`, its one
-    /// load balancer `web` (both VIPs, selector app=web); else `lbs` instead.
-    fn config(&self, dir: &TestDir, lbs: Option<&str>) -> PathBuf {
-        let out = run(
-            Command::new(topo_sh()).args(["config", &self.prefix, "--backend", "af_packet"]),
-            Duration::from_secs(30),
-        );
-        assert!(out.status.success(), "topo.sh config:\n{}", out.describe());
-        let mut text = String::new();
-        for line in out.stdout.lines() {
-            if line.starts_with("socket = ") {
-                text.push_str(&format!("socket = \"{}\"\n", dir.socket().display()));
-            } else if line.starts_with("state_dir = ") {
-                text.push_str(&format!("state_dir = \"{}\"\n", dir.state_dir().display()));
-            } else {
-                text.push_str(line);
-                text.push('\n');
-                if line == "[dataplane]" {
-                    text.push_str("idle = \"backoff\"\n");
-                }
-            }
-        }
-        if let Some(lbs) = lbs {
-            let cut = text
-                .find("\n[[load_balancer]]")
-                .expect("topo.sh config has a load balancer");
-            text.truncate(cut);
-            text.push('\n');
-            text.push_str(lbs);
-        }
-        dir.write("lbfwd.toml", &text)
-    }
-
-    /// Starts lbfwd in the lb namespace and waits until `urls` answer.
-    fn start_lbfwd(&self, dir: &TestDir, config: &Path, urls: &[String]) -> Lbfwd {
-        let mut d = Lbfwd::start(dir, config, Some(&self.ns("lb")));
-        let deadline = Instant::now() + START_TIMEOUT;
-        for url in urls {
-            loop {
-                d.assert_running();
-                let got = self.curl(url, 1);
-                if !got[0].starts_with('!') {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{url} not answered through lbfwd within {START_TIMEOUT:?}: {}\nlbfwd's output:\n{}",
-                    got[0],
-                    d.log()
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        d
-    }
-
-    /// `n` GETs of `url` from the client, each on a new connection (a new
-    /// flow); each gives the answering backend, or "!" and what went wrong.
-    fn curl(&self, url: &str, n: usize) -> Vec<String> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns("client"), "curl", "-sS", "-g"])
-            .args(["--max-time", "2", "-H", "Connection: close"])
-            .args(["-w", "%{http_code} %{num_connects} %header{x-backend}\\n"]);
-        for _ in 0..n {
-            cmd.args([url, "-o", "/dev/null"]);
-        }
-        let out = run(&mut cmd, Duration::from_secs(2 * n as u64 + 10));
-        let answers: Vec<String> = out
-            .stdout
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split(' ').collect();
-                match f.as_slice() {
-                    ["200", "1", backend] if !backend.is_empty() => (*backend).to_owned(),
-                    _ => format!("!{l}"),
-                }
-            })
-            .collect();
-        assert_eq!(answers.len(), n, "curl output:\n{}", out.describe());
-        answers
-    }
-
-    /// `n` fresh connections to `url`, all of which must be answered;
-    /// returns how often each backend answered.
+impl Net {
+    /// Builds network `prefix` (unique per test), starts lbfwd on
+    /// `topo.sh config` (with `lbs(network name)` instead of its load
+    /// balancer `web` when that gives some) and waits until both VIPs
+    /// answer through it and it answers `lbctl status`. `None` (said) when
+    /// not root.
     #[track_caller]
-    fn spread(&self, url: &str, n: usize) -> std::collections::BTreeMap<String, usize> {
-        let mut tally = std::collections::BTreeMap::new();
-        for b in self.curl(url, n) {
-            assert!(!b.starts_with('!'), "a request to {url} failed: {b}");
-            *tally.entry(b).or_insert(0) += 1;
+    fn start(test: &str, prefix: &str, lbs: impl FnOnce(&str) -> Option<String>) -> Option<Net> {
+        if !require_root(test) {
+            return None;
         }
-        tally
+        let bins = bins();
+        let serial = serial();
+        let topo = Topology::up(prefix).unwrap_or_else(|e| panic!("{test}: network: {e}"));
+        assert_eq!(topo.vip4(), VIP4, "topo.sh's IPv4 VIP moved");
+        assert_eq!(topo.vip6(), VIP6, "topo.sh's IPv6 VIP moved");
+        let mut opts = ConfigOptions::new(Backend::AfPacket).idle(Idle::Backoff);
+        if let Some(lbs) = lbs(&topo.network()) {
+            opts = opts.load_balancers(&lbs);
+        }
+        let config = topo
+            .config(&opts)
+            .unwrap_or_else(|e| panic!("{test}: config: {e}"));
+        let mut lbfwd =
+            Lbfwd::start(&topo, bins, &config).unwrap_or_else(|e| panic!("{test}: {e}"));
+        lbfwd
+            .wait_control(READY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{test}: {e}"));
+        Some(Net {
+            d: Daemon {
+                socket: lbfwd.socket(),
+                lbfwd,
+            },
+            topo,
+            _serial: serial,
+        })
     }
+}
 
-    /// `conns` keep-alive connections from the client to `addr`:80.
-    fn probe(&self, addr: &str, conns: usize) -> (Probe, Vec<String>) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/daemon/probe.py");
-        let python = if Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns("client"), python])
-            .arg(&script)
-            .args([addr, "80", &conns.to_string(), "2"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start probe.py");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+/// `n` GETs of `url` from the client, each on a new connection (a new
+/// flow); each gives the answering backend, or "!" and what went wrong.
+#[track_caller]
+fn curl(topo: &TopologyInfo, url: &str, n: usize) -> Vec<String> {
+    let urls = vec![url.to_owned(); n];
+    let transfers =
+        http_many(topo, &urls, true, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
+    transfers
+        .into_iter()
+        .map(|t| {
+            if t.ok() && t.connects == 1 {
+                t.backend
+            } else {
+                format!("!{t:?}")
             }
-        });
-        let mut probe = Probe {
-            stdin: child.stdin.take(),
-            child,
-            lines: rx,
-            conns,
-        };
-        let first = probe.answers();
-        (probe, first)
-    }
+        })
+        .collect()
 }
 
-impl Drop for Topo {
-    fn drop(&mut self) {
-        let out = run(
-            Command::new(topo_sh()).args(["down", &self.prefix]),
-            Duration::from_secs(60),
-        );
-        if !out.status.success() {
-            eprintln!("topo.sh down {} failed:\n{}", self.prefix, out.describe());
-        }
+/// `n` fresh connections to `url`, all of which must be answered;
+/// returns how often each backend answered.
+#[track_caller]
+fn fresh_spread(
+    topo: &TopologyInfo,
+    url: &str,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut tally = std::collections::BTreeMap::new();
+    for b in curl(topo, url, n) {
+        assert!(!b.starts_with('!'), "a request to {url} failed: {b}");
+        *tally.entry(b).or_insert(0) += 1;
     }
+    tally
 }
 
-/// Long-lived connections (`tests/daemon/probe.py`).
-struct Probe {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    conns: usize,
+/// `conns` keep-alive connections from the client to `addr`:80, each asked
+/// once; returns the probe and what each first request got.
+#[track_caller]
+fn keep_alive(topo: &TopologyInfo, addr: &str, conns: usize) -> (Probe, Vec<String>) {
+    let (probe, opened) =
+        FlowProbe::start_on_demand(topo, addr, conns as u32, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(opened.len(), conns, "{opened:?}");
+    (Probe(probe), opened.iter().map(|c| c.answer()).collect())
 }
+
+/// Long-lived connections that ask when told.
+struct Probe(FlowProbe);
 
 impl Probe {
-    fn answers(&mut self) -> Vec<String> {
-        let limit = Duration::from_secs(2 * self.conns as u64 + 10);
-        let line = self
-            .lines
-            .recv_timeout(limit)
-            .unwrap_or_else(|e| panic!("probe.py gave no answer within {limit:?}: {e}"));
-        let v: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("probe.py printed {line:?}: {e}"));
-        let answers: Vec<String> = v["answers"]
-            .as_array()
-            .expect("answers")
-            .iter()
-            .map(|a| a.as_str().expect("a string").to_owned())
-            .collect();
-        assert_eq!(answers.len(), self.conns);
-        answers
-    }
-
     /// One more request on every connection.
+    #[track_caller]
     fn ask(&mut self) -> Vec<String> {
-        let stdin = self.stdin.as_mut().expect("probe.py's stdin");
-        stdin
-            .write_all(b"ask\n")
-            .and_then(|()| stdin.flush())
-            .expect("write to probe.py");
-        self.answers()
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.stdin = None;
-        if wait_deadline(&mut self.child, Duration::from_secs(3)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.0.ask().unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -1711,7 +1367,7 @@ fn bad_clients_get_errors_and_change_nothing() {
     let dir = TestDir::new("badclients");
     let mut d = start_memory(&dir, &format!("{BASE_LB}{WEB_LB}"));
     d.ok(&["drain", "web", "be2"]);
-    abuse_control_socket(&mut d, &dir);
+    abuse_control_socket(&mut d, &dir.state_dir());
     // And it still takes changes.
     d.ok(&["nic", "label", "be1", "zone=a"]);
     d.stop();
@@ -1736,7 +1392,7 @@ fn second_daemon_on_the_same_socket_refuses_to_start() {
         ),
     );
     for config in [dir.join("lbfwd.toml"), other_state] {
-        let mut second = Lbfwd::spawn(&dir, &config, None);
+        let mut second = Daemon::spawn(&dir, &config);
         let status = second.wait_exit();
         let log = second.log();
         assert!(!status.success(), "a second lbfwd started:\n{log}");
@@ -1759,12 +1415,12 @@ fn second_daemon_on_the_same_socket_refuses_to_start() {
     // Once the first one is gone, the socket is free again.
     first.stop();
     assert!(!dir.socket().exists(), "the socket outlived lbfwd");
-    let second = Lbfwd::start(&dir, &dir.join("lbfwd.toml"), None);
+    let second = Daemon::start(&dir, &dir.join("lbfwd.toml"));
     assert_eq!(second.export(), export);
 }
 
 /// A change, so that the state differs from the config file's.
-fn d_ok_change(d: &Lbfwd) {
+fn d_ok_change(d: &Daemon) {
     d.ok(&["nic", "label", "be3", "zone=b"]);
 }
 
@@ -1777,7 +1433,7 @@ fn socket_mode_group_and_permission_denied() {
         run(
             Command::new("runuser")
                 .args(["-u", "nobody", "--"])
-                .arg(lbctl_bin())
+                .arg(&bins().lbctl)
                 .arg("--socket")
                 .arg(socket)
                 .arg("status")
@@ -1795,7 +1451,7 @@ fn socket_mode_group_and_permission_denied() {
         let config = dir.write("lbfwd.toml", &config);
         // The socket's directory does not exist yet: lbfwd creates it.
         assert!(!dir.join("run").exists());
-        let d = Lbfwd::start(&dir, &config, None);
+        let d = Daemon::start(&dir, &config);
         let meta = std::fs::metadata(dir.socket()).expect("the socket exists");
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.permissions().mode() & 0o7777, 0o660, "socket mode");
@@ -1807,11 +1463,11 @@ fn socket_mode_group_and_permission_denied() {
         match group {
             Some(_) => {
                 assert_eq!(meta.gid(), 65534, "the socket's group");
-                assert_eq!(out.code(), Some(0), "{}", out.describe());
+                assert_eq!(out.code, Some(0), "{}", out.describe());
             }
             None => {
                 assert_eq!(meta.gid(), 0, "the socket's group");
-                assert_eq!(out.code(), Some(4), "{}", out.describe());
+                assert_eq!(out.code, Some(4), "{}", out.describe());
                 assert!(
                     out.stderr.contains(&format!(
                         "permission denied on the control socket {}",
@@ -1838,7 +1494,7 @@ fn concurrent_changes_are_serialized_and_saved() {
     let mut d = start_memory(&dir, WEB_LB);
     let v0 = d.table_version();
     // 24 lbctl processes at once, each setting its own label on be1..be3.
-    let changes: Vec<JoinHandle<Out>> = (0..24)
+    let changes: Vec<JoinHandle<Output>> = (0..24)
         .map(|i| {
             let socket = d.socket.clone();
             std::thread::spawn(move || {
@@ -1850,7 +1506,7 @@ fn concurrent_changes_are_serialized_and_saved() {
         .collect();
     for t in changes {
         let out = t.join().expect("an lbctl thread");
-        assert_eq!(out.code(), Some(0), "{}", out.describe());
+        assert_eq!(out.code, Some(0), "{}", out.describe());
     }
     // Every change was applied on top of the others, each published once.
     assert_eq!(d.table_version(), v0 + 24);
@@ -1876,7 +1532,7 @@ fn draining_an_interface_the_selector_does_not_pick_warns() {
     d.ok(&["nic", "unlabel", "be3", "app"]);
     // Kept (it applies once be3 is picked again), but said.
     let out = d.lbctl(&["drain", "web", "be3"]);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert_eq!(out.code, Some(0), "{}", out.describe());
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
         all.contains(
@@ -1985,7 +1641,7 @@ spec:
     assert!(dir.socket().exists(), "kill -9 leaves the socket behind");
     let out = lbctl(&dir.socket(), &["status"]);
     assert_eq!(
-        out.code(),
+        out.code,
         Some(3),
         "lbctl with lbfwd dead:\n{}",
         out.describe()
@@ -2030,7 +1686,7 @@ spec:
     d.stop();
     std::fs::remove_dir_all(dir.state_dir()).unwrap();
     let exported = dir.write("exported.toml", &export);
-    let d = Lbfwd::start(&dir, &exported, None);
+    let d = Daemon::start(&dir, &exported);
     assert_eq!(d.export(), export, "lbfwd run --config EXPORT differs");
 }
 
@@ -2074,7 +1730,7 @@ fn corrupt_saved_state_is_reported_and_kept() {
         );
         assert_eq!(dir.saved(), before, "the state files were touched");
         let out = lbctl(&dir.socket(), &["status"]);
-        assert_eq!(out.code(), Some(3), "{}", out.describe());
+        assert_eq!(out.code, Some(3), "{}", out.describe());
     }
 
     // The last good copy is usable as it is.
@@ -2094,7 +1750,7 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
         "lbfwd.toml",
         &memory_config(&dir, "", &format!("{BASE_LB}{WEB_LB}")),
     );
-    let mut d = Lbfwd::start(&dir, &config, None);
+    let mut d = Daemon::start(&dir, &config);
     assert_eq!(
         addresses(&d.json(&["lb", "get", "web"])),
         ["203.0.113.1@public"]
@@ -2208,7 +1864,7 @@ fn reload_rereads_the_config_and_refuses_settings_changes() {
 // Forwarding tests (namespace network)
 
 /// Packets dropped so far because their port is not allowed.
-fn port_drops(d: &Lbfwd) -> u64 {
+fn port_drops(d: &Daemon) -> u64 {
     let stats = d.json(&["stats"]);
     stats["drops"]
         .as_array()
@@ -2219,13 +1875,13 @@ fn port_drops(d: &Lbfwd) -> u64 {
 
 #[test]
 fn labels_move_routing_and_forwarding() {
-    let topo = Topo::up("lb");
-    let dir = TestDir::new("labels");
-    let config = topo.config(&dir, None);
-    let d = topo.start_lbfwd(&dir, &config, &[url4(), url6()]);
+    let Some(net) = Net::start("labels_move_routing_and_forwarding", "dlabels", |_| None) else {
+        return;
+    };
+    let (topo, d) = (&net.topo, &net.d);
 
     let all = strings(&["be1", "be2", "be3"]);
-    let spread = topo.spread(&url4(), CURLS);
+    let spread = fresh_spread(topo, &url4(), CURLS);
     assert_eq!(
         spread.keys().cloned().collect::<Vec<_>>(),
         all,
@@ -2243,7 +1899,7 @@ fn labels_move_routing_and_forwarding() {
     let nic = d.json(&["nic", "get", "be2"]);
     assert!(nic["spec"]["labels"].get("app").is_none(), "{nic:#}");
     for url in [url4(), url6()] {
-        let spread = topo.spread(&url, CURLS);
+        let spread = fresh_spread(topo, &url, CURLS);
         assert!(
             !spread.contains_key("be2"),
             "be2 answered after unlabel: {spread:?}"
@@ -2252,11 +1908,11 @@ fn labels_move_routing_and_forwarding() {
     }
 
     // The counters saw it: per target, and the blocked port as a drop.
-    let drops_before = port_drops(&d);
-    let blocked = topo.curl(&format!("http://{VIP4}:8080/"), 2);
+    let drops_before = port_drops(d);
+    let blocked = curl(topo, &format!("http://{VIP4}:8080/"), 2);
     assert!(blocked.iter().all(|b| b.starts_with('!')), "{blocked:?}");
     assert!(
-        port_drops(&d) >= drops_before + 2,
+        port_drops(d) >= drops_before + 2,
         "two SYNs to port 8080 not counted as port_not_allowed drops"
     );
     let stats = d.json(&["stats"]);
@@ -2287,7 +1943,7 @@ fn labels_move_routing_and_forwarding() {
         destinations(&d.json(&["routing", "get", "web"])),
         ["be1", "be2", "be3"]
     );
-    let spread = topo.spread(&url4(), CURLS);
+    let spread = fresh_spread(topo, &url4(), CURLS);
     assert_eq!(
         spread.keys().cloned().collect::<Vec<_>>(),
         all,
@@ -2297,12 +1953,14 @@ fn labels_move_routing_and_forwarding() {
 
 #[test]
 fn drain_keeps_flows_and_removal_moves_them() {
-    let topo = Topo::up("dr");
-    let dir = TestDir::new("drain");
-    let config = topo.config(&dir, None);
-    let d = topo.start_lbfwd(&dir, &config, &[url4()]);
+    let Some(net) = Net::start("drain_keeps_flows_and_removal_moves_them", "ddrain", |_| {
+        None
+    }) else {
+        return;
+    };
+    let (topo, d) = (&net.topo, &net.d);
 
-    let (mut probe, first) = topo.probe(VIP4, CURLS);
+    let (mut probe, first) = keep_alive(topo, VIP4, CURLS);
     assert!(
         first.iter().all(|b| b.starts_with("be")),
         "keep-alive connections failed: {first:?}"
@@ -2320,7 +1978,7 @@ fn drain_keeps_flows_and_removal_moves_them() {
     assert_eq!(weight_of(&lb, "be2"), 0);
     assert!(d.ok(&["routing", "get", "web"]).contains("0 (draining)"));
     assert_same_backends(&first, &probe.ask(), "after drain");
-    let spread = topo.spread(&url4(), CURLS);
+    let spread = fresh_spread(topo, &url4(), CURLS);
     assert!(
         !spread.contains_key("be2"),
         "a new flow reached drained be2: {spread:?}"
@@ -2374,33 +2032,31 @@ fn drain_keeps_flows_and_removal_moves_them() {
             assert_eq!(b, n, "connection {i} moved from {b} when be2 was removed");
         }
     }
-    let spread = topo.spread(&url4(), CURLS);
+    let spread = fresh_spread(topo, &url4(), CURLS);
     assert!(!spread.contains_key("be2"), "{spread:?}");
 }
 
 #[test]
 fn bad_clients_do_not_disturb_forwarding() {
-    let topo = Topo::up("bc");
-    let dir = TestDir::new("badfwd");
-    let config = topo.config(&dir, None);
-    let mut d = topo.start_lbfwd(&dir, &config, &[url4()]);
-    let (mut probe, first) = topo.probe(VIP4, 12);
+    let Some(mut net) = Net::start("bad_clients_do_not_disturb_forwarding", "dbadcl", |_| None)
+    else {
+        return;
+    };
+    let Net { topo, d, .. } = &mut net;
+    let (mut probe, first) = keep_alive(topo, VIP4, 12);
     assert!(first.iter().all(|b| b.starts_with("be")), "{first:?}");
 
-    abuse_control_socket(&mut d, &dir);
+    abuse_control_socket(d, &topo.state_dir().join("state"));
 
     assert_same_backends(&first, &probe.ask(), "after the bad clients");
-    let spread = topo.spread(&url4(), CURLS);
+    let spread = fresh_spread(topo, &url4(), CURLS);
     assert_eq!(spread.len(), 3, "{spread:?}");
     assert_same_backends(&first, &probe.ask(), "at the end");
 }
 
 #[test]
 fn changing_one_load_balancer_keeps_the_flows_of_another() {
-    let topo = Topo::up("is");
-    let dir = TestDir::new("isolate");
-    let net = topo.network();
-    let lb = |name: &str, family: &str, vip: &str| {
+    let lb = |net: &str, name: &str, family: &str, vip: &str| {
         format!(
             r#"
 [[load_balancer]]
@@ -2414,11 +2070,23 @@ ports = [ {{ protocol = "TCP", port = 80 }} ]
 "#
         )
     };
-    let lbs = format!("{}{}", lb("a", "IPv4", VIP4), lb("b", "IPv6", VIP6));
-    let config = topo.config(&dir, Some(&lbs));
-    let d = topo.start_lbfwd(&dir, &config, &[url4(), url6()]);
+    let Some(net) = Net::start(
+        "changing_one_load_balancer_keeps_the_flows_of_another",
+        "disolate",
+        |net| {
+            Some(format!(
+                "{}{}",
+                lb(net, "a", "IPv4", VIP4),
+                lb(net, "b", "IPv6", VIP6)
+            ))
+        },
+    ) else {
+        return;
+    };
+    let (topo, d) = (&net.topo, &net.d);
+    let network = topo.network();
 
-    let (mut probe, first) = topo.probe(VIP4, CURLS);
+    let (mut probe, first) = keep_alive(topo, VIP4, CURLS);
     assert!(first.iter().all(|b| b.starts_with("be")), "{first:?}");
     // Drain the backend of a's first connection: from now on a's flows to
     // it stay only because lbfwd remembers them, so a change elsewhere that
@@ -2429,9 +2097,10 @@ ports = [ {{ protocol = "TCP", port = 80 }} ]
     let routing_a = d.json(&["routing", "get", "a"]);
     let lb_a = d.json(&["lb", "get", "a"]);
 
-    let b2 = dir.write(
+    let b2 = write(
+        &topo.state_dir(),
         "b2.toml",
-        &lb("b", "IPv6", VIP6).replace(
+        &lb(&network, "b", "IPv6", VIP6).replace(
             "ports = [ { protocol = \"TCP\", port = 80 } ]",
             "ports = [ { protocol = \"TCP\", port = 80 }, { protocol = \"TCP\", port = 8080 } ]\nweights = { be1 = 20 }",
         ),
@@ -2459,10 +2128,10 @@ ports = [ {{ protocol = "TCP", port = 80 }} ]
     }
     // b is really gone: its VIP no longer answers.
     d.fails(&["lb", "get", "b"], 6);
-    let got = topo.curl(&url6(), 1);
+    let got = curl(topo, &url6(), 1);
     assert!(got[0].starts_with('!'), "deleted b still answers: {got:?}");
     // And a still spreads new flows over its destinations but the drained one.
-    let spread = topo.spread(&url4(), CURLS);
+    let spread = fresh_spread(topo, &url4(), CURLS);
     assert!(!spread.contains_key(&drained), "{spread:?}");
     assert_eq!(spread.len(), 2, "{spread:?}");
     assert_same_backends(&first, &probe.ask(), "at the end");
