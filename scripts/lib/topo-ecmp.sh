@@ -108,7 +108,6 @@ ecmp_up() {
   local p="$1" st="$TOPO_STATE_ROOT/$1" i n ns
   ecmp_down "$p" quiet
   mkdir -p "$st/lb1" "$st/lb2"
-  topo_write_server "$st/server.py"
   for role in $ECMP_ROLES; do
     ip netns add "$p-$role"
     ip -n "$p-$role" link set lo up
