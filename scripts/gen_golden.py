@@ -108,8 +108,8 @@ def self_test_hash():
 
 
 # ---------------------------------------------------------------------------
-# The flow hash and what lbfwd derives from it (forwarder/src/flow.rs docs,
-# pipeline::udp_source_port, wire::ipv6::flow_label_from_hash).
+# The flow hash and what lbfwd derives from it (forwarder/src/flow/key.rs docs,
+# wire::udp::source_port, wire::ipv6::flow_label_from_hash).
 
 
 def addr16(a):

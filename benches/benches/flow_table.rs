@@ -6,8 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput};
-use lbfwd_forwarder::conntrack::{FlowTable, FlowTimeouts};
 use lbfwd_forwarder::flow::{FlowKey, IPPROTO_TCP, IPPROTO_UDP};
+use lbfwd_forwarder::flow::{FlowTable, FlowTimeouts};
 
 /// Entries of the benchmarked table.
 const CAPACITY: usize = 1 << 20;

@@ -13,7 +13,7 @@ use lbfwd_forwarder::wire::ethernet::{EthernetRepr, VlanTag};
 use lbfwd_forwarder::wire::icmp_reply::frame_too_big;
 use lbfwd_forwarder::wire::ipv4::{Ipv4Repr, DEFAULT_TTL};
 use lbfwd_forwarder::wire::ipv6::{flow_label_from_hash, Ipv6Repr, DEFAULT_HOP_LIMIT};
-use lbfwd_forwarder::wire::udp::{emit_udp_ipv4, emit_udp_ipv6, source_port_from_hash};
+use lbfwd_forwarder::wire::udp::{emit_udp_ipv4, emit_udp_ipv6, source_port};
 use lbfwd_forwarder::wire::vxlan::VxlanRepr;
 use lbfwd_forwarder::wire::{parse_frame, EtherType, IpProtocol, ParsedFrame};
 
@@ -219,9 +219,9 @@ const DST6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
 
 /// Writes `e`'s headers into `out` (exactly `header_len` bytes in front of
 /// the inner IP packet, which is the rest of `out`).
-fn emit(e: Encap, out: &mut [u8], hash: u32) {
+fn emit(e: Encap, out: &mut [u8], hash: u64) {
     let inner_len = out.len() - e.header_len();
-    let sport = source_port_from_hash(hash);
+    let sport = source_port(hash);
     let (v6, udp_port) = match e {
         Encap::Ipip4 => (false, 0),
         Encap::Ipip6 => (true, 0),
@@ -253,7 +253,7 @@ fn emit(e: Encap, out: &mut [u8], hash: u32) {
             payload_len: ip_payload,
             hop_limit: DEFAULT_HOP_LIMIT,
             traffic_class: 0,
-            flow_label: flow_label_from_hash(hash),
+            flow_label: flow_label_from_hash(hash as u32),
         }
         .emit(&mut out[14..])
         .unwrap();
@@ -312,10 +312,10 @@ fn bench_emit(c: &mut Criterion) {
         let h = e.header_len();
         let mut buf = vec![0u8; h + inner.len()];
         buf[h..].copy_from_slice(&inner);
-        let mut hash = 0x9e37_79b9u32;
+        let mut hash = 0x9e37_79b9_7f4a_7c15u64;
         g.bench_function(e.name(), |b| {
             b.iter(|| {
-                hash = hash.wrapping_add(0x6d2b_79f5);
+                hash = hash.wrapping_add(0x6d2b_79f5_0bd4_2cc1);
                 emit(e, black_box(&mut buf[..]), hash);
             })
         });

@@ -27,9 +27,9 @@
 
 use crate::synth::{vip_v4, vip_v6, DROPPED_PORT, TCP_PORT, UDP_FIRST, UDP_LAST};
 use lbfwd_forwarder::frame::{Frame, HEADROOM};
+use lbfwd_forwarder::io::Processor;
 use lbfwd_forwarder::io::{Disposition, IoError, QueueStats, WorkerQueue};
 use lbfwd_forwarder::wire::checksum;
-use lbfwd_forwarder::worker::Processor;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 

@@ -12,7 +12,8 @@ use crate::model::Kind;
 use crate::origin::{read_file, Origin};
 use crate::resolve::Resolution;
 use crate::settings::{
-    ControlSection, DataplaneSection, FlowSection, Settings, SettingsInput, UnderlaySection,
+    ControlSection, DataplaneSection, FlowSection, LogSection, MetricsSection, Settings,
+    SettingsInput, UnderlaySection,
 };
 use crate::state::DesiredState;
 use crate::toml_doc::{state_keys, Parsed};
@@ -33,13 +34,15 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 7] = [
+const SETTINGS_KEYS: [&str; 9] = [
     "dataplane",
     "underlay",
     "control",
     "flow",
     "bgp",
     "announce",
+    "metrics",
+    "log",
     "l2",
 ];
 
@@ -86,6 +89,8 @@ impl Config {
             parsed.optional_section("bgp", &mut errors);
         let announce: Option<crate::bgp::AnnounceSection> =
             parsed.section("announce", false, &mut errors);
+        let metrics: Option<MetricsSection> = parsed.section("metrics", false, &mut errors);
+        let log: Option<LogSection> = parsed.section("log", false, &mut errors);
         let l2: Option<Option<crate::l2::L2Section>> = parsed.optional_section("l2", &mut errors);
         let state = parsed.state(&mut errors);
         let (
@@ -95,8 +100,12 @@ impl Config {
             Some(flow),
             Some(bgp),
             Some(announce),
+            Some(metrics),
+            Some(log),
             Some(l2),
-        ) = (dataplane, underlay, control, flow, bgp, announce, l2)
+        ) = (
+            dataplane, underlay, control, flow, bgp, announce, metrics, log, l2,
+        )
         else {
             return Err(errors);
         };
@@ -107,6 +116,8 @@ impl Config {
             flow,
             bgp,
             announce,
+            metrics,
+            log,
             l2,
         };
         let root = Origin::toml(&parsed.source, FieldPath::root(), Kind::Pool);

@@ -1,5 +1,5 @@
 //! The appliance settings: `[dataplane]`, `[underlay]`, `[control]`,
-//! `[flow]`. The serde input sections (`*Section`, TOML field names, every
+//! `[flow]`, `[metrics]`, `[log]`. The serde input sections (`*Section`, TOML field names, every
 //! field documented) are validated into the runtime types ([`Settings`] and
 //! its parts) that the daemon uses.
 //!
@@ -38,6 +38,12 @@ pub struct SettingsInput {
         skip_serializing_if = "crate::bgp::AnnounceSection::is_default"
     )]
     pub announce: crate::bgp::AnnounceSection,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default, skip_serializing_if = "MetricsSection::is_default")]
+    pub metrics: MetricsSection,
+    /// `[log]`: log level filter and line format.
+    #[serde(default, skip_serializing_if = "LogSection::is_default")]
+    pub log: LogSection,
     /// `[l2]`: answering ARP/NDP for the VIPs (see [`crate::l2`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l2: Option<crate::l2::L2Section>,
@@ -371,6 +377,103 @@ impl Default for FlowSection {
     }
 }
 
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address and port of the Prometheus endpoint (`GET /metrics`), e.g.
+    /// `127.0.0.1:9464` or `[::1]:9464`; unset: no endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+impl MetricsSection {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `plain` under systemd (the journal is stderr), `text` otherwise.
+    #[default]
+    Auto,
+    /// `LEVEL target: message`, without a timestamp (the journal adds one).
+    Plain,
+    /// `TIMESTAMP LEVEL target: message`.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Level filter, `RUST_LOG`-style: a level (`error`, `warn`, `info`,
+    /// `debug`, `trace`, `off`) and/or `target=level` entries separated by
+    /// commas (default `info`). The `LBFWD_LOG` environment variable, else
+    /// `RUST_LOG`, overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `auto` (default), `plain`, `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: default_log_level(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+impl LogSection {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Checks a `RUST_LOG`-style filter: comma-separated `level` or
+/// `target=level` entries. Returns what is wrong with the first bad entry.
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for entry in filter.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (target, level) = match entry.split_once('=') {
+            Some((t, l)) => (Some(t.trim()), l.trim()),
+            None => (None, entry),
+        };
+        if target == Some("") {
+            return Err(format!("{entry:?}: the target before `=` is empty"));
+        }
+        let known = LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level));
+        // A lone word that is not a level is a target at the default level
+        // (as `RUST_LOG=lbfwd` means lbfwd at trace); a bad level after `=`
+        // is an error.
+        if !known && target.is_some() {
+            return Err(format!(
+                "{entry:?}: {level:?} is not a level (off, error, warn, info, debug, trace)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validated `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Where the Prometheus endpoint listens; `None`: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// Validated appliance settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -386,6 +489,10 @@ pub struct Settings {
     pub bgp: Option<crate::bgp::Bgp>,
     /// Announcing at start.
     pub announce: crate::bgp::Announce,
+    /// The Prometheus endpoint.
+    pub metrics: Metrics,
+    /// Logging (`[log]` as written; the filter is checked).
+    pub log: LogSection,
     /// Layer-2 announcement, when `[l2]` is present.
     pub l2: Option<crate::l2::L2>,
 }
@@ -705,6 +812,28 @@ impl SettingsInput {
             );
         }
 
+        let listen = self.metrics.listen.as_ref().and_then(|text| {
+            match text.parse::<std::net::SocketAddr>() {
+                Ok(a) if a.port() != 0 => Some(a),
+                Ok(_) => {
+                    c.err("metrics.listen", Problem::PortOutOfRange(0));
+                    None
+                }
+                Err(_) => {
+                    c.err(
+                        "metrics.listen",
+                        Problem::Setting(format!(
+                            "{text:?} is not an address and port (e.g. 127.0.0.1:9464 or [::1]:9464)"
+                        )),
+                    );
+                    None
+                }
+            }
+        });
+        if let Err(why) = check_log_filter(&self.log.level) {
+            c.err("log.level", Problem::Setting(why));
+        }
+
         let socket_dir = ctl
             .socket
             .parent()
@@ -765,6 +894,8 @@ impl SettingsInput {
             },
             bgp,
             announce: self.announce.validate(),
+            metrics: Metrics { listen },
+            log: self.log.clone(),
             l2,
         };
         c.errors.into_result(settings)

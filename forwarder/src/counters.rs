@@ -113,14 +113,20 @@ pub enum DropReason {
     NoUnderlaySource,
     /// Not enough headroom to encapsulate (a backend bug).
     NoHeadroom,
-    /// The TTL/hop limit of an answer source was exhausted, or similar
-    /// packets lbfwd must not forward.
-    Invalid,
+    /// A state the code rules out was reached (a bug in lbfwd, never a
+    /// property of the traffic; debug builds also assert). Counted so that
+    /// a release build shows it instead of hiding it in another reason.
+    Internal,
+    /// The backend's transmit ring had no room for a frame lbfwd made
+    /// itself (a held fragment released after its first one). The queue's
+    /// own `tx_dropped` statistic sees the same refusal; this is its drop
+    /// reason.
+    TxRingFull,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -138,7 +144,8 @@ impl DropReason {
         DropReason::TooBigRateLimited,
         DropReason::NoUnderlaySource,
         DropReason::NoHeadroom,
-        DropReason::Invalid,
+        DropReason::Internal,
+        DropReason::TxRingFull,
     ];
 
     /// Stable snake_case name for counters and logs.
@@ -158,9 +165,21 @@ impl DropReason {
             DropReason::TooBigRateLimited => "too_big_rate_limited",
             DropReason::NoUnderlaySource => "no_underlay_source",
             DropReason::NoHeadroom => "no_headroom",
-            DropReason::Invalid => "invalid",
+            DropReason::Internal => "internal",
+            DropReason::TxRingFull => "tx_ring_full",
         }
     }
+}
+
+/// The drop reason of a state the code rules out (a bug): asserts in debug
+/// builds (tests, fuzzing), counts [`DropReason::Internal`] in release
+/// builds, never under a reason an operator would act on.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub fn internal(what: &'static str) -> DropReason {
+    debug_assert!(false, "impossible dataplane state: {what}");
+    DropReason::Internal
 }
 
 /// Everything one worker counts.

@@ -12,8 +12,11 @@
 //! load balancers that still exist.
 
 use crate::dataplane::Dataplane;
+use crate::metrics::server::{MetricsError, MetricsServer};
+use crate::metrics::Registry;
+use crate::notify::{Notifier, NotifyError, Supervisor};
 use crate::report::{snapshot, Sample, WorkerView};
-use crate::runtime::Layout;
+use crate::runtime::{Layout, Runtime};
 use lbfwd_config::Kind as ConfigKind;
 use lbfwd_config::{Change, Config, DesiredState, Errors, Object as StateObject, Resolved};
 use lbfwd_control::convert::changes_for;
@@ -60,6 +63,21 @@ pub enum DaemonError {
     /// The control socket could not be set up.
     #[error(transparent)]
     Control(#[from] lbfwd_control::server::ServerError),
+    /// The Prometheus endpoint could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// systemd's notify variables are wrong, or its socket refused.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    /// A service thread could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What the daemon holds under its lock.
@@ -69,13 +87,40 @@ struct State {
     resolved: Resolved,
 }
 
-/// The daemon: config path, desired state, start time.
+/// The daemon: config path, desired state, start time, and what it tells
+/// systemd and Prometheus.
 #[derive(Debug)]
 pub struct Daemon {
     config_path: PathBuf,
     state: Mutex<State>,
     started: Instant,
+    notifier: Arc<Notifier>,
+    metrics: Arc<Registry>,
     announcer: std::sync::OnceLock<Arc<crate::announce::Announcer>>,
+}
+
+/// The services around the dataplane: the Prometheus endpoint and the
+/// systemd supervisor. [`Services::stop`] at shutdown.
+#[derive(Debug)]
+pub struct Services {
+    metrics: Option<MetricsServer>,
+    supervisor: Supervisor,
+}
+
+impl Services {
+    /// Where the Prometheus endpoint listens, if it is on.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// Tells systemd lbfwd is stopping (if not done yet) and stops the
+    /// endpoint.
+    pub fn stop(self) {
+        self.supervisor.stop();
+        if let Some(m) = self.metrics {
+            m.shutdown();
+        }
+    }
 }
 
 /// Writes `text` to `dir/name` atomically: temporary file, fsync, keep the
@@ -310,8 +355,9 @@ impl Daemon {
             },
             false => DaemonError::Config(e),
         })?;
+        crate::logging::configure(&config.settings.log);
         for w in &resolution.warnings {
-            eprintln!("lbfwd: warning: {w}");
+            log::warn!("{w}");
         }
         // Pin the allocations the first resolution made.
         config.state.allocations = resolution.allocations.clone();
@@ -322,8 +368,83 @@ impl Daemon {
                 resolved: resolution.resolved,
             }),
             started: Instant::now(),
+            notifier: Arc::new(Notifier::from_env()?),
+            metrics: Arc::new(Registry::default()),
             announcer: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// systemd's notify socket (disabled when not under systemd).
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    /// The metrics registry: subsystems add their families here
+    /// ([`Registry::register`]); `GET /metrics` renders them all.
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.metrics
+    }
+
+    /// Starts what runs beside the workers, once the control socket serves
+    /// and before the workers start: registers the dataplane's families and
+    /// binds `[metrics] listen` (an error here stops the start), and starts
+    /// the thread that sends `READY=1` once every worker runs, feeds the
+    /// watchdog and sends `STOPPING=1`. The endpoint's thread runs on the
+    /// lowest allowed core that no worker uses (none free: unpinned).
+    pub fn start_services(
+        self: &Arc<Self>,
+        dataplane: &Arc<Dataplane>,
+        runtime: &Runtime,
+    ) -> Result<Services, DaemonError> {
+        let settings = self.lock().config.settings.clone();
+        let layout = runtime.layout();
+        let cores: Vec<Option<usize>> = layout.workers.iter().map(|w| w.core).collect();
+        self.metrics
+            .register("build", Arc::new(crate::metrics::collect_build_info));
+        self.metrics.register(
+            "dataplane",
+            Arc::new(crate::metrics::dataplane::DataplaneCollector::new(
+                Arc::clone(dataplane),
+                runtime.stats(),
+                cores.clone(),
+                &settings.dataplane.backend.to_string(),
+            )),
+        );
+        let metrics = match settings.metrics.listen {
+            None => None,
+            Some(addr) => {
+                let free_core = crate::runtime::allowed_cores()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|c| !cores.contains(&Some(*c))));
+                let server = MetricsServer::start(addr, Arc::clone(&self.metrics), free_core)?;
+                log::info!(
+                    "metrics: http://{}/metrics (thread on core {})",
+                    server.local_addr(),
+                    free_core.map_or("any".to_string(), |c| c.to_string())
+                );
+                Some(server)
+            }
+        };
+        let status = format!(
+            "{} backend, {} worker(s), control socket {}",
+            settings.dataplane.backend,
+            layout.workers.len(),
+            settings.control.socket.display()
+        );
+        let supervisor = Supervisor::start(
+            Arc::clone(&self.notifier),
+            runtime.stats(),
+            runtime.shutdown_flag(),
+            status,
+        )
+        .map_err(|source| DaemonError::Thread {
+            what: "systemd notify",
+            source,
+        })?;
+        Ok(Services {
+            metrics,
+            supervisor,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -541,7 +662,26 @@ impl ControlHandler {
         Ok(Payload::Changed(out))
     }
 
+    /// `lbctl reload` between `RELOADING=1` and `READY=1` (also when it
+    /// fails: the running state is then unchanged and still serves).
     fn reload(&self) -> Result<Payload, ApiError> {
+        let notifier = &self.daemon.notifier;
+        notifier.send(&crate::notify::reloading_message());
+        let result = self.reload_config();
+        let status = match &result {
+            Ok(Payload::Changed(c)) => format!("reloaded; table version {}", c.table_version),
+            Ok(_) => "reloaded".to_string(),
+            Err(e) => format!("reload refused ({}); running as before", e.message),
+        };
+        match &result {
+            Ok(_) => log::info!("{status}"),
+            Err(e) => log::warn!("reload refused: {}", e.message),
+        }
+        notifier.send(&crate::notify::ready_message(&status));
+        result
+    }
+
+    fn reload_config(&self) -> Result<Payload, ApiError> {
         let mut state = self.daemon.lock();
         let mut fresh =
             Config::load(&self.daemon.config_path).map_err(|e| validation_failed(&e))?;
@@ -549,7 +689,7 @@ impl ControlHandler {
             return Err(api(
                 ErrorCode::ValidationFailed,
                 format!(
-                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow], [bgp], [announce]) changed; \
+                    "{}: the appliance settings ([dataplane], [underlay], [control], [flow], [bgp], [announce], [metrics], [log]) changed; \
                      they take effect on restart only, so nothing was reloaded",
                     self.daemon.config_path.display()
                 ),

@@ -14,8 +14,9 @@
 //! single packet: they all meet at a barrier after opening, and all leave if
 //! one failed.
 
+use crate::io::Processor;
 use crate::io::{self, IoError, QueueStats, WorkerQueue};
-use crate::worker::{self, Processor, WorkerConfig, WorkerReport, WorkerStats};
+use crate::worker::{self, WorkerConfig, WorkerReport, WorkerStats};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

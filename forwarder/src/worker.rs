@@ -22,7 +22,7 @@
 
 /// The trait moved to [`crate::io::Processor`]; re-exported here until every
 /// caller imports it from there.
-pub use crate::io::Processor;
+use crate::io::Processor;
 use crate::io::{IoError, QueueStats, WorkerQueue};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -42,7 +42,16 @@ const NOW: u64 = 1_000_000_000;
 
 /// Drop reasons no input can produce, and why; every other reason must be
 /// covered by a golden case.
-const UNREACHABLE: [(DropReason, &str); 1] = [(DropReason::Invalid, "no stage returns it")];
+const UNREACHABLE: [(DropReason, &str); 2] = [
+    (
+        DropReason::Internal,
+        "only a state the code rules out (a bug) produces it",
+    ),
+    (
+        DropReason::TxRingFull,
+        "only a backend refusing a released fragment produces it (pipeline unit test)",
+    ),
+];
 
 // ---------------------------------------------------------------------------
 // The fixture.

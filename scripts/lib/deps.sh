@@ -16,6 +16,7 @@ LBFWD_DEBS=(
   # Layer-2 announcement: the tests' appliances run keepalived (VRRP), the
   # router asks with arping and ndisc6.
   keepalived arping ndisc6
+  prometheus lintian strace dpkg-dev binutils man-db systemd
 )
 
 install_deps() {

@@ -24,11 +24,12 @@ use lbfwd_config::model::Encap;
 use lbfwd_forwarder::counters::WorkerCounters;
 use lbfwd_forwarder::dataplane::Dataplane;
 use lbfwd_forwarder::frame::Frame;
+use lbfwd_forwarder::io::Processor;
 use lbfwd_forwarder::io::{Disposition, IoError, WorkerQueue};
 use lbfwd_forwarder::maglev::{MaglevBackend, MaglevTable};
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::runtime::{Layout, Runtime, WorkerPlacement};
-use lbfwd_forwarder::worker::{now_ns, Processor, WorkerConfig};
+use lbfwd_forwarder::worker::{now_ns, WorkerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -170,6 +171,11 @@ struct MemoryArgs {
     /// then comes back) every this many ms; 0: none.
     #[arg(long, default_value_t = 0)]
     churn_ms: u64,
+    /// Render the Prometheus exposition of the dataplane's counters (what
+    /// `GET /metrics` does) this many times a second on the control core
+    /// during the run; 0: never (the cost of scraping).
+    #[arg(long, default_value_t = 0.0)]
+    scrape_hz: f64,
     /// Warm-up before the measured window, s (fills the flow table).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
@@ -625,6 +631,30 @@ fn memory_point(
                         publish_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         publishes.fetch_add(1, Ordering::Relaxed);
                     }
+                });
+            }
+            if a.scrape_hz > 0.0 {
+                let (stop, dp, stats) = (&stop_churn, Arc::clone(dp), Arc::clone(&stats));
+                s.spawn(move || {
+                    use lbfwd_forwarder::metrics::{dataplane::DataplaneCollector, Collect};
+                    let _ = pin(control_core);
+                    let cores = cores.iter().map(|&c| Some(c)).collect();
+                    let collector = DataplaneCollector::new(dp, stats, cores, "memory");
+                    let period = Duration::from_secs_f64(1.0 / a.scrape_hz);
+                    let (mut n, mut bytes, mut busy) = (0u64, 0usize, Duration::ZERO);
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(period);
+                        let t = Instant::now();
+                        let mut out = lbfwd_forwarder::metrics::Exposition::new();
+                        collector.collect(&mut out);
+                        bytes = out.as_str().len();
+                        busy += t.elapsed();
+                        n += 1;
+                    }
+                    eprintln!(
+                        "scraped {n} times ({bytes} bytes, {:.1} ms each)",
+                        busy.as_secs_f64() * 1e3 / n.max(1) as f64
+                    );
                 });
             }
             // Warm up for at least --warmup, and until every accepted flow

@@ -148,6 +148,13 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (lbctl.1 and one per subcommand) into DIR
+    /// (packaging).
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 /// `lbctl announce on|off`.
@@ -332,6 +339,11 @@ fn run(cli: Cli) -> Result<String, Failure> {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "lbctl", &mut out);
             return Ok(String::from_utf8_lossy(&out).into_owned());
+        }
+        Command::Man { dir } => {
+            return clap_mangen::generate_to(Cli::command(), &dir)
+                .map(|()| String::new())
+                .map_err(|e| Failure::usage(format!("{}: {e}", dir.display())));
         }
         Command::Status => Request::Status,
         Command::Stats => Request::Stats,

@@ -1,8 +1,10 @@
 //! Fuzz target `parse`: `parse_frame`, every wire view and the in-place ICMP
 //! answers, on arbitrary frames. Checks that nothing panics, that the
 //! summary's offsets stay inside the frame, that the views agree with the
-//! summary, that the checksum matches a plain RFC 1071 reference, and that
-//! every answer lbfwd builds parses back as what it should be.
+//! summary, that the checksum matches a plain RFC 1071 reference, that the
+//! fast-path parsers (`parse_v4`, `parse_fast`) take only what `parse_frame`
+//! takes, with the same fields, and that every answer lbfwd builds parses
+//! back as what it should be.
 #![no_main]
 
 use lbfwd_forwarder::frame::{Frame, HEADROOM};
@@ -22,7 +24,7 @@ use lbfwd_forwarder::wire::tcp::TcpPacket;
 use lbfwd_forwarder::wire::udp::UdpPacket;
 use lbfwd_forwarder::wire::vxlan::VxlanPacket;
 use lbfwd_forwarder::wire::{
-    parse_frame, IcmpKind, IpProtocol, IpVersion, L4Info, Parsed, ParsedFrame,
+    parse_fast, parse_frame, parse_v4, IcmpKind, IpProtocol, IpVersion, L4Info, Parsed, ParsedFrame,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -208,11 +210,42 @@ fn consistent(data: &[u8], p: &Parsed) {
     views(&data[l4..end]);
 }
 
+/// What the fast parsers take, `parse_frame` takes with the same fields.
+fn fast_parsers_agree(data: &[u8], full: Option<&Parsed>) {
+    let fast = parse_fast(data);
+    if let Some(e) = parse_v4(data) {
+        let q = fast.expect("the express parser took what the fast parser refuses");
+        assert_eq!((q.l3, q.version), (14, IpVersion::V4));
+        assert_eq!((q.ip_len, q.proto, q.tos), (e.ip_len, e.proto, e.tos));
+        assert_eq!(q.src, (0xffff << 32) | u128::from(e.src));
+        assert_eq!(q.dst, (0xffff << 32) | u128::from(e.dst));
+        assert_eq!((q.sport, q.dport), (e.sport, e.dport));
+    }
+    let Some(q) = fast else {
+        return;
+    };
+    let p = full.expect("the fast parser took what parse_frame refuses");
+    assert_eq!(p.frag, None);
+    assert_eq!(
+        (p.l3_offset, p.ip_len, p.version),
+        (q.l3, q.ip_len, q.version)
+    );
+    assert_eq!(u8::from(p.protocol), q.proto);
+    assert_eq!((p.src, p.dst), (q.src.to_be_bytes(), q.dst.to_be_bytes()));
+    assert!(matches!(p.l4, L4Info::Ports(ports) if (ports.src, ports.dst) == (q.sport, q.dport)));
+}
+
 fuzz_target!(|data: &[u8]| {
     assert_eq!(checksum::sum(data), reference_sum(data));
     views(data);
 
-    let Ok(ParsedFrame::Ip(p)) = parse_frame(data) else {
+    let parsed = parse_frame(data);
+    let full = match &parsed {
+        Ok(ParsedFrame::Ip(p)) => Some(p),
+        _ => None,
+    };
+    fast_parsers_agree(data, full);
+    let Ok(ParsedFrame::Ip(p)) = parsed else {
         return;
     };
     consistent(data, &p);

@@ -26,7 +26,7 @@
 
 use lbfwd_config::Config;
 use lbfwd_forwarder::counters::{DropReason, WorkerCounters};
-use lbfwd_forwarder::frag::FragConfig;
+use lbfwd_forwarder::flow::frag::FragConfig;
 use lbfwd_forwarder::frame::{Frame, HEADROOM};
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig, Verdict};
 use lbfwd_forwarder::tables::{Publisher, TableBuilder, UnderlayParams};

@@ -37,7 +37,7 @@ pub fn main(args: Args) -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("lbfwd run: {message}");
+            log::error!("lbfwd run: {message}");
             ExitCode::FAILURE
         }
     }
@@ -169,8 +169,11 @@ fn run(args: &Args) -> Result<(), String> {
     }
     announcer.start_bird().map_err(|e| error_chain(&e))?;
     announce::announce_when_running(&announcer, runtime.stats());
-    eprintln!(
-        "lbfwd: {} backend, {} worker(s), {} load balancer(s), control socket {}",
+    let services = daemon
+        .start_services(&dataplane, &runtime)
+        .map_err(|e| error_chain(&e))?;
+    log::info!(
+        "{} backend, {} worker(s), {} load balancer(s), control socket {}",
         dp.backend,
         dp.workers.len(),
         dataplane.current().lbs.len(),
@@ -188,17 +191,19 @@ fn run(args: &Args) -> Result<(), String> {
     let backend = match Backend::open(dp, &places, &options) {
         Ok(backend) => backend,
         Err(e) => {
+            services.stop();
             control.shutdown();
             return Err(error_chain(&e));
         }
     };
     for note in backend.notes() {
-        eprintln!("lbfwd: {note}");
+        log::info!("{note}");
     }
     let result = backend.run(OnRuntime {
         runtime: &runtime,
         make_pipeline,
     });
+    services.stop();
     control.shutdown();
     announcer.stop();
     let report = result.map_err(|e| error_chain(&e))?;
@@ -223,7 +228,7 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
     }
-    eprintln!("lbfwd: stopped; final counters:");
+    log::info!("stopped; final counters:");
     eprint!("{}", render_text(&snap, &extra));
     eprint!("{report}");
     Ok(())

@@ -19,8 +19,7 @@
 //! Next to them: [`open`] (backend set-up from the settings) and `sys.rs`,
 //! the one shared module of unsafe code (owned file descriptors, interface
 //! look-ups through `ioctl`, and the prefetch and `madvise` hints the flow
-//! table and the pipeline use, re-exported here as [`prefetch`] and
-//! [`advise_huge_pages`]). Each backend folder's `mod.rs` lists its files.
+//! table and the pipeline use). Each backend folder's `mod.rs` lists its files.
 //!
 //! This file has no unsafe code. Unsafe code is allowed
 //! (`#![allow(unsafe_code)]` at the top of the file, a `// SAFETY:` comment
@@ -34,8 +33,6 @@
 use crate::frame::Frame;
 
 pub use sys::interface_info;
-/// At their old paths until every caller imports them from `io::sys`.
-pub use sys::{advise_huge_pages, prefetch};
 
 /// What happens to a frame once the pipeline has looked at it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

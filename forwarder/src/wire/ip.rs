@@ -106,6 +106,27 @@ impl IpProtocol {
     }
 }
 
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
+/// IP protocol number of ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number (IPv6 next header) of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// The TOS (IPv4) or traffic class (IPv6) of the IP header at `l3`.
+#[inline]
+pub fn tos_at(data: &[u8], l3: usize, version: IpVersion) -> Option<u8> {
+    let b = data.get(l3..l3 + 2)?;
+    Some(match version {
+        IpVersion::V4 => b[1],
+        IpVersion::V6 => (b[0] << 4) | (b[1] >> 4),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,13 @@
 //!   [`gue`], [`vxlan`]. `new_checked` validates the length once; after that
 //!   no accessor panics.
 //! - [`parse::parse_frame`]: one pass over a received frame producing a small
-//!   `Copy` summary ([`Parsed`]) for the pipeline.
+//!   `Copy` summary ([`Parsed`]) for the pipeline; [`fast`]: the fast-path
+//!   parsers of the common packet ([`parse_v4`], [`parse_fast`]), which agree
+//!   with it.
 //! - Emitting: `XxxRepr::emit` writes a header into a caller-provided slice of
 //!   `XxxRepr::HEADER_LEN` bytes; [`udp::emit_udp_ipv4`]/[`udp::emit_udp_ipv6`]
 //!   write a UDP header with its checksum in front of a payload already in
-//!   place.
+//!   place; [`udp::source_port`] is the outer UDP source port of a flow.
 //! - [`icmp_reply`]: in-place builders for the ICMP answers lbfwd sends (echo
 //!   reply, frag-needed, packet-too-big).
 //! - [`checksum`]: the Internet checksum (RFC 1071) and its incremental update
@@ -22,6 +24,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod fast;
 pub mod gue;
 pub mod icmp_reply;
 pub mod icmpv4;
@@ -37,8 +40,11 @@ pub mod vxlan;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+pub(crate) mod testgen;
 
 pub use ethernet::EtherType;
+pub use fast::{parse_fast, parse_v4, FastPacket, V4Packet};
 pub use ip::{IpProtocol, IpVersion};
 pub use parse::{
     parse_frame, Embedded, Fragment, IcmpInfo, IcmpKind, L4Info, NotIp, Parsed, ParsedFrame, Ports,

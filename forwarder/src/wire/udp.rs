@@ -215,12 +215,12 @@ pub fn emit_udp_ipv6(
     Ok(())
 }
 
-/// Derives a UDP source port in the dynamic range 49152..=65535 (RFC 6335)
-/// from a flow hash, so the receiver's RSS spreads flows (RFC 8086 §3.1).
-#[inline]
-pub fn source_port_from_hash(hash: u32) -> u16 {
-    let h = (hash ^ (hash >> 16)) as u16;
-    0xc000 | (h & 0x3fff)
+/// The outer UDP source port of a flow (GUE, VXLAN): in the dynamic range
+/// 49152..=65535 (RFC 6335), from the top bits of the flow hash, so the
+/// target's RSS spreads flows (RFC 7348 section 5, RFC 8086 section 3.1).
+#[inline(always)]
+pub fn source_port(hash: u64) -> u16 {
+    0xC000 | ((hash >> 48) as u16 & 0x3FFF)
 }
 
 #[cfg(test)]
@@ -303,7 +303,8 @@ mod tests {
             emit_udp_ipv4(&mut d[..7], 1, 2, V4_SRC, V4_DST, true),
             Err(WireError::BufferTooSmall)
         );
-        let p = source_port_from_hash(0x1234_5678);
-        assert!(p >= 0xc000);
+        assert_eq!(source_port(0x1234_5678_9abc_def0), 0xc000 | 0x1234);
+        assert_eq!(source_port(u64::MAX), 0xffff);
+        assert_eq!(source_port(0), 0xc000);
     }
 }

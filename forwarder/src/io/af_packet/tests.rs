@@ -53,7 +53,8 @@ fn udp4_builds_a_valid_frame() {
 
 // ---- Real interfaces: veth pairs inside a network namespace ----------
 
-use crate::worker::{run_worker, IdlePolicy, Processor, WorkerConfig, WorkerStats};
+use crate::io::Processor;
+use crate::worker::{run_worker, IdlePolicy, WorkerConfig, WorkerStats};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

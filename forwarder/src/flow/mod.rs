@@ -1,0 +1,18 @@
+//! Flows: what names one ([`key`]: the 5-tuple and the network, and its
+//! XXH3 flow hash, fixed by specification), the hash functions ([`hash`]:
+//! XXH3 and XXH64 primitives, bit-exact with the reference), and the
+//! per-worker table that remembers each flow's target ([`table`]), and the
+//! per-worker fragment tracker, which remembers what happened to each
+//! fragmented datagram's first fragment ([`frag`]).
+
+pub mod frag;
+pub mod hash;
+pub mod key;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+pub use hash::{xxh3_64_17to128, xxh64};
+pub use key::*;
+pub use table::{FlowTable, FlowTableError, FlowTimeouts};

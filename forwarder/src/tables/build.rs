@@ -1,0 +1,137 @@
+//! Building a table version from the resolved model: VIP map, filters,
+//! Maglev tables, header templates, stable counter slots.
+
+use super::{addr_key, LbTable, PortFilter, Tables, Vip, VipMap, LB_SLOT_FLAG, NO_TARGET};
+use crate::counters::{SlotError, SlotRegistry, MAX_TARGET_SLOTS};
+use crate::encap::{EncapTemplate, Target, UnderlayParams};
+use crate::maglev::MaglevTable;
+use lbfwd_config::model::{IcmpEcho, Resolved};
+
+/// Errors of building tables.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Too many load balancers or targets for the counter slots.
+    #[error(transparent)]
+    Slots(#[from] SlotError),
+    /// A Maglev table could not be built.
+    #[error("load balancer {lb}: {message}")]
+    Maglev {
+        /// The load balancer.
+        lb: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The key a target is known by in counters and flows.
+fn target_key(d: &lbfwd_config::model::Destination) -> String {
+    if d.uid.is_empty() {
+        d.name.clone()
+    } else {
+        format!("{}/{}", d.name, d.uid)
+    }
+}
+
+/// Builds table versions; keeps the slot registry across builds.
+#[derive(Debug, Default)]
+pub struct TableBuilder {
+    slots: SlotRegistry,
+}
+
+impl TableBuilder {
+    /// A builder with no slots given out.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the tables for `resolved`. Returns the tables and the counter
+    /// slots released by this build (reset them before reuse).
+    pub fn build(
+        &mut self,
+        resolved: &Resolved,
+        underlay: &UnderlayParams,
+        version: u64,
+    ) -> Result<(Tables, Vec<u32>), BuildError> {
+        let assignment = self.slots.assign(
+            resolved.load_balancers.iter().map(|lb| lb.name.as_str()),
+            resolved
+                .load_balancers
+                .iter()
+                .flat_map(|lb| {
+                    lb.destinations
+                        .iter()
+                        .map(move |d| (lb.name.as_str(), target_key(d)))
+                })
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(l, t)| (*l, t.as_str())),
+        )?;
+        let mut lbs = Vec::with_capacity(resolved.load_balancers.len());
+        let mut templates = Vec::new();
+        let mut vips = Vec::new();
+        let mut vip_list = Vec::new();
+        let mut target_by_slot = vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice();
+        for (lb_index, lb) in resolved.load_balancers.iter().enumerate() {
+            let targets: Vec<Target> = lb
+                .destinations
+                .iter()
+                .map(|d| Target {
+                    name: d.name.clone(),
+                    uid: d.uid.clone(),
+                    underlay: d.underlay.into(),
+                    mac: d.mac.map(|m| m.0).unwrap_or_default(),
+                    weight: d.weight,
+                    slot: assignment.targets[&(lb.name.clone(), target_key(d))],
+                })
+                .collect();
+            for (t_index, t) in targets.iter().enumerate() {
+                target_by_slot[t.slot as usize] = ((lb_index as u64) << 32) | t_index as u64;
+            }
+            let maglev = MaglevTable::from_destinations(&lb.destinations, lb.maglev_table_size)
+                .map_err(|e| BuildError::Maglev {
+                    lb: lb.name.clone(),
+                    message: e.to_string(),
+                })?;
+            for ip in &lb.ips {
+                let vip = Vip {
+                    lb: lb_index as u32,
+                    vni: lb.vni,
+                };
+                vips.push((addr_key(ip.addr), vip));
+                vip_list.push(ip.addr);
+            }
+            // At most MAX_TARGET_SLOTS targets in all (the slot registry
+            // says so): the index fits.
+            let template_base = templates.len() as u32;
+            templates.extend(
+                targets
+                    .iter()
+                    .map(|t| EncapTemplate::new(underlay, lb.vni, t)),
+            );
+            lbs.push(LbTable {
+                name: lb.name.clone(),
+                slot: assignment.lbs[&lb.name],
+                vni: lb.vni,
+                filter: PortFilter::new(&lb.ports),
+                icmp_echo_reply: lb.icmp_echo == IcmpEcho::Reply,
+                maglev,
+                targets,
+                template_base,
+            });
+        }
+        let mut released = assignment.released_targets;
+        released.extend(assignment.released_lbs.iter().map(|s| s | LB_SLOT_FLAG));
+        Ok((
+            Tables {
+                version,
+                underlay: underlay.clone(),
+                lbs,
+                templates,
+                vips: VipMap::new(&vips),
+                vip_list,
+                target_by_slot,
+            },
+            released,
+        ))
+    }
+}
