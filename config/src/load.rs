@@ -34,7 +34,7 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 8] = [
+const SETTINGS_KEYS: [&str; 9] = [
     "dataplane",
     "underlay",
     "control",
@@ -43,6 +43,7 @@ const SETTINGS_KEYS: [&str; 8] = [
     "announce",
     "metrics",
     "log",
+    "l2",
 ];
 
 impl Config {
@@ -90,6 +91,7 @@ impl Config {
             parsed.section("announce", false, &mut errors);
         let metrics: Option<MetricsSection> = parsed.section("metrics", false, &mut errors);
         let log: Option<LogSection> = parsed.section("log", false, &mut errors);
+        let l2: Option<Option<crate::l2::L2Section>> = parsed.optional_section("l2", &mut errors);
         let state = parsed.state(&mut errors);
         let (
             Some(dataplane),
@@ -100,8 +102,9 @@ impl Config {
             Some(announce),
             Some(metrics),
             Some(log),
+            Some(l2),
         ) = (
-            dataplane, underlay, control, flow, bgp, announce, metrics, log,
+            dataplane, underlay, control, flow, bgp, announce, metrics, log, l2,
         )
         else {
             return Err(errors);
@@ -115,6 +118,7 @@ impl Config {
             announce,
             metrics,
             log,
+            l2,
         };
         let root = Origin::toml(&parsed.source, FieldPath::root(), Kind::Pool);
         match input.validate(&root) {

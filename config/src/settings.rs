@@ -44,6 +44,9 @@ pub struct SettingsInput {
     /// `[log]`: log level filter and line format.
     #[serde(default, skip_serializing_if = "LogSection::is_default")]
     pub log: LogSection,
+    /// `[l2]`: answering ARP/NDP for the VIPs (see [`crate::l2`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2: Option<crate::l2::L2Section>,
 }
 
 /// A packet I/O backend.
@@ -490,6 +493,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// Logging (`[log]` as written; the filter is checked).
     pub log: LogSection,
+    /// Layer-2 announcement, when `[l2]` is present.
+    pub l2: Option<crate::l2::L2>,
 }
 
 /// Validated `[dataplane]`.
@@ -839,6 +844,14 @@ impl SettingsInput {
                 c.err(p, e)
             })
         });
+        let l2 = self.l2.as_ref().and_then(|l| {
+            crate::l2::validate_l2(
+                l,
+                &d.interfaces,
+                d.egress_interface.as_deref(),
+                &mut |p, e| c.err(p, e),
+            )
+        });
         let Some(next_hop_mac) = next_hop_mac else {
             return Err(c.errors);
         };
@@ -883,6 +896,7 @@ impl SettingsInput {
             announce: self.announce.validate(),
             metrics: Metrics { listen },
             log: self.log.clone(),
+            l2,
         };
         c.errors.into_result(settings)
     }

@@ -26,6 +26,37 @@ pub struct AnnounceStatus {
     /// The BGP speaker, when `[bgp]` is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpStatus>,
+    /// Layer-2 announcement, when `[l2]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2: Option<L2Status>,
+}
+
+/// Layer-2 announcement (`[l2]`): where lbfwd answers ARP and NDP, whether
+/// it does now, and its counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L2Status {
+    /// Whether the workers answer ARP/NDP for the VIPs now.
+    pub answering: bool,
+    /// The `[l2]` interfaces.
+    pub interfaces: Vec<L2Interface>,
+    /// ARP requests answered.
+    pub arp_answered: u64,
+    /// Neighbour solicitations answered.
+    pub nd_answered: u64,
+    /// Gratuitous ARP and unsolicited neighbour advertisements sent.
+    pub gratuitous_sent: u64,
+    /// Gratuitous frames dropped (queue or TX ring full).
+    pub gratuitous_dropped: u64,
+}
+
+/// One `[l2]` interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L2Interface {
+    /// Its name.
+    pub name: String,
+    /// The MAC lbfwd answers with (`None` while unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// One VIP's announcement.
@@ -38,8 +69,12 @@ pub struct VipAnnouncement {
     /// The pool it came from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
-    /// Whether it is offered to the peers now.
+    /// Whether it is offered to the peers now (BGP), or, without `[bgp]`,
+    /// answered for on the segment (`[l2]`).
     pub announced: bool,
+    /// Whether ARP/NDP for it is answered now (`[l2]`).
+    #[serde(default)]
+    pub l2: bool,
     /// Why not, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

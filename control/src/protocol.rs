@@ -880,6 +880,9 @@ pub struct StatsSnapshot {
     /// the tables, which have no traffic counters above).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<crate::health::TargetHealth>,
+    /// Layer-2 announcement counters, when `[l2]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2: Option<crate::announce::L2Status>,
 }
 
 // ---------------------------------------------------------------------------

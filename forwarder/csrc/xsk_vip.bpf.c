@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
  * lbfwd's XDP program for the AF_XDP backend: redirects frames whose
- * destination address is a VIP to the AF_XDP socket of their receive queue
- * and passes everything else (ARP, NDP, the appliance's own SSH and BGP, ...)
- * to the kernel unchanged.
+ * destination address is a VIP to the AF_XDP socket of their receive queue,
+ * and with them ARP requests and IPv6 neighbour solicitations whose target
+ * is a VIP (lbfwd answers those itself, [l2]; the kernel owns no VIP), and
+ * passes everything else (other ARP and NDP, the appliance's own SSH and
+ * BGP, ...) to the kernel unchanged.
  *
  * Maps (filled from user space, off the fast path):
  *   lbfwd_vip4  hash  IPv4 address (network order) -> 1
@@ -73,12 +75,27 @@ static __always_inline int count(__u32 stat, int action)
 	return action;
 }
 
+/* Offset of the target protocol address in an ARP packet (IPv4/Ethernet). */
+#define ARP_TPA 24
+/* ICMPv6 neighbour solicitation and the offset of its target address. */
+#define ND_SOLICIT 135
+#define ND_TARGET 8
+
 static __always_inline int is_vip(void *data, void *data_end)
 {
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > data_end)
 		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		__u8 *arp = (void *)(eth + 1);
+		__u32 tpa;
+
+		if ((void *)(arp + ARP_TPA + 4) > data_end)
+			return 0;
+		__builtin_memcpy(&tpa, arp + ARP_TPA, 4);
+		return bpf_map_lookup_elem(&lbfwd_vip4, &tpa) != NULL;
+	}
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		__u32 dst;
@@ -94,6 +111,15 @@ static __always_inline int is_vip(void *data, void *data_end)
 
 		if ((void *)(ip6 + 1) > data_end)
 			return 0;
+		if (ip6->nexthdr == IPPROTO_ICMPV6) {
+			__u8 *icmp = (void *)(ip6 + 1);
+
+			if ((void *)(icmp + ND_TARGET + 16) <= data_end && icmp[0] == ND_SOLICIT) {
+				__builtin_memcpy(dst.addr, icmp + ND_TARGET, sizeof(dst.addr));
+				if (bpf_map_lookup_elem(&lbfwd_vip6, &dst))
+					return 1;
+			}
+		}
 		__builtin_memcpy(dst.addr, &ip6->daddr, sizeof(dst.addr));
 		return bpf_map_lookup_elem(&lbfwd_vip6, &dst) != NULL;
 	}

@@ -839,6 +839,7 @@ impl ControlHandler {
         let (mut snap, sample) = snapshot(&tables, &views, self.daemon.uptime_secs(), previous);
         *last = Some((sample, now));
         snap.health = self.daemon.health.list();
+        snap.l2 = self.daemon.announcer.get().and_then(|a| a.l2_status());
         snap
     }
 

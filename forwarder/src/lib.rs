@@ -21,6 +21,7 @@ pub mod flow;
 pub mod frame;
 pub mod health;
 pub mod io;
+pub mod l2;
 pub mod logging;
 pub mod maglev;
 pub mod metrics;

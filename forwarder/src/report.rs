@@ -133,6 +133,7 @@ pub fn snapshot(
             load_balancers,
             drops,
             health: Vec::new(),
+            l2: None,
         },
         sample,
     )

@@ -13,6 +13,9 @@ LBFWD_DEBS=(
   # BGP announcement: lbfwd runs BIRD 2 under setpriv (util-linux); the
   # tests' router runs BIRD 2 too.
   bird2 util-linux
+  # Layer-2 announcement: the tests' appliances run keepalived (VRRP), the
+  # router asks with arping and ndisc6.
+  keepalived arping ndisc6
   prometheus lintian strace dpkg-dev binutils man-db systemd
 )
 

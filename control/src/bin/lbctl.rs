@@ -621,16 +621,43 @@ fn render_announce(a: &AnnounceStatus, out: &mut String) {
                 .unwrap_or_default()
         );
     }
+    if let Some(l2) = &a.l2 {
+        let on: Vec<String> = l2
+            .interfaces
+            .iter()
+            .map(|i| format!("{} ({})", i.name, i.mac.as_deref().unwrap_or("MAC unknown")))
+            .collect();
+        let _ = writeln!(
+            out,
+            "l2          {} on {}",
+            if l2.answering {
+                "answering ARP/NDP"
+            } else {
+                "silent"
+            },
+            on.join(", ")
+        );
+        render_l2_counters(l2, out);
+    }
     out.push('\n');
-    let mut t = Table::new(&["VIP", "LOAD BALANCER", "POOL", "ANNOUNCED", "WHY NOT"]);
+    let mut header = vec!["VIP", "LOAD BALANCER", "POOL", "ANNOUNCED"];
+    if a.l2.is_some() {
+        header.push("L2");
+    }
+    header.push("WHY NOT");
+    let mut t = Table::new(&header);
     for v in &a.vips {
-        t.row(vec![
+        let mut row = vec![
             v.address.to_string(),
             v.load_balancer.clone(),
             v.pool.clone().unwrap_or_else(|| "-".into()),
             if v.announced { "yes" } else { "no" }.into(),
-            v.reason.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        ];
+        if a.l2.is_some() {
+            row.push(if v.l2 { "yes" } else { "no" }.into());
+        }
+        row.push(v.reason.clone().unwrap_or_else(|| "-".into()));
+        t.row(row);
     }
     t.render(out);
     if let Some(b) = &a.bgp {
@@ -845,6 +872,19 @@ fn render_stats(s: &StatsSnapshot, out: &mut String) {
         }
         t.render(out);
     }
+    if let Some(l2) = &s.l2 {
+        out.push('\n');
+        render_l2_counters(l2, out);
+    }
+}
+
+/// The layer-2 announcement counters, one line.
+fn render_l2_counters(l2: &lbfwd_control::announce::L2Status, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "l2          ARP answered {}, NDP answered {}, gratuitous sent {} (dropped {})",
+        l2.arp_answered, l2.nd_answered, l2.gratuitous_sent, l2.gratuitous_dropped
+    );
 }
 
 /// A spec field as one table cell.

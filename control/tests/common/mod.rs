@@ -223,6 +223,7 @@ impl lbfwd_control::Handler for MemHandler {
                         pps: 0.5,
                     }],
                     health: Vec::new(),
+                    l2: None,
                 }))
             }
             Request::List(ListRequest { kind }) => {
@@ -410,6 +411,7 @@ impl lbfwd_control::Handler for MemHandler {
                     shutting_down: false,
                     vips: Vec::new(),
                     bgp: None,
+                    l2: None,
                 }))
             }
         }

@@ -144,6 +144,8 @@ pub struct Announcer {
     inner: Mutex<Inner>,
     wake: Condvar,
     supervisor: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Layer-2 announcement (`[l2]`), attached once the dataplane exists.
+    l2: std::sync::OnceLock<Arc<crate::l2::L2>>,
 }
 
 impl Announcer {
@@ -173,6 +175,7 @@ impl Announcer {
             }),
             wake: Condvar::new(),
             supervisor: Mutex::new(None),
+            l2: std::sync::OnceLock::new(),
         })
     }
 
@@ -220,6 +223,34 @@ impl Announcer {
     /// without `[bgp]`: nothing to wait for).
     pub fn shutdown_delay(&self) -> Option<Duration> {
         self.bgp.as_ref().map(|b| b.shutdown_delay)
+    }
+
+    /// Attaches layer-2 announcement: from now on it answers for the VIPs
+    /// whenever they are announced.
+    pub fn attach_l2(&self, l2: Arc<crate::l2::L2>) {
+        let _ = self.l2.set(l2);
+        let inner = self.lock();
+        self.apply_l2(&inner);
+    }
+
+    /// The layer-2 counters and state, when `[l2]` is configured.
+    pub fn l2_status(&self) -> Option<lbfwd_control::announce::L2Status> {
+        self.l2.get().map(|l| l.status())
+    }
+
+    /// Whether layer-2 announcement answers for the VIPs of this plan, and
+    /// which (those whose load balancer has a usable destination).
+    fn apply_l2(&self, inner: &Inner) {
+        let Some(l2) = self.l2.get() else { return };
+        let on = inner.enabled && !inner.shutting_down && inner.dataplane_ready;
+        let vips = inner
+            .resolved
+            .load_balancers
+            .iter()
+            .filter(|lb| usable_destinations(&lb.destinations).is_ok())
+            .flat_map(|lb| lb.ips.iter().map(|ip| ip.addr))
+            .collect();
+        l2.set(on, vips);
     }
 
     /// The dataplane forwards: VIPs may be announced from now on.
@@ -273,6 +304,9 @@ impl Announcer {
         if let Some(h) = handle {
             let _ = h.join();
         }
+        if let Some(l2) = self.l2.get() {
+            l2.stop();
+        }
     }
 
     fn plan(&self, inner: &Inner) -> Vec<VipPlan> {
@@ -302,9 +336,9 @@ impl Announcer {
                     Some("lbfwd is shutting down".to_string())
                 } else if !inner.enabled {
                     Some("announcing is off (lbctl announce on)".to_string())
-                } else if self.bgp.is_none() {
-                    Some("no announcement method is configured ([bgp])".to_string())
-                } else if pool.is_some_and(|p| !p.bgp.announce) {
+                } else if self.bgp.is_none() && self.l2.get().is_none() {
+                    Some("no announcement method is configured ([bgp], [l2])".to_string())
+                } else if self.bgp.is_some() && pool.is_some_and(|p| !p.bgp.announce) {
                     Some(format!(
                         "pool {:?} has bgp.announce = false",
                         ip.pool.as_deref().unwrap_or_default()
@@ -396,6 +430,7 @@ impl Announcer {
     /// Brings BIRD to the current plan (nothing while BIRD is down: the
     /// supervisor applies it when BIRD is back).
     fn apply(&self, inner: &mut Inner) -> Result<(), String> {
+        self.apply_l2(inner);
         let (Some(bgp), Some((text, set))) = (&self.bgp, self.bird_config(inner)) else {
             return Ok(());
         };
@@ -476,6 +511,8 @@ impl Announcer {
 
     /// `lbctl announce`: per VIP and per peer (read from BIRD).
     pub fn status(&self) -> AnnounceStatus {
+        let l2 = self.l2.get().map(|l| l.status());
+        let l2_on = l2.as_ref().is_some_and(|s| s.answering);
         let external = self.bgp.as_ref().is_some_and(|b| b.external.is_some());
         let (vips, enabled, shutting_down, bird_pid, restarts, last_error) = {
             let inner = self.lock();
@@ -483,7 +520,11 @@ impl Announcer {
                 .plan(&inner)
                 .into_iter()
                 .map(|v| {
-                    let announced = inner.bird.announced.contains(&v.address);
+                    let on_l2 = l2_on && v.why_not.is_none();
+                    let announced = match self.bgp {
+                        Some(_) => inner.bird.announced.contains(&v.address),
+                        None => on_l2,
+                    };
                     let reason = match (&v.why_not, announced) {
                         (_, true) => None,
                         (Some(w), false) => Some(w.clone()),
@@ -500,6 +541,7 @@ impl Announcer {
                         load_balancer: v.load_balancer,
                         pool: v.pool,
                         announced,
+                        l2: on_l2,
                         reason,
                     }
                 })
@@ -586,6 +628,7 @@ impl Announcer {
             shutting_down,
             vips,
             bgp,
+            l2,
         }
     }
 }

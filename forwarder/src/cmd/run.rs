@@ -10,6 +10,7 @@ use lbfwd_forwarder::daemon::{Daemon, DaemonError};
 use lbfwd_forwarder::dataplane::{Dataplane, VipSink};
 use lbfwd_forwarder::io::open::{queue_places, Backend, OpenOptions, RunQueues};
 use lbfwd_forwarder::io::{IoError, WorkerQueue};
+use lbfwd_forwarder::l2::L2;
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::report::{extra_counters, render_text, snapshot, WorkerView};
 use lbfwd_forwarder::runtime::{Layout, RunReport, Runtime, RuntimeError, WorkerPlacement};
@@ -119,13 +120,35 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| error_chain(&e))?,
     );
     let pipeline_config = PipelineConfig::from_settings(&config.settings.flow);
+    let l2 = match &config.settings.l2 {
+        Some(c) => {
+            use lbfwd_config::settings::Backend as Kind;
+            // DPDK: every worker polls the one port.
+            let on: Vec<Option<String>> = runtime
+                .layout()
+                .workers
+                .iter()
+                .map(|p| match dp.backend {
+                    Kind::Dpdk => dp.interfaces.first().cloned(),
+                    _ => p.ingress.clone(),
+                })
+                .collect();
+            let kernel = matches!(dp.backend, Kind::AfPacket | Kind::AfXdp);
+            Some(L2::new(c, &on, kernel).map_err(|e| error_chain(&e))?)
+        }
+        None => None,
+    };
     let make_pipeline = |i: usize| {
-        Pipeline::new(
+        let p = Pipeline::new(
             dataplane.publisher().reader(i),
             Arc::clone(&dataplane.counters()[i]),
             &pipeline_config,
         )
-        .expect("pipeline sizes were validated with the config")
+        .expect("pipeline sizes were validated with the config");
+        match &l2 {
+            Some(l2) => p.with_l2(l2.responder(i)),
+            None => p,
+        }
     };
     // Check the pipeline sizes once here, where an error can still be told.
     Pipeline::new(
@@ -141,6 +164,9 @@ fn run(args: &Args) -> Result<(), String> {
     // the first one's BIRD. Changes from now on reach the announcer; BIRD
     // starts with the state current when it starts.
     daemon.set_announcer(Arc::clone(&announcer));
+    if let Some(l2) = &l2 {
+        announcer.attach_l2(Arc::clone(l2));
+    }
     announcer.start_bird().map_err(|e| error_chain(&e))?;
     announce::announce_when_running(&announcer, runtime.stats());
     let services = daemon
@@ -160,6 +186,7 @@ fn run(args: &Args) -> Result<(), String> {
     let options = OpenOptions {
         set_sysctls: !args.no_sysctl,
         add_vip_sink: &add_vip_sink,
+        l2: l2.as_deref(),
     };
     let backend = match Backend::open(dp, &places, &options) {
         Ok(backend) => backend,

@@ -76,6 +76,9 @@ pub struct OpenOptions<'a> {
     /// AF_XDP: registers each XDP program's VIP map as a VIP sink (the
     /// dataplane's `add_vip_sink`).
     pub add_vip_sink: &'a dyn Fn(VipSink) -> Result<(), Box<dyn Error + Send + Sync>>,
+    /// Layer-2 announcement (`[l2]`), if configured. DPDK: the port then
+    /// receives every multicast frame and tells it its MAC.
+    pub l2: Option<&'a crate::l2::L2>,
 }
 
 /// Errors of setting a backend up.
@@ -213,7 +216,7 @@ impl Backend {
             }
             BackendKind::Dpdk => {
                 #[cfg(feature = "dpdk")]
-                return open_dpdk(dp).map(Backend::Dpdk);
+                return open_dpdk(dp, options.l2).map(Backend::Dpdk);
                 #[cfg(not(feature = "dpdk"))]
                 Err(OpenError::NotBuilt {
                     backend: dp.backend,
@@ -370,7 +373,7 @@ fn open_af_xdp(
 }
 
 #[cfg(feature = "dpdk")]
-fn open_dpdk(dp: &DataplaneSettings) -> Result<DpdkBackend, OpenError> {
+fn open_dpdk(dp: &DataplaneSettings, l2: Option<&crate::l2::L2>) -> Result<DpdkBackend, OpenError> {
     use super::dpdk::{init_eal, DpdkOptions, DpdkPort, PortOptions, PortSpec};
     let failed = |what: &'static str| move |source| OpenError::Dpdk { what, source };
     init_eal(&DpdkOptions::from(&dp.dpdk)).map_err(failed("starting EAL"))?;
@@ -381,6 +384,8 @@ fn open_dpdk(dp: &DataplaneSettings) -> Result<DpdkBackend, OpenError> {
     port_opts.burst = dp.burst as u16;
     port_opts.mtu = dp.dpdk.mtu;
     port_opts.host_tap = dp.dpdk.host_tap.clone();
+    // Layer-2 announcement: the solicited-node groups of the VIPs.
+    port_opts.allmulticast = l2.is_some();
     let (ingress, egress) = match &dp.egress_interface {
         None => (
             DpdkPort::open(port_name, &port_opts).map_err(failed("opening the port"))?,
@@ -399,6 +404,9 @@ fn open_dpdk(dp: &DataplaneSettings) -> Result<DpdkBackend, OpenError> {
             (i, Some(e))
         }
     };
+    if let Some(l2) = l2 {
+        l2.set_mac(port_name, ingress.summary().mac);
+    }
     let mut notes = Vec::new();
     for port in std::iter::once(&ingress).chain(egress.iter()) {
         notes.push(format!("dpdk: {}", port.summary()));
@@ -464,6 +472,7 @@ mod tests {
         let options = OpenOptions {
             set_sysctls: false,
             add_vip_sink: &no_sink,
+            l2: None,
         };
         let dp = settings(BackendKind::Pcap, &[], 1);
         let err = Backend::open(&dp, &queue_places(&dp), &options)
@@ -493,6 +502,7 @@ mod tests {
         let options = OpenOptions {
             set_sysctls: false,
             add_vip_sink: &no_sink,
+            l2: None,
         };
         #[cfg(not(feature = "af_xdp"))]
         let (backend, feature) = (BackendKind::AfXdp, "`af_xdp`");

@@ -5,7 +5,7 @@
 //! balancers, targets, peers), never from traffic.
 
 use super::Exposition;
-use lbfwd_control::announce::AnnounceStatus;
+use lbfwd_control::announce::{AnnounceStatus, L2Status};
 use lbfwd_control::health::{HealthState, TargetHealth};
 
 /// Writes the announcement families of `status`.
@@ -25,6 +25,9 @@ pub fn collect_announce(status: &AnnounceStatus, out: &mut Exposition) {
             &[("address", &address), ("load_balancer", &v.load_balancer)],
             v.announced,
         );
+    }
+    if let Some(l2) = &status.l2 {
+        collect_l2(status, l2, out);
     }
     let Some(bgp) = &status.bgp else {
         return;
@@ -60,6 +63,38 @@ pub fn collect_announce(status: &AnnounceStatus, out: &mut Exposition) {
             sent.sample(&[("peer", &p.name), ("address", &address)], n);
         }
     }
+}
+
+/// Writes the layer-2 announcement families (`[l2]` configured).
+fn collect_l2(status: &AnnounceStatus, l2: &L2Status, out: &mut Exposition) {
+    out.gauge(
+        "lbfwd_l2_answering",
+        "1 while lbfwd answers ARP and neighbour solicitations for its VIPs.",
+    )
+    .sample(&[], l2.answering);
+    let mut vips = out.gauge(
+        "lbfwd_vip_l2_answered",
+        "1 while the VIP is answered on the [l2] interfaces, 0 while it is not.",
+    );
+    for v in &status.vips {
+        let address = v.address.to_string();
+        vips.sample(
+            &[("address", &address), ("load_balancer", &v.load_balancer)],
+            v.l2,
+        );
+    }
+    let mut answered = out.counter(
+        "lbfwd_l2_requests_answered_total",
+        "ARP requests and neighbour solicitations for a VIP that lbfwd answered.",
+    );
+    answered.sample(&[("protocol", "arp")], l2.arp_answered);
+    answered.sample(&[("protocol", "ndp")], l2.nd_answered);
+    let mut gratuitous = out.counter(
+        "lbfwd_l2_gratuitous_total",
+        "Gratuitous ARP and unsolicited neighbour advertisements, by outcome.",
+    );
+    gratuitous.sample(&[("result", "sent")], l2.gratuitous_sent);
+    gratuitous.sample(&[("result", "dropped")], l2.gratuitous_dropped);
 }
 
 /// Writes the health-check families of `targets`.
@@ -134,12 +169,21 @@ mod tests {
         AnnounceStatus {
             enabled: true,
             shutting_down: false,
+            l2: Some(L2Status {
+                answering: true,
+                interfaces: Vec::new(),
+                arp_answered: 4,
+                nd_answered: 5,
+                gratuitous_sent: 6,
+                gratuitous_dropped: 0,
+            }),
             vips: vec![
                 VipAnnouncement {
                     address: "203.0.113.10".parse().unwrap(),
                     load_balancer: "web".into(),
                     pool: None,
                     announced: true,
+                    l2: true,
                     reason: None,
                 },
                 VipAnnouncement {
@@ -147,6 +191,7 @@ mod tests {
                     load_balancer: "web".into(),
                     pool: None,
                     announced: false,
+                    l2: false,
                     reason: Some("no usable destination".into()),
                 },
             ],
@@ -224,6 +269,10 @@ mod tests {
             "lbfwd_vip_announced{address=\"203.0.113.10\",load_balancer=\"web\"} 1\n",
             "lbfwd_vip_announced{address=\"2001:db8::10\",load_balancer=\"web\"} 0\n",
             "lbfwd_bird_running 1\n",
+            "lbfwd_l2_answering 1\n",
+            "lbfwd_vip_l2_answered{address=\"203.0.113.10\",load_balancer=\"web\"} 1\n",
+            "lbfwd_l2_requests_answered_total{protocol=\"ndp\"} 5\n",
+            "lbfwd_l2_gratuitous_total{result=\"sent\"} 6\n",
             "lbfwd_bird_restarts_total 3\n",
             "lbfwd_bgp_session_up{peer=\"peer1\",address=\"10.0.0.1\"} 1\n",
             "lbfwd_bgp_session_up{peer=\"peer2\",address=\"fd00::1\"} 0\n",

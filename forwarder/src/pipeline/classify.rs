@@ -98,9 +98,21 @@ impl State {
     pub(super) fn classify_full<'t>(&self, t: &'t Tables, frame: &mut Frame<'_>) -> Classified<'t> {
         let p = match crate::wire::parse_frame(frame.data()) {
             Ok(ParsedFrame::Ip(p)) => p,
-            Ok(ParsedFrame::NotIp(_)) => return Classified::Done(Verdict::Host),
+            Ok(ParsedFrame::NotIp(n)) => {
+                // An ARP request for a VIP is answered while announcing ([l2]).
+                let arp = n.ethertype == crate::wire::EtherType::Arp;
+                let l3 = usize::from(n.l3_offset);
+                return Classified::Done(self.l2.not_ip(t, frame, arp, l3));
+            }
             Err(e) => return Classified::Done(Verdict::Drop(malformed(e))),
         };
+        if p.protocol == crate::wire::IpProtocol::Icmpv6 {
+            // So is a neighbour solicitation for one.
+            let (l3, l4) = (usize::from(p.l3_offset), usize::from(p.l4_offset));
+            if let Some(answer) = self.l2.icmpv6(t, frame, l3, l4) {
+                return Classified::Done(answer);
+            }
+        }
         let Some((lb_idx, lb)) = t.lb_for(key_of(&p.dst)) else {
             self.counters.host_not_vip.inc();
             return Classified::Done(Verdict::Host);

@@ -177,14 +177,22 @@ impl Pipeline {
                 prefetched_next: 0,
                 census: vec![0; MAX_LB_SLOTS].into_boxed_slice(),
                 census_touched: Vec::with_capacity(MAX_LB_SLOTS),
+                l2: crate::l2::Responder::default(),
             },
         })
+    }
+
+    /// The pipeline answering ARP and NDP for the VIPs through `l2`.
+    pub fn with_l2(mut self, l2: crate::l2::Responder) -> Self {
+        self.state.l2 = l2;
+        self
     }
 
     /// Starts a burst at `now_ns`: picks up a new table version and expires a
     /// few idle flows and fragment entries.
     pub fn begin(&mut self, now_ns: u64) {
         self.reader.refresh();
+        self.state.l2.begin_burst();
         self.state.prefetched_len = 0;
         self.state.prefetched_next = 0;
         self.state.now = now_ns;
@@ -286,6 +294,7 @@ impl Processor for Pipeline {
 
     fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
         self.release_held(emit);
+        self.state.l2.drain(emit);
     }
 }
 

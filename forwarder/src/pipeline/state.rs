@@ -203,6 +203,8 @@ pub(super) struct State {
     /// The slots of `census` above 0 (each once; capacity for every slot,
     /// so pushing never allocates).
     pub census_touched: Vec<u32>,
+    /// ARP/NDP answers for the VIPs (`[l2]`; inactive by default).
+    pub l2: crate::l2::Responder,
 }
 
 impl State {

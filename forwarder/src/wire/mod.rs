@@ -21,6 +21,7 @@
 //! Nothing in this module allocates, and no input makes it panic: every
 //! malformed or truncated input is reported as a [`WireError`].
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod fast;

@@ -554,7 +554,13 @@ fn one_armed(tag: u8, attach: AttachMode, copy: CopyMode, want_attach: AttachMod
         "ip", "netns", "exec", &ns, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", &own6,
     ]);
     let xs = prog.stats().unwrap();
-    assert_eq!(xs.redirected, 2 * N as u64);
+    // Plus the few ARP requests / neighbour solicitations for a VIP that the
+    // peer's kernel may send: they go to the socket too ([l2]: lbfwd answers
+    // them, the kernel owns no VIP).
+    assert!(
+        (2 * N as u64..=2 * N as u64 + 4).contains(&xs.redirected),
+        "{xs:?}"
+    );
     assert!(xs.passed >= 10 + 4 + 2, "{xs:?}");
     assert_eq!(xs.no_socket, 0);
 
@@ -563,17 +569,21 @@ fn one_armed(tag: u8, attach: AttachMode, copy: CopyMode, want_attach: AttachMod
     assert!(prog.vips().is_empty());
     raw.send(&udp_frame(pmac, nmac, from4, vips[0], 7, b"lbxvip4-late"));
     let mut late = 0;
+    // (An ARP request or solicitation for a VIP redirected just before the
+    // VIPs went may still wait in the ring: only the late frame counts.)
     poll_until(
         &mut q,
         Duration::from_millis(300),
-        |_| {
-            late += 1;
+        |f| {
+            if has(f.data(), b"lbxvip4-late") {
+                late += 1;
+            }
             Disposition::Drop
         },
         || false,
     );
     assert_eq!(late, 0);
-    assert_eq!(prog.stats().unwrap().redirected, 2 * N as u64);
+    assert_eq!(prog.stats().unwrap().redirected, xs.redirected);
 
     // Dropping the last owner detaches the program.
     drop(q);

@@ -32,6 +32,9 @@ pub struct PortOptions {
     pub burst: u16,
     /// Receive every frame, whatever its destination MAC.
     pub promiscuous: bool,
+    /// Receive every multicast frame (layer-2 announcement: the IPv6
+    /// solicited-node groups of the VIPs). On anyway with a host path.
+    pub allmulticast: bool,
     /// MTU of the port; the driver's default (1500) when unset. The
     /// encapsulated frames lbfwd sends are up to 84 bytes longer than what
     /// it receives, so the underlay usually needs more than the clients.
@@ -52,6 +55,7 @@ impl PortOptions {
             tx_desc: DEFAULT_DESC,
             burst: DEFAULT_BURST,
             promiscuous: false,
+            allmulticast: false,
             mtu: None,
             host_tap: None,
         }
@@ -676,7 +680,14 @@ impl DpdkPort {
             )?);
         }
         parts.wire.configured = true;
-        let summary = setup_port(name, id, &info, opts, pool_ptr, opts.host_tap.is_some())?;
+        let summary = setup_port(
+            name,
+            id,
+            &info,
+            opts,
+            pool_ptr,
+            opts.host_tap.is_some() || opts.allmulticast,
+        )?;
         let Parts { wire, host, pool } = parts;
         Ok(DpdkPort {
             shared: Arc::new(PortShared {
