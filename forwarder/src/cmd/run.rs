@@ -186,7 +186,9 @@ fn run(args: &Args) -> Result<(), String> {
     let options = OpenOptions {
         set_sysctls: !args.no_sysctl,
         add_vip_sink: &add_vip_sink,
-        l2: l2.as_deref(),
+        l2: l2
+            .as_deref()
+            .map(|l| l as &dyn lbfwd_forwarder::io::open::MacSink),
     };
     let backend = match Backend::open(dp, &places, &options) {
         Ok(backend) => backend,

@@ -78,7 +78,14 @@ pub struct OpenOptions<'a> {
     pub add_vip_sink: &'a dyn Fn(VipSink) -> Result<(), Box<dyn Error + Send + Sync>>,
     /// Layer-2 announcement (`[l2]`), if configured. DPDK: the port then
     /// receives every multicast frame and tells it its MAC.
-    pub l2: Option<&'a crate::l2::L2>,
+    pub l2: Option<&'a dyn MacSink>,
+}
+
+/// What layer-2 announcement needs to learn from a port the kernel does not
+/// see (DPDK): its MAC, to answer ARP and neighbour solicitations with.
+pub trait MacSink {
+    /// Port `interface` has hardware address `mac`.
+    fn set_mac(&self, interface: &str, mac: [u8; 6]);
 }
 
 /// Errors of setting a backend up.
@@ -373,7 +380,7 @@ fn open_af_xdp(
 }
 
 #[cfg(feature = "dpdk")]
-fn open_dpdk(dp: &DataplaneSettings, l2: Option<&crate::l2::L2>) -> Result<DpdkBackend, OpenError> {
+fn open_dpdk(dp: &DataplaneSettings, l2: Option<&dyn MacSink>) -> Result<DpdkBackend, OpenError> {
     use super::dpdk::{init_eal, DpdkOptions, DpdkPort, PortOptions, PortSpec};
     let failed = |what: &'static str| move |source| OpenError::Dpdk { what, source };
     init_eal(&DpdkOptions::from(&dp.dpdk)).map_err(failed("starting EAL"))?;

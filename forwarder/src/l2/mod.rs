@@ -29,7 +29,7 @@ mod frames;
 mod responder;
 
 pub use frames::{gratuitous_arp, solicited_node, unsolicited_na, SmallFrame};
-pub use responder::Responder;
+pub use responder::{Answer, Responder};
 
 use crate::counters::Counter;
 use lbfwd_config::l2::L2 as L2Config;
@@ -443,6 +443,12 @@ fn format_mac(m: [u8; 6]) -> String {
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         m[0], m[1], m[2], m[3], m[4], m[5]
     )
+}
+
+impl crate::io::open::MacSink for L2 {
+    fn set_mac(&self, interface: &str, mac: [u8; 6]) {
+        L2::set_mac(self, interface, mac);
+    }
 }
 
 #[cfg(test)]

@@ -5,9 +5,7 @@
 
 use super::frames::{self, SmallFrame};
 use super::WorkerL2Counters;
-use crate::counters::DropReason;
 use crate::frame::Frame;
-use crate::pipeline::Verdict;
 use crate::tables::Tables;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -56,47 +54,44 @@ impl Responder {
     /// answer to an ARP request for a usable VIP while announcing, else the
     /// host's.
     #[inline]
-    pub fn not_ip(&self, t: &Tables, frame: &mut Frame<'_>, arp: bool, l3: usize) -> Verdict {
+    pub fn not_ip(&self, t: &Tables, frame: &mut Frame<'_>, arp: bool, l3: usize) -> Answer {
         let (true, true, Some(mac)) = (self.on, arp, self.mac) else {
-            return Verdict::Host;
+            return Answer::Pass;
         };
         let Some(target) = frame.data().get(l3..).and_then(frames::arp_request_target) else {
-            return Verdict::Host;
+            return Answer::Pass;
         };
         if !usable_vip(t, u128::from(u32::from_be_bytes(target)) | V4_MAPPED) {
-            return Verdict::Host;
+            return Answer::Pass;
         }
         if !frames::answer_arp(frame.data_mut(), l3, mac) {
-            return Verdict::Drop(DropReason::Malformed);
+            return Answer::Malformed;
         }
         if let Some(c) = &self.counters {
             c.arp_answered.inc();
         }
-        Verdict::Tx
+        Answer::Reply
     }
 
-    /// An ICMPv6 packet (IPv6 header at `l3`, ICMPv6 at `l4`): `Some`
-    /// answer when it is a neighbour solicitation for a usable VIP while
-    /// announcing; `None`: not lbfwd's to answer, the pipeline goes on.
+    /// An ICMPv6 packet (IPv6 header at `l3`, ICMPv6 at `l4`): answered
+    /// when it is a neighbour solicitation for a usable VIP while
+    /// announcing; [`Answer::Pass`]: not lbfwd's to answer, the pipeline
+    /// goes on.
     #[inline]
-    pub fn icmpv6(
-        &self,
-        t: &Tables,
-        frame: &mut Frame<'_>,
-        l3: usize,
-        l4: usize,
-    ) -> Option<Verdict> {
+    pub fn icmpv6(&self, t: &Tables, frame: &mut Frame<'_>, l3: usize, l4: usize) -> Answer {
         let (true, Some(mac)) = (self.on, self.mac) else {
-            return None;
+            return Answer::Pass;
         };
-        let ip = frame.data().get(l3..)?;
-        let target = frames::solicitation_target(ip, l4.checked_sub(l3)?)?;
-        if !usable_vip(t, u128::from_be_bytes(target)) {
-            return None;
-        }
+        let target = frame
+            .data()
+            .get(l3..)
+            .and_then(|ip| frames::solicitation_target(ip, l4.checked_sub(l3)?));
+        let Some(target) = target.filter(|t6| usable_vip(t, u128::from_be_bytes(*t6))) else {
+            return Answer::Pass;
+        };
         let room = frame.len() + frame.tailroom();
         if !frame.set_len((l3 + 72).min(room)) {
-            return Some(Verdict::Drop(DropReason::Malformed));
+            return Answer::Malformed;
         }
         match frames::answer_ns(frame.data_mut(), l3, target, mac) {
             Some(len) => {
@@ -104,9 +99,9 @@ impl Responder {
                 if let Some(c) = &self.counters {
                     c.nd_answered.inc();
                 }
-                Some(Verdict::Tx)
+                Answer::Reply
             }
-            None => Some(Verdict::Drop(DropReason::Malformed)),
+            None => Answer::Malformed,
         }
     }
 
@@ -125,6 +120,20 @@ impl Responder {
             }
         }
     }
+}
+
+/// What the responder did with a frame; the pipeline turns it into its
+/// verdict (the responder does not depend on the pipeline).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Not lbfwd's to answer (not a request for a usable VIP, or not
+    /// announcing): an ARP frame goes to the host, an ICMPv6 packet on
+    /// through the pipeline.
+    Pass,
+    /// Answered in place: the frame goes back out.
+    Reply,
+    /// A request too short to answer in place: dropped as malformed.
+    Malformed,
 }
 
 /// The IPv4-mapped prefix of the tables' 128-bit address keys.

@@ -9,6 +9,7 @@ use crate::counters::DropReason;
 use crate::encap::Inner;
 use crate::flow::FlowKey;
 use crate::frame::Frame;
+use crate::l2::Answer;
 use crate::tables::{LbTable, Tables};
 use crate::wire::{FastPacket, IpVersion, Parsed, ParsedFrame, V4Packet, WireError};
 
@@ -102,15 +103,21 @@ impl State {
                 // An ARP request for a VIP is answered while announcing ([l2]).
                 let arp = n.ethertype == crate::wire::EtherType::Arp;
                 let l3 = usize::from(n.l3_offset);
-                return Classified::Done(self.l2.not_ip(t, frame, arp, l3));
+                return Classified::Done(match self.l2.not_ip(t, frame, arp, l3) {
+                    Answer::Pass => Verdict::Host,
+                    Answer::Reply => Verdict::Tx,
+                    Answer::Malformed => Verdict::Drop(DropReason::Malformed),
+                });
             }
             Err(e) => return Classified::Done(Verdict::Drop(malformed(e))),
         };
         if p.protocol == crate::wire::IpProtocol::Icmpv6 {
             // So is a neighbour solicitation for one.
             let (l3, l4) = (usize::from(p.l3_offset), usize::from(p.l4_offset));
-            if let Some(answer) = self.l2.icmpv6(t, frame, l3, l4) {
-                return Classified::Done(answer);
+            match self.l2.icmpv6(t, frame, l3, l4) {
+                Answer::Pass => {}
+                Answer::Reply => return Classified::Done(Verdict::Tx),
+                Answer::Malformed => return Classified::Done(Verdict::Drop(DropReason::Malformed)),
             }
         }
         let Some((lb_idx, lb)) = t.lb_for(key_of(&p.dst)) else {
