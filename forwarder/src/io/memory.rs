@@ -397,7 +397,6 @@ impl MemoryQueue {
     #[inline]
     fn stage_tx(&mut self, bytes: &[u8]) -> bool {
         if bytes.len() > self.buf_size {
-            self.stats.tx_dropped += 1;
             return false;
         }
         if self.count_only {
@@ -405,7 +404,6 @@ impl MemoryQueue {
         } else {
             let shared = self.shared.as_ref().expect("a fed queue has its port");
             let Some(index) = shared.tx_free.pop() else {
-                self.stats.tx_dropped += 1;
                 return false;
             };
             // SAFETY: `index` came off tx_free: this handle owns the slot
@@ -426,7 +424,9 @@ impl MemoryQueue {
     fn dispose(&mut self, frame: &Frame<'_>, disposition: Disposition) {
         match disposition {
             Disposition::Tx => {
-                self.stage_tx(frame.data());
+                if !self.stage_tx(frame.data()) {
+                    self.stats.tx_dropped += 1;
+                }
             }
             Disposition::Host => self.stats.host_packets += 1,
             Disposition::Drop => self.stats.freed += 1,

@@ -131,8 +131,10 @@ pub trait WorkerQueue: Send {
 
     /// Buffers a copy of `frame` for transmission: for frames that are not
     /// tied to a received buffer (e.g. IP fragments the pipeline held back
-    /// and releases later). Returns `Ok(false)`, counting a `tx_dropped`,
-    /// when there is no room.
+    /// and releases later). Returns `Ok(false)` when there is no room, and
+    /// does not count it: the processor that emitted the frame counts the
+    /// refusal once, under its own reason (`tx_ring_full` for released
+    /// fragments, `gratuitous_dropped` for layer-2 announcements).
     fn send_copy(&mut self, frame: &[u8]) -> Result<bool, IoError>;
 
     /// Frames buffered for transmission and not yet handed to the device.
@@ -197,8 +199,9 @@ pub trait Processor {
     /// Called after each burst (and once more at shutdown): emits frames not
     /// tied to a received buffer, e.g. held IP fragments released once their
     /// first fragment arrived. `emit` copies the frame into the transmit
-    /// buffer and returns false when there was no room (the queue counts it
-    /// as `tx_dropped`). Default: nothing to emit.
+    /// buffer and returns false when there was no room (the processor counts
+    /// that under its own reason; the queue does not). Default: nothing to
+    /// emit.
     fn drain_extra(&mut self, emit: &mut dyn FnMut(&[u8]) -> bool) {
         let _ = emit;
     }

@@ -508,10 +508,7 @@ impl WorkerQueue for PcapQueue {
                 self.pending += 1;
                 Ok(true)
             }
-            Err(PcapError::TooLarge { .. }) => {
-                self.stats.tx_dropped += 1;
-                Ok(false)
-            }
+            Err(PcapError::TooLarge { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -251,12 +251,13 @@ impl AfPacketQueue {
         &self.egress
     }
 
-    /// Copies `bytes` into the next transmit slot. False (counted) when the
-    /// frame is too large or the ring is full even after a kick.
+    /// Copies `bytes` into the next transmit slot. False when the frame is
+    /// too large or the ring is full even after a kick; the caller counts
+    /// it (the TX path as `tx_dropped`, [`WorkerQueue::send_copy`]'s caller
+    /// under its own reason).
     #[inline]
     fn enqueue_tx(&mut self, bytes: &[u8]) -> bool {
         if bytes.len() > self.tx_max_len || bytes.is_empty() {
-            self.stats.tx_dropped += 1;
             return false;
         }
         let slot = self.tx_head * self.frame_size;
@@ -269,7 +270,6 @@ impl AfPacketQueue {
                 self.kick();
             }
             if status.load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
-                self.stats.tx_dropped += 1;
                 return false;
             }
         }
@@ -516,7 +516,9 @@ impl AfPacketQueue {
         let mut frame = Frame::new(buf, head, len);
         match process(&mut frame) {
             Disposition::Tx => {
-                self.enqueue_tx(frame.data());
+                if !self.enqueue_tx(frame.data()) {
+                    self.stats.tx_dropped += 1;
+                }
             }
             Disposition::Host => self.stats.host_packets += 1,
             Disposition::Drop => self.stats.freed += 1,

@@ -332,7 +332,6 @@ impl XskQueue {
     fn buffer_copy(&mut self, bytes: &[u8]) -> Result<bool, IoError> {
         let room = self.frame_size as usize - HEADROOM;
         if bytes.is_empty() || bytes.len() > room {
-            self.stats.tx_dropped += 1;
             return Ok(false);
         }
         if self.ports[self.egress].pending.len() == self.ports[self.egress].pending.capacity() {
@@ -340,7 +339,6 @@ impl XskQueue {
         }
         self.reap();
         let Some(base) = self.free.pop() else {
-            self.stats.tx_dropped += 1;
             return Ok(false);
         };
         self.ledger.moved(base, Owner::Free, Owner::Worker);

@@ -397,7 +397,6 @@ impl WorkerQueue for DpdkQueue {
         // allocation is thread-safe.
         let m = unsafe { ffi::lbfwd_mbuf_alloc(self.pool) };
         if m.is_null() {
-            self.stats.tx_dropped += 1;
             return Ok(false);
         }
         // SAFETY: a fresh mbuf we own.
@@ -406,7 +405,6 @@ impl WorkerQueue for DpdkQueue {
             let mut one = [m];
             // SAFETY: the fresh mbuf is ours, freed once.
             unsafe { ffi::lbfwd_mbuf_free_bulk(one.as_mut_ptr(), 1) };
-            self.stats.tx_dropped += 1;
             return Ok(false);
         }
         // SAFETY: the data room has `buf_len - data_off >= frame.len()` bytes
