@@ -740,7 +740,7 @@ fn health_checks_withdraw_the_vip_when_every_target_is_down_and_announce_it_when
     for (announced, reason) in &vips {
         assert!(!announced, "a VIP is still announced: {vips:?}");
         assert!(
-            reason.contains("no usable destination"),
+            reason.contains("no usable destination (3 destination(s), all unhealthy)"),
             "the reason does not say why: {vips:?}"
         );
     }
