@@ -115,3 +115,49 @@ fn every_vip_says_why_it_is_not_announced() {
     a.begin_shutdown();
     assert!(reasons(&a).values().all(|w| w.contains("shutting down")));
 }
+
+#[test]
+fn a_vip_withdrawn_for_health_says_its_destinations_are_unhealthy() {
+    let config = Config::from_toml_str(CONFIG, "lbfwd.toml").expect("config");
+    let resolved = config.resolve().expect("resolve").resolved;
+    let a = Announcer::new(&config.settings, &resolved, &config.state.pools);
+    a.dataplane_ready();
+    a.set_enabled(true).expect("on");
+    // What the daemon gives it when the health checks took web's only
+    // destination out: web without destinations, and how many went.
+    let mut usable = resolved.clone();
+    let web = usable
+        .load_balancers
+        .iter_mut()
+        .find(|lb| lb.name == "web")
+        .expect("web");
+    assert_eq!(web.destinations.len(), 1);
+    web.destinations.clear();
+    let unhealthy = BTreeMap::from([("web".to_string(), 1)]);
+    // No BIRD runs here: the update's error is that, the plan is made.
+    let _ = a.update(&usable, &unhealthy, &config.state.pools);
+    let r = reasons(&a);
+    let web4 = r
+        .iter()
+        .find(|(k, _)| k.starts_with("web 203.0.113."))
+        .map(|(_, w)| w.clone())
+        .expect("web's IPv4 VIP");
+    assert_eq!(
+        web4, "no usable destination (1 destination(s), all unhealthy)",
+        "{r:#?}"
+    );
+    // A load balancer that really has none still says so.
+    assert!(
+        r.iter()
+            .any(|(k, w)| k.starts_with("empty ") && w.contains("(it has none)")),
+        "{r:#?}"
+    );
+    // Healthy again: the reason is no longer health.
+    let _ = a.update(&resolved, &BTreeMap::new(), &config.state.pools);
+    let r = reasons(&a);
+    assert!(
+        r.iter()
+            .all(|(k, w)| !k.starts_with("web ") || !w.contains("unhealthy")),
+        "{r:#?}"
+    );
+}

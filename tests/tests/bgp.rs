@@ -58,8 +58,13 @@ impl Appliance {
             .stdout;
         let config = info.state_dir().join(format!("lb{n}/lbfwd.toml"));
         std::fs::write(&config, text).expect("write the config");
+        Appliance::start_with(topo, bins, n, config)
+    }
+
+    /// Starts appliance `n` with the config file `config`.
+    fn start_with(topo: &Topology, bins: &Binaries, n: u8, config: PathBuf) -> Appliance {
         let mut a = Appliance {
-            topo: info,
+            topo: topo.info(),
             bins: bins.clone(),
             n,
             config,
@@ -579,4 +584,186 @@ asn = 65000
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The network's prefix of the health-check test (its own network).
+const HEALTH_PREFIX: &str = "bgph";
+/// The port the health check probes: a server of the test's own on every
+/// backend's underlay address (the network's servers answer on the VIPs
+/// only, where a `tcp` check does not connect).
+const CHECK_PORT: u16 = 8000;
+/// A TCP server on 0.0.0.0:CHECK_PORT that accepts and closes.
+const CHECK_SERVER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    c.close()
+"#;
+
+/// The check servers of the backends, killed when dropped.
+struct CheckServers(Vec<Option<Child>>);
+
+impl CheckServers {
+    fn start(topo: &TopologyInfo, n: u8) -> Child {
+        topo.command(Node::Backend(n), lbfwd_tests::python())
+            .args(["-c", CHECK_SERVER, &CHECK_PORT.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a check server")
+    }
+
+    /// Kills the server of backend `n` by its process id and reaps it.
+    fn stop(&mut self, n: u8) {
+        if let Some(mut c) = self.0[usize::from(n) - 1].take() {
+            cmd::signal(c.id(), "KILL");
+            let _ = cmd::wait_deadline(&mut c, Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for CheckServers {
+    fn drop(&mut self) {
+        for n in 1..=self.0.len() as u8 {
+            self.stop(n);
+        }
+    }
+}
+
+/// `lbctl health` state of destination `be` of load balancer "web".
+fn health_state(lb: &Appliance, be: &str) -> String {
+    let rows = lb.json(&["health"]);
+    rows.as_array()
+        .expect("lbctl health is a list")
+        .iter()
+        .find(|r| r["load_balancer"] == "web" && r["name"] == be)
+        .map(|r| r["health"]["state"].as_str().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no health row for web/{be}: {rows}"))
+}
+
+/// Every VIP of `lb`'s `lbctl announce -o json`: (announced, reason).
+fn vip_announcements(lb: &Appliance) -> Vec<(bool, String)> {
+    let a = lb.announce();
+    a["vips"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no vips in {a}"))
+        .iter()
+        .map(|v| {
+            (
+                v["announced"].as_bool().unwrap_or(false),
+                v["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn health_checks_withdraw_the_vip_when_every_target_is_down_and_announce_it_when_one_returns() {
+    if !require_root("bgp::health_checks_withdraw_the_vip") {
+        return;
+    }
+    let _serial = lbfwd_tests::serial();
+    let bins = lbfwd_binaries(Backend::AfPacket)
+        .expect("build lbfwd")
+        .expect("af_packet is always built");
+    let topo = Topology::up_with(
+        &workspace_root().join("scripts/lib/topo-ecmp.sh"),
+        HEALTH_PREFIX,
+    )
+    .expect("topo-ecmp.sh up");
+    let info = topo.info();
+    let mut servers = CheckServers(
+        (1..=3)
+            .map(|n| Some(CheckServers::start(&info, n)))
+            .collect(),
+    );
+    // lb1 with a fast tcp check on "web" (the last table of the config).
+    let text = info
+        .script("config", &["1"])
+        .and_then(Output::checked)
+        .expect("topo-ecmp.sh config")
+        .stdout;
+    assert!(
+        text.trim_end()
+            .ends_with("ports = [ { protocol = \"TCP\", port = 80 } ]"),
+        "topo-ecmp.sh config changed:\n{text}"
+    );
+    let text = format!(
+        "{text}health_check = {{ kind = \"tcp\", port = {CHECK_PORT}, interval_ms = 200, \
+         timeout_ms = 100, rise = 2, fall = 2 }}\n"
+    );
+    let config = info.state_dir().join("lb1/lbfwd.toml");
+    std::fs::write(&config, &text).expect("write the config");
+    let lb1 = Appliance::start_with(&topo, &bins, 1, config);
+
+    within(
+        "the router routes both VIPs via lb1",
+        Duration::from_secs(30),
+        || routed_via(&topo, &[1]),
+    );
+    within(
+        "every target of web is healthy",
+        Duration::from_secs(10),
+        || {
+            let states: Vec<String> = ["be1", "be2", "be3"]
+                .iter()
+                .map(|be| health_state(&lb1, be))
+                .collect();
+            if states.iter().all(|s| s == "healthy") {
+                Ok(())
+            } else {
+                Err(format!("{states:?}"))
+            }
+        },
+    );
+
+    // Every target down: the VIPs are withdrawn, and lbctl says why.
+    for n in 1..=3 {
+        servers.stop(n);
+    }
+    let down = within(
+        "every target down: the router's routes of both VIPs are withdrawn",
+        Duration::from_secs(5),
+        || routed_via(&topo, &[]),
+    );
+    for be in ["be1", "be2", "be3"] {
+        assert_eq!(health_state(&lb1, be), "unhealthy", "web/{be}");
+    }
+    let vips = vip_announcements(&lb1);
+    eprintln!("lbctl announce, every target down: {vips:?}");
+    assert_eq!(vips.len(), 2, "{vips:?}");
+    for (announced, reason) in &vips {
+        assert!(!announced, "a VIP is still announced: {vips:?}");
+        assert!(
+            reason.contains("no usable destination (3 destination(s), all unhealthy)"),
+            "the reason does not say why: {vips:?}"
+        );
+    }
+    // And it stays withdrawn (nothing flaps back while they are down).
+    std::thread::sleep(Duration::from_secs(1));
+    routed_via(&topo, &[]).expect("the VIPs stay withdrawn while every target is down");
+
+    // One target back: announced again, and that target is healthy.
+    servers.0[1] = Some(CheckServers::start(&info, 2));
+    let up = within(
+        "be2 back: the router routes both VIPs via lb1 again",
+        Duration::from_secs(5),
+        || routed_via(&topo, &[1]),
+    );
+    assert_eq!(health_state(&lb1, "be2"), "healthy");
+    for be in ["be1", "be3"] {
+        assert_eq!(health_state(&lb1, be), "unhealthy", "web/{be}");
+    }
+    let vips = vip_announcements(&lb1);
+    assert!(vips.iter().all(|(a, _)| *a), "{vips:?}");
+    eprintln!(
+        "withdrawn {:.2} s after every server stopped, announced {:.2} s after one restarted",
+        down.as_secs_f64(),
+        up.as_secs_f64()
+    );
 }

@@ -19,7 +19,7 @@ use lbfwd_config::bgp::Bgp;
 use lbfwd_config::model::{Destination, Resolved};
 use lbfwd_config::{PoolSpec, Settings};
 use lbfwd_control::announce::{AnnounceStatus, BgpStatus, PeerStatus, VipAnnouncement};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -120,6 +120,9 @@ struct Inner {
     shutting_down: bool,
     stopping: bool,
     resolved: Resolved,
+    /// Per load balancer, its destinations that health checks took out of
+    /// `resolved` (to say so when that leaves none).
+    unhealthy: BTreeMap<String, usize>,
     pools: Vec<PoolSpec>,
     bird: BirdState,
 }
@@ -170,6 +173,7 @@ impl Announcer {
                 shutting_down: false,
                 stopping: false,
                 resolved: resolved.clone(),
+                unhealthy: BTreeMap::new(),
                 pools: pools.to_vec(),
                 bird: BirdState::default(),
             }),
@@ -262,10 +266,17 @@ impl Announcer {
 
     /// A new state was published: announce and withdraw accordingly. An
     /// error is BIRD's refusal; the running announcement then stays as it
-    /// was.
-    pub fn update(&self, resolved: &Resolved, pools: &[PoolSpec]) -> Result<(), String> {
+    /// was. `unhealthy`: per load balancer, how many destinations health
+    /// checks removed from `resolved`.
+    pub fn update(
+        &self,
+        resolved: &Resolved,
+        unhealthy: &BTreeMap<String, usize>,
+        pools: &[PoolSpec],
+    ) -> Result<(), String> {
         let mut inner = self.lock();
         inner.resolved = resolved.clone();
+        inner.unhealthy = unhealthy.clone();
         inner.pools = pools.to_vec();
         self.apply(&mut inner)
     }
@@ -348,6 +359,15 @@ impl Announcer {
                         "no {} BGP peer",
                         if ip.addr.is_ipv4() { "IPv4" } else { "IPv6" }
                     ))
+                } else if let (Err(u), Some(n)) = (&usable, inner.unhealthy.get(&lb.name)) {
+                    Some(match u {
+                        Unusable::NoDestinations => {
+                            format!("no usable destination ({n} destination(s), all unhealthy)")
+                        }
+                        Unusable::AllDrained { destinations } => format!(
+                            "no usable destination ({n} unhealthy, {destinations} with weight 0)"
+                        ),
+                    })
                 } else if let Err(u) = &usable {
                     Some(u.to_string())
                 } else if !inner.dataplane_ready {

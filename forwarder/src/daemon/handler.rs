@@ -143,7 +143,8 @@ impl ControlHandler {
         out.table_version = version;
         if let Some(a) = self.daemon.announcer.get() {
             let usable = health.without_unhealthy(&state.resolved);
-            if let Err(e) = a.update(&usable, &state.config.state.pools) {
+            let unhealthy = health.unhealthy_counts(&state.resolved);
+            if let Err(e) = a.update(&usable, &unhealthy, &state.config.state.pools) {
                 out.warnings.push(e);
             }
         }

@@ -544,7 +544,9 @@ impl Daemon {
                         // withdrawn (also when the dataplane fails open).
                         if let Some(a) = daemon.announcer.get() {
                             let usable = daemon.health.without_unhealthy(&state.resolved);
-                            if let Err(e) = a.update(&usable, &state.config.state.pools) {
+                            let unhealthy = daemon.health.unhealthy_counts(&state.resolved);
+                            if let Err(e) = a.update(&usable, &unhealthy, &state.config.state.pools)
+                            {
                                 eprintln!("lbfwd: health: announce: {e}");
                             }
                         }

@@ -332,6 +332,32 @@ impl HealthMonitor {
         out
     }
 
+    /// Per load balancer, how many of its destinations with weight > 0 are
+    /// unhealthy (those [`HealthMonitor::without_unhealthy`] removes): the
+    /// announcer's reason when it withdraws a VIP for that.
+    pub fn unhealthy_counts(&self, resolved: &Resolved) -> BTreeMap<String, usize> {
+        let book = self.book();
+        let mut out = BTreeMap::new();
+        for lb in &resolved.load_balancers {
+            if let Some(h) = book.lbs.get(&lb.name) {
+                let n = lb
+                    .destinations
+                    .iter()
+                    .filter(|d| {
+                        d.weight > 0
+                            && h.targets
+                                .get(&(d.name.clone(), d.uid.clone()))
+                                .is_some_and(|r| !r.usable_state())
+                    })
+                    .count();
+                if n > 0 {
+                    out.insert(lb.name.clone(), n);
+                }
+            }
+        }
+        out
+    }
+
     /// The destinations of `lb` that can take new flows: Available (every
     /// resolved destination is), weight > 0, and not unhealthy. Empty means
     /// the VIPs of `lb` should not be announced (also when the dataplane
