@@ -126,13 +126,30 @@ EOF
 l2_config() {
   local p="$1" n="$2" st="$TOPO_STATE_ROOT/$1" i
   case "$n" in 1|2) ;; *) topo_die "config: appliance must be 1 or 2, got '$n'" ;; esac
+  # The dataplane backend: LBFWD_L2_BACKEND=af_packet (default), af_xdp, or
+  # dpdk (DPDK's net_af_packet PMD on the veth, no hugepages).
+  local backend="${LBFWD_L2_BACKEND:-af_packet}" port="$p-l0" extra=""
+  case "$backend" in
+    af_packet|af_xdp) ;;
+    dpdk)
+      port="net_af_packet0"
+      extra="
+[dataplane.dpdk]
+no_huge = true
+memory_mb = 512
+vdevs = [\"net_af_packet0,iface=$p-l0\"]
+"
+      ;;
+    *) topo_die "config: LBFWD_L2_BACKEND must be af_packet, af_xdp or dpdk, got '$backend'" ;;
+  esac
   cat <<EOF
 # lbfwd config of appliance lb$n of the L2 network '$p' (scripts/lib/topo-l2.sh).
 [dataplane]
-backend = "af_packet"
-interfaces = ["$p-l0"]
+backend = "$backend"
+interfaces = ["$port"]
 workers = [$(( $(nproc) - 1 ))]
 idle = "backoff"
+$extra
 
 [underlay]
 encap = "vxlan"
@@ -149,7 +166,7 @@ state_dir = "$st/lb$n/state"
 initial = "off"
 
 [l2]
-interfaces = ["$p-l0"]
+interfaces = ["$port"]
 
 # MetalLB's classic case: addresses inside the segment's own subnet.
 [[pool]]
