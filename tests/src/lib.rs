@@ -14,6 +14,7 @@
 //! (`tests/topology.rs`) all use these helpers.
 #![deny(unsafe_code)]
 
+pub mod appliance;
 pub mod binaries;
 pub mod client;
 pub mod cmd;
@@ -22,6 +23,7 @@ pub mod probe;
 pub mod scenario;
 pub mod topo;
 
+pub use appliance::Appliance;
 pub use binaries::{lbfwd_binaries, Binaries};
 pub use daemon::{ApplyMethod, Lbfwd};
 pub use probe::{FlowProbe, ProbeConn, ProbeSummary};

@@ -20,15 +20,11 @@
 
 use lbfwd_tests::cmd::{self, Output};
 use lbfwd_tests::{
-    lbfwd_binaries, require_root, workspace_root, Backend, Binaries, FlowProbe, Node, Topology,
+    lbfwd_binaries, require_root, workspace_root, Appliance, Backend, FlowProbe, Node, Topology,
     TopologyInfo,
 };
-use serde_json::Value;
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The network's prefix (unique to this test).
@@ -37,115 +33,15 @@ const PREFIX: &str = "bgpe";
 /// rerouting here, so a connection fails only if it really broke.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An lbfwd appliance (`lbN` of the network) with its BIRD.
-struct Appliance {
-    topo: Arc<TopologyInfo>,
-    bins: Binaries,
-    n: u8,
-    config: PathBuf,
-    child: Option<Child>,
-    log: PathBuf,
-    runs: u32,
+/// What the BGP tests ask an appliance besides the shared calls.
+trait BgpAppliance {
+    /// The pid of the BIRD it manages, as `lbctl announce` says.
+    fn bird_pid(&self) -> Option<u32>;
+    /// Frames its workers received.
+    fn rx_packets(&self) -> u64;
 }
 
-impl Appliance {
-    fn start(topo: &Topology, bins: &Binaries, n: u8) -> Appliance {
-        let info = topo.info();
-        let text = info
-            .script("config", &[&n.to_string()])
-            .and_then(Output::checked)
-            .expect("topo-ecmp.sh config")
-            .stdout;
-        let config = info.state_dir().join(format!("lb{n}/lbfwd.toml"));
-        std::fs::write(&config, text).expect("write the config");
-        Appliance::start_with(topo, bins, n, config)
-    }
-
-    /// Starts appliance `n` with the config file `config`.
-    fn start_with(topo: &Topology, bins: &Binaries, n: u8, config: PathBuf) -> Appliance {
-        let mut a = Appliance {
-            topo: topo.info(),
-            bins: bins.clone(),
-            n,
-            config,
-            child: None,
-            log: PathBuf::new(),
-            runs: 0,
-        };
-        a.spawn();
-        a
-    }
-
-    fn ns(&self) -> String {
-        format!("{}-lb{}", self.topo.prefix(), self.n)
-    }
-
-    fn spawn(&mut self) {
-        self.runs += 1;
-        self.log = self
-            .topo
-            .state_dir()
-            .join(format!("lb{}/lbfwd.{}.log", self.n, self.runs));
-        let out = File::create(&self.log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns()])
-            .arg(&self.bins.lbfwd)
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start lbfwd");
-        eprintln!("[lb{}] lbfwd started (pid {})", self.n, child.id());
-        self.child = Some(child);
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("lbfwd runs")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn lbctl(&self, args: &[&str]) -> Output {
-        let socket = self.topo.get(&format!("LB{}_SOCKET", self.n));
-        cmd::run(
-            Command::new(&self.bins.lbctl)
-                .arg("--socket")
-                .arg(socket)
-                .args(args),
-            Duration::from_secs(15),
-        )
-        .expect("run lbctl")
-    }
-
-    fn lbctl_ok(&self, args: &[&str]) -> String {
-        let out = self.lbctl(args);
-        assert!(
-            out.success(),
-            "lb{}: lbctl {args:?} failed: {}{}\n--- lbfwd ---\n{}",
-            self.n,
-            out.stdout,
-            out.stderr,
-            self.log()
-        );
-        out.stdout
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["-o", "json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.lbctl_ok(&all)).expect("lbctl -o json")
-    }
-
-    fn announce(&self) -> Value {
-        self.json(&["announce"])
-    }
-
+impl BgpAppliance for Appliance {
     fn bird_pid(&self) -> Option<u32> {
         self.announce()["bgp"]["bird_pid"]
             .as_u64()
@@ -156,25 +52,6 @@ impl Appliance {
         self.json(&["stats"])["totals"]["rx"]["packets"]
             .as_u64()
             .unwrap_or(0)
-    }
-
-    /// SIGKILL; returns once it is reaped.
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("lbfwd runs");
-        cmd::signal(child.id(), "KILL");
-        let _ = cmd::wait_deadline(&mut child, Duration::from_secs(5));
-    }
-}
-
-impl Drop for Appliance {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            cmd::signal(c.id(), "KILL");
-            let _ = cmd::wait_deadline(&mut c, Duration::from_secs(5));
-        }
-        if std::thread::panicking() {
-            eprintln!("--- lb{} lbfwd's output ---\n{}", self.n, self.log());
-        }
     }
 }
 
@@ -514,8 +391,7 @@ fn two_appliances_in_ecmp_announce_withdraw_and_keep_connections() {
         );
         assert!(!process_gone(pid), "lb1 stopped before its shutdown delay");
     });
-    let mut child = lb1.child.take().expect("lb1");
-    let status = cmd::wait_deadline(&mut child, Duration::from_secs(15)).expect("lb1 stops");
+    let status = lb1.wait_exit(Duration::from_secs(15)).expect("lb1 stops");
     assert!(status.success(), "lb1 exited with {status}:\n{}", lb1.log());
     let log = lb1.log();
     assert!(log.contains("withdrawing every VIP"), "{log}");

@@ -23,17 +23,13 @@
 //!
 //! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test l2 -- --nocapture` as root.
 
-use lbfwd_tests::cmd::{self, Output};
+use lbfwd_tests::cmd::Output;
 use lbfwd_tests::{
-    lbfwd_binaries, require_root, workspace_root, Backend, Binaries, FlowProbe, Node, Topology,
-    TopologyInfo,
+    lbfwd_binaries, require_root, workspace_root, Appliance, Backend, Binaries, FlowProbe, Node,
+    Topology, TopologyInfo,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The network's prefix (unique to this test).
@@ -42,106 +38,36 @@ const PREFIX: &str = "l2e";
 /// failover, so a connection fails only if it really broke.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// An lbfwd appliance (`lbN` of the network).
-struct Appliance {
-    topo: Arc<TopologyInfo>,
-    bins: Binaries,
-    n: u8,
-    config: PathBuf,
-    child: Option<Child>,
-    log: PathBuf,
-    runs: u32,
+/// Starts appliance `n` and waits until it answers on its socket.
+fn start(topo: &Topology, bins: &Binaries, n: u8) -> Appliance {
+    let a = Appliance::start(topo, bins, n);
+    wait_ready(&a);
+    a
 }
 
-impl Appliance {
-    fn start(topo: &Topology, bins: &Binaries, n: u8) -> Appliance {
-        let info = topo.info();
-        let text = info
-            .script("config", &[&n.to_string()])
-            .and_then(Output::checked)
-            .expect("topo-l2.sh config")
-            .stdout;
-        let config = info.state_dir().join(format!("lb{n}/lbfwd.toml"));
-        std::fs::write(&config, text).expect("write the config");
-        let mut a = Appliance {
-            topo: info,
-            bins: bins.clone(),
-            n,
-            config,
-            child: None,
-            log: PathBuf::new(),
-            runs: 0,
-        };
-        a.spawn();
-        a
-    }
+/// Waits until the appliance's lbfwd answers `lbctl status`.
+fn wait_ready(a: &Appliance) {
+    within(
+        &format!("lb{} answers on its socket", a.n),
+        Duration::from_secs(30),
+        || {
+            let out = a.lbctl(&["status"]);
+            out.success().then_some(()).ok_or(out.stderr)
+        },
+    );
+}
 
-    fn spawn(&mut self) {
-        self.runs += 1;
-        self.log = self
-            .topo
-            .state_dir()
-            .join(format!("lb{}/lbfwd.{}.log", self.n, self.runs));
-        let out = File::create(&self.log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let ns = format!("{}-lb{}", self.topo.prefix(), self.n);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(&self.bins.lbfwd)
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start lbfwd");
-        eprintln!("[lb{}] lbfwd started (pid {})", self.n, child.id());
-        self.child = Some(child);
-        within(
-            &format!("lb{} answers on its socket", self.n),
-            Duration::from_secs(30),
-            || {
-                let out = self.lbctl(&["status"]);
-                out.success().then_some(()).ok_or(out.stderr)
-            },
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn lbctl(&self, args: &[&str]) -> Output {
-        let socket = self.topo.get(&format!("LB{}_SOCKET", self.n));
-        cmd::run(
-            Command::new(&self.bins.lbctl)
-                .arg("--socket")
-                .arg(socket)
-                .args(args),
-            Duration::from_secs(15),
-        )
-        .expect("run lbctl")
-    }
-
-    fn lbctl_ok(&self, args: &[&str]) -> String {
-        let out = self.lbctl(args);
-        assert!(
-            out.success(),
-            "lb{}: lbctl {args:?} failed: {}{}\n--- lbfwd ---\n{}",
-            self.n,
-            out.stdout,
-            out.stderr,
-            self.log()
-        );
-        out.stdout
-    }
-
-    fn announce(&self) -> Value {
-        serde_json::from_str(&self.lbctl_ok(&["-o", "json", "announce"])).expect("json")
-    }
-
+/// What the layer-2 tests ask an appliance besides the shared calls.
+trait L2Appliance {
     /// Whether lbfwd answers ARP/NDP now (keepalived turned it on).
+    fn answering(&self) -> Result<bool, String>;
+    /// One of `lbctl announce`'s layer-2 counters.
+    fn l2_counter(&self, name: &str) -> u64;
+    /// Its dataplane interface's MAC, lower case.
+    fn mac(&self) -> String;
+}
+
+impl L2Appliance for Appliance {
     fn answering(&self) -> Result<bool, String> {
         let out = self.lbctl(&["-o", "json", "announce"]);
         if !out.success() {
@@ -157,31 +83,6 @@ impl Appliance {
 
     fn mac(&self) -> String {
         self.topo.get(&format!("LB{}_MAC", self.n)).to_lowercase()
-    }
-
-    /// SIGKILL; returns once it is reaped.
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("lbfwd runs");
-        cmd::signal(child.id(), "KILL");
-        let _ = cmd::wait_deadline(&mut child, Duration::from_secs(5));
-    }
-}
-
-impl Drop for Appliance {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            cmd::signal(c.id(), "KILL");
-            let _ = cmd::wait_deadline(&mut c, Duration::from_secs(5));
-        }
-        if std::thread::panicking() {
-            eprintln!("--- lb{} lbfwd's output ---\n{}", self.n, self.log());
-            let ka = self
-                .topo
-                .state_dir()
-                .join(format!("lb{}/keepalived.log", self.n));
-            let ka = std::fs::read_to_string(ka).unwrap_or_default();
-            eprintln!("--- lb{} keepalived's output ---\n{ka}", self.n);
-        }
     }
 }
 
@@ -309,8 +210,8 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
         .expect("af_packet is always built");
     let topo = Topology::up_with(&workspace_root().join("scripts/lib/topo-l2.sh"), PREFIX)
         .expect("topo-l2.sh up");
-    let mut lb1 = Appliance::start(&topo, &bins, 1);
-    let lb2 = Appliance::start(&topo, &bins, 2);
+    let mut lb1 = start(&topo, &bins, 1);
+    let lb2 = start(&topo, &bins, 2);
     let (mac1, mac2) = (lb1.mac(), lb2.mac());
 
     // 1. Announcing starts off: nobody answers, the kernels neither.
@@ -425,6 +326,7 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
 
     // 5. lb1 back: it has the higher priority and takes over again.
     lb1.spawn();
+    wait_ready(&lb1);
     within(
         "5: lb1 master again once its lbfwd answers",
         Duration::from_secs(20),
