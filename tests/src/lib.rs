@@ -33,7 +33,7 @@ pub use topo::{ConfigOptions, Idle, Node, Topology, TopologyInfo, Underlay};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Everything that can go wrong while setting up or driving a test network.
 /// `Debug` prints the same text as `Display`, so `expect` and `?` in tests
@@ -235,4 +235,30 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Polls `check` every 20 ms until it holds; panics with `what` and the last
+/// state when `bound` passes. Returns how long it took.
+pub fn within(
+    what: &str,
+    bound: Duration,
+    mut check: impl FnMut() -> Result<(), String>,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => {
+                let took = start.elapsed();
+                eprintln!(
+                    "ok: {what} after {:.2} s (bound {bound:?})",
+                    took.as_secs_f64()
+                );
+                return took;
+            }
+            Err(state) if start.elapsed() > bound => {
+                panic!("{what}: not within {bound:?}; last: {state}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }

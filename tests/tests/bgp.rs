@@ -20,12 +20,12 @@
 
 use lbfwd_tests::cmd::{self, Output};
 use lbfwd_tests::{
-    lbfwd_binaries, require_root, workspace_root, Appliance, Backend, FlowProbe, Node, Topology,
-    TopologyInfo,
+    lbfwd_binaries, require_root, within, workspace_root, Appliance, Backend, FlowProbe, Node,
+    Topology, TopologyInfo,
 };
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The network's prefix (unique to this test).
 const PREFIX: &str = "bgpe";
@@ -77,28 +77,6 @@ fn next_hops(topo: &TopologyInfo, vip: &str) -> BTreeSet<String> {
         .filter(|w| w[0] == "via")
         .map(|w| w[1].to_string())
         .collect()
-}
-
-/// Polls `check` every 20 ms until it holds; panics with `what` and the last
-/// state when `bound` passes. Returns how long it took.
-fn within(what: &str, bound: Duration, mut check: impl FnMut() -> Result<(), String>) -> Duration {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => {
-                let took = start.elapsed();
-                eprintln!(
-                    "ok: {what} after {:.2} s (bound {bound:?})",
-                    took.as_secs_f64()
-                );
-                return took;
-            }
-            Err(state) if start.elapsed() > bound => {
-                panic!("{what}: not within {bound:?}; last: {state}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
 }
 
 /// Both VIPs have exactly these next hops (`lb` numbers).

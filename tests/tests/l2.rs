@@ -25,12 +25,12 @@
 
 use lbfwd_tests::cmd::Output;
 use lbfwd_tests::{
-    lbfwd_binaries, require_root, workspace_root, Appliance, Backend, Binaries, FlowProbe, Node,
-    Topology, TopologyInfo,
+    lbfwd_binaries, require_root, within, workspace_root, Appliance, Backend, Binaries, FlowProbe,
+    Node, Topology, TopologyInfo,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The network's prefix (unique to this test).
 const PREFIX: &str = "l2e";
@@ -83,28 +83,6 @@ impl L2Appliance for Appliance {
 
     fn mac(&self) -> String {
         self.topo.get(&format!("LB{}_MAC", self.n)).to_lowercase()
-    }
-}
-
-/// Polls `check` every 20 ms until it holds; panics with `what` and the last
-/// state when `bound` passes. Returns how long it took.
-fn within(what: &str, bound: Duration, mut check: impl FnMut() -> Result<(), String>) -> Duration {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => {
-                let took = start.elapsed();
-                eprintln!(
-                    "ok: {what} after {:.2} s (bound {bound:?})",
-                    took.as_secs_f64()
-                );
-                return took;
-            }
-            Err(state) if start.elapsed() > bound => {
-                panic!("{what}: not within {bound:?}; last: {state}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
     }
 }
 
