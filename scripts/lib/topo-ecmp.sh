@@ -252,6 +252,16 @@ bfd = true
 name = "public"
 addresses = ["203.0.113.0/28", "2001:db8:100::/120"]
 bgp = { communities = ["$ECMP_LB_ASN:100"] }
+EOF
+  ecmp_config_backends "$p"
+}
+
+# The backends' network, their three interfaces and the load balancer "web"
+# (TCP/80 on both VIPs): the part of an appliance's config that both
+# two-appliance networks (this one and topo-l2.sh's) share.
+ecmp_config_backends() {
+  local p="$1" i
+  cat <<EOF
 
 [[network]]
 name = "net-$p"

@@ -176,33 +176,9 @@ addresses = ["$L2_SEG4/32", "$L2_SEG6/128"]
 [[pool]]
 name = "public"
 addresses = ["$TOPO_VIP4/32", "$TOPO_VIP6/128"]
-
-[[network]]
-name = "net-$p"
-vni = $TOPO_VNI
 EOF
-  for i in 1 2 3; do
-    cat <<EOF
-
-[[network_interface]]
-name = "be$i"
-uid = "00000000-0000-4000-8000-00000000000$i"
-network = "net-$p"
-labels = { app = "web" }
-underlay = "$(topo_be4 "$i")"
-mac = "$(topo_mac "$p-be$i" "$p-vx4")"
-EOF
-  done
+  ecmp_config_backends "$p"
   cat <<EOF
-
-[[load_balancer]]
-name = "web"
-type = "Public"
-ip_families = ["IPv4", "IPv6"]
-ips = ["$TOPO_VIP4", "$TOPO_VIP6"]
-network = "net-$p"
-network_interface_selector = { match_labels = { app = "web" } }
-ports = [ { protocol = "TCP", port = 80 } ]
 
 [[load_balancer]]
 name = "local"
