@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of lbfwd on a fresh Debian 12 machine, as root.
 # Installs what the tests need, then: formatting, lints, unit/integration and
-# end-to-end tests (network namespaces), and a build of the benchmarks.
+# end-to-end tests (network namespaces), every fuzz target built and run
+# briefly, and a build of the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --features "$LBFWD_FEATURES" -- -D warnings
 echo "== cargo test"
 cargo test --workspace --features "$LBFWD_FEATURES" -- --test-threads=1
+echo "== fuzz targets (built, and each run for a few seconds)"
+scripts/fuzz.sh 10
 echo "== cargo bench --no-run"
 cargo bench --workspace --no-run --features "$LBFWD_FEATURES"
 echo "== all tests passed"

@@ -724,8 +724,10 @@ fn serve_connection<H: Handler + ?Sized>(mut stream: UnixStream, shared: &Shared
     }
 }
 
-/// Decodes one request line and asks the handler.
-fn answer<H: Handler + ?Sized>(line: &[u8], handler: &H) -> Response {
+/// Decodes one request line (without its newline) and asks the handler,
+/// as the server does for every line a client sends; a panic in the handler
+/// becomes an `internal` error.
+pub fn answer<H: Handler + ?Sized>(line: &[u8], handler: &H) -> Response {
     let text = match std::str::from_utf8(line) {
         Ok(t) => t,
         Err(e) => {

@@ -36,4 +36,10 @@ install_deps() {
     echo "cargo not found: install Rust (https://rustup.rs) first" >&2
     exit 1
   fi
+  # The fuzz targets (scripts/fuzz.sh): cargo-fuzz from crates.io, with
+  # the versions of its own lock file.
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz"
+    cargo install --locked cargo-fuzz --version "^0.13"
+  fi
 }

@@ -557,13 +557,24 @@ impl Daemon {
                 path: control.state_dir.clone(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-        let handler = Arc::new(ControlHandler {
+        Ok(server.spawn(self.control_handler(dataplane, layout))?)
+    }
+
+    /// The handler [`serve`](Self::serve) answers `lbctl` with, for callers
+    /// that answer request lines in process
+    /// ([`lbfwd_control::server::answer`]: the control fuzz target). Changes
+    /// publish to `dataplane` and are saved in `[control] state_dir`.
+    pub fn control_handler(
+        self: &Arc<Self>,
+        dataplane: Arc<Dataplane>,
+        layout: Layout,
+    ) -> Arc<impl Handler> {
+        Arc::new(ControlHandler {
             daemon: Arc::clone(self),
             dataplane,
             layout,
             last_sample: Mutex::new(None),
-        });
-        Ok(server.spawn(handler)?)
+        })
     }
 
     fn save(&self) -> std::io::Result<()> {
