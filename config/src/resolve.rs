@@ -122,6 +122,63 @@ struct Nic<'a> {
     mac: Option<MacAddr>,
 }
 
+/// The resolved interfaces and their lookups, for routing.
+struct NicIndex<'n, 'a> {
+    nics: &'n [Nic<'a>],
+    by_name: &'n HashMap<&'a str, usize>,
+    by_uid: &'n HashMap<&'a str, usize>,
+    candidates: &'n Candidates<'a>,
+}
+
+/// The interfaces a selector can pick, found without looking at every
+/// interface for every load balancer: by network, and by network and one
+/// label. Each list keeps the interfaces' order.
+struct Candidates<'a> {
+    by_network: HashMap<&'a str, Vec<usize>>,
+    /// Network, label key, label value: the interfaces with that label.
+    by_label: HashMap<&'a str, HashMap<&'a str, HashMap<&'a str, Vec<usize>>>>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(nics: &[Nic<'a>]) -> Self {
+        let mut by_network: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_label: HashMap<&str, HashMap<&str, HashMap<&str, Vec<usize>>>> = HashMap::new();
+        for (i, n) in nics.iter().enumerate() {
+            let network = n.spec.network.as_str();
+            by_network.entry(network).or_default().push(i);
+            for (k, v) in &n.spec.labels {
+                by_label
+                    .entry(network)
+                    .or_default()
+                    .entry(k.as_str())
+                    .or_default()
+                    .entry(v.as_str())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        Candidates {
+            by_network,
+            by_label,
+        }
+    }
+
+    /// The interfaces of `network` that may match `selector` (a superset of
+    /// those that do, in interface order): those with its first
+    /// `match_labels` pair, else every interface of the network.
+    fn of(&self, network: &str, selector: &crate::state::LabelSelector) -> &[usize] {
+        let list = match selector.match_labels.iter().next() {
+            Some((k, v)) => self
+                .by_label
+                .get(network)
+                .and_then(|keys| keys.get(k.as_str()))
+                .and_then(|values| values.get(v.as_str())),
+            None => self.by_network.get(network),
+        };
+        list.map_or(&[], Vec::as_slice)
+    }
+}
+
 /// Whether `key` (a name, else a uid) names an interface of `network`.
 fn interface_of_network(
     key: &str,
@@ -629,8 +686,15 @@ impl DesiredState {
                 );
             }
         }
+        let candidates = Candidates::new(&nics);
+        let index = NicIndex {
+            nics: &nics,
+            by_name: &nic_by_name,
+            by_uid: &nic_by_uid,
+            candidates: &candidates,
+        };
         for (li, lb) in self.load_balancers.iter().enumerate() {
-            let destinations = self.route(&mut ctx, lb, &nics, &nic_by_name, &nic_by_uid, underlay);
+            let destinations = self.route(&mut ctx, lb, &index, underlay);
             let mut ports: Vec<PortRange> = lb
                 .ports
                 .iter()
@@ -943,11 +1007,10 @@ impl DesiredState {
         &self,
         ctx: &mut Ctx,
         lb: &LoadBalancerSpec,
-        nics: &[Nic<'_>],
-        nic_by_name: &HashMap<&str, usize>,
-        nic_by_uid: &HashMap<&str, usize>,
+        index: &NicIndex<'_, '_>,
         underlay: &Underlay,
     ) -> Vec<Destination> {
+        let (nics, nic_by_name, nic_by_uid) = (index.nics, index.by_name, index.by_uid);
         let weight_of = |name: &str, uid: &str| {
             lb.weights
                 .get(name)
@@ -973,7 +1036,12 @@ impl DesiredState {
                     Problem::RoutingIgnored(lb.name.clone()),
                 );
             }
-            for nic in nics {
+            for nic in index
+                .candidates
+                .of(&lb.network, sel)
+                .iter()
+                .map(|&i| &nics[i])
+            {
                 let s = nic.spec;
                 if s.network != lb.network
                     || s.state != crate::state::NicState::Available

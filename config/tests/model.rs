@@ -737,3 +737,87 @@ fn a_weight_for_an_interface_the_selector_does_not_pick_is_kept_with_a_warning()
         r.warnings
     );
 }
+
+/// Selection by an index of the interfaces (by network and label) picks
+/// exactly what matching every interface against every selector picks, in
+/// the interfaces' order: selectors with labels, with expressions only,
+/// with both, and empty, over interfaces of several networks with
+/// overlapping labels.
+#[test]
+fn selectors_pick_what_a_scan_of_every_interface_picks() {
+    let apps = ["web", "db", "cache"];
+    let zones = ["a", "b"];
+    let mut text = String::from(
+        r#"[dataplane]
+backend = "memory"
+workers = [0]
+
+[underlay]
+encap = "ipip"
+source_ipv4 = "10.0.2.2"
+next_hop_mac = "02:00:00:00:00:01"
+
+[[network]]
+name = "n0"
+vni = 100
+
+[[network]]
+name = "n1"
+vni = 101
+"#,
+    );
+    for i in 0..60usize {
+        let zone = if i % 7 == 3 {
+            String::new()
+        } else {
+            format!(", zone = \"{}\"", zones[i % 2])
+        };
+        text += &format!(
+            "\n[[network_interface]]\nname = \"nic-{i:02}\"\nnetwork = \"n{}\"\nlabels = {{ app = \"{}\"{zone} }}\nunderlay = \"10.0.4.{}\"\n",
+            (i / 3) % 2,
+            apps[(i * 5) % 3],
+            i + 1
+        );
+    }
+    let selectors = [
+        r#"{ match_labels = { app = "web" } }"#,
+        r#"{ match_labels = { app = "db", zone = "b" } }"#,
+        r#"{ match_labels = { zone = "a" }, match_expressions = [ { key = "app", operator = "NotIn", values = ["web"] } ] }"#,
+        r#"{ match_expressions = [ { key = "zone", operator = "DoesNotExist" } ] }"#,
+        r#"{ match_expressions = [ { key = "app", operator = "In", values = ["cache", "web"] } ] }"#,
+        r#"{ match_labels = { app = "nothing" } }"#,
+        "{}",
+    ];
+    for (j, sel) in selectors.iter().enumerate() {
+        for n in 0..2 {
+            text += &format!(
+                "\n[[load_balancer]]\nname = \"lb-{j}-{n}\"\ntype = \"Internal\"\nnetwork = \"n{n}\"\nips = [\"10.9.{j}.{n}\"]\nnetwork_interface_selector = {sel}\nports = [ {{ protocol = \"TCP\", port = 80 }} ]\n"
+            );
+        }
+    }
+    let config = Config::from_toml_str(&text, "selectors.toml").expect("loads");
+    let resolved = config.resolve().expect("resolves").resolved;
+    let mut picked_any = 0;
+    for lb in &config.state.load_balancers {
+        let sel = lb.network_interface_selector.as_ref().expect("a selector");
+        let scan: Vec<&str> = config
+            .state
+            .network_interfaces
+            .iter()
+            .filter(|i| i.network == lb.network && sel.matches(&i.labels))
+            .map(|i| i.name.as_str())
+            .collect();
+        let got: Vec<&str> = resolved
+            .load_balancers
+            .iter()
+            .find(|r| r.name == lb.name)
+            .expect("resolved")
+            .destinations
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(got, scan, "load balancer {}", lb.name);
+        picked_any += usize::from(!got.is_empty());
+    }
+    assert!(picked_any >= 10, "the selectors pick something");
+}

@@ -43,6 +43,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use lbfwd_config::model::Destination;
 
@@ -135,13 +136,15 @@ pub enum MaglevError {
     },
 }
 
-/// A built Maglev lookup table. Immutable; shared read-only by all workers.
+/// A built Maglev lookup table. Immutable; shared read-only by all workers,
+/// and by the table versions in which its destinations stay the same (a
+/// clone shares the entries).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MaglevTable {
     /// The prime size `M` asked for.
     size: u32,
     /// `M` destination indexes, or empty when no destination has a weight.
-    entries: Box<[u32]>,
+    entries: Arc<[u32]>,
     /// How many destinations the input list had.
     destinations: u32,
 }
@@ -322,7 +325,7 @@ impl MaglevTable {
         if order.is_empty() {
             return Ok(MaglevTable {
                 size,
-                entries: Box::new([]),
+                entries: Arc::from(Vec::new()),
                 destinations,
             });
         }
@@ -388,7 +391,7 @@ impl MaglevTable {
         debug_assert!(entries.iter().all(|&e| e != FREE));
         Ok(MaglevTable {
             size,
-            entries,
+            entries: entries.into(),
             destinations,
         })
     }

@@ -2,7 +2,8 @@
 //! (`lbfwd_control::server::answer` on the handler `lbfwd run` serves),
 //! over a real daemon state loaded from a config file (pool, network,
 //! interfaces, load balancers with selectors and routings), with the memory
-//! dataplane publishing real tables.
+//! dataplane publishing real tables (small Maglev tables, so that a run
+//! takes milliseconds).
 //!
 //! One input is a session: its lines (split at `\n`, at most 8) are sent in
 //! order to a fresh daemon. After every line:
@@ -102,6 +103,7 @@ mac = "02:00:00:00:10:21"
 name = "web"
 type = "Public"
 network = "n"
+maglev_table_size = 251
 network_interface_selector = {{ match_labels = {{ app = "web" }} }}
 ports = [ {{ protocol = "TCP", port = 80 }}, {{ protocol = "UDP", port = 5000, end_port = 5100 }} ]
 
@@ -109,6 +111,7 @@ ports = [ {{ protocol = "TCP", port = 80 }}, {{ protocol = "UDP", port = 5000, e
 name = "base"
 type = "Public"
 ip_families = ["IPv4"]
+maglev_table_size = 251
 ips = ["203.0.113.0"]
 network = "n"
 ports = [ {{ protocol = "UDP", port = 53 }} ]
@@ -121,6 +124,7 @@ destinations = [ {{ name = "be1" }} ]
 name = "db"
 type = "Internal"
 network = "m"
+maglev_table_size = 509
 ips = ["10.9.0.1"]
 network_interface_selector = {{ match_expressions = [ {{ key = "app", operator = "In", values = ["db"] }} ] }}
 ports = [ {{ protocol = "TCP", port = 5432 }} ]

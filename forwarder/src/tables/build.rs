@@ -5,7 +5,8 @@ use super::{addr_key, LbTable, PortFilter, Tables, Vip, VipMap, LB_SLOT_FLAG, NO
 use crate::counters::{SlotError, SlotRegistry, MAX_TARGET_SLOTS};
 use crate::encap::{EncapTemplate, Target, UnderlayParams};
 use crate::maglev::MaglevTable;
-use lbfwd_config::model::{IcmpEcho, Resolved};
+use lbfwd_config::model::{IcmpEcho, Resolved, ResolvedLoadBalancer};
+use std::collections::HashMap;
 
 /// Errors of building tables.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +33,35 @@ fn target_key(d: &lbfwd_config::model::Destination) -> String {
     }
 }
 
-/// Builds table versions; keeps the slot registry across builds.
+/// A load balancer's Maglev table of the last build, with what it was built
+/// from (destination name, uid and weight, in order; the table size).
+#[derive(Debug)]
+struct BuiltMaglev {
+    size: u32,
+    destinations: Vec<(String, String, u32)>,
+    table: MaglevTable,
+}
+
+impl BuiltMaglev {
+    fn built_from(&self, lb: &ResolvedLoadBalancer) -> bool {
+        self.size == lb.maglev_table_size
+            && self.destinations.len() == lb.destinations.len()
+            && self
+                .destinations
+                .iter()
+                .zip(&lb.destinations)
+                .all(|((n, u, w), d)| *n == d.name && *u == d.uid && *w == d.weight)
+    }
+}
+
+/// Builds table versions; keeps the slot registry across builds, and each
+/// load balancer's Maglev table: the next version shares it (one table in
+/// memory, no rebuild) while the load balancer's destinations stay the same,
+/// so a change costs Maglev work only for the load balancers it changes.
 #[derive(Debug, Default)]
 pub struct TableBuilder {
     slots: SlotRegistry,
+    maglev: HashMap<String, BuiltMaglev>,
 }
 
 impl TableBuilder {
@@ -71,6 +97,7 @@ impl TableBuilder {
         let mut vips = Vec::new();
         let mut vip_list = Vec::new();
         let mut target_by_slot = vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice();
+        let mut maglev_next = HashMap::with_capacity(resolved.load_balancers.len());
         for (lb_index, lb) in resolved.load_balancers.iter().enumerate() {
             let targets: Vec<Target> = lb
                 .destinations
@@ -87,11 +114,24 @@ impl TableBuilder {
             for (t_index, t) in targets.iter().enumerate() {
                 target_by_slot[t.slot as usize] = ((lb_index as u64) << 32) | t_index as u64;
             }
-            let maglev = MaglevTable::from_destinations(&lb.destinations, lb.maglev_table_size)
-                .map_err(|e| BuildError::Maglev {
-                    lb: lb.name.clone(),
-                    message: e.to_string(),
-                })?;
+            let maglev = match self.maglev.remove(&lb.name) {
+                Some(built) if built.built_from(lb) => built,
+                _ => BuiltMaglev {
+                    size: lb.maglev_table_size,
+                    destinations: lb
+                        .destinations
+                        .iter()
+                        .map(|d| (d.name.clone(), d.uid.clone(), d.weight))
+                        .collect(),
+                    table: MaglevTable::from_destinations(&lb.destinations, lb.maglev_table_size)
+                        .map_err(|e| BuildError::Maglev {
+                        lb: lb.name.clone(),
+                        message: e.to_string(),
+                    })?,
+                },
+            };
+            let table = maglev.table.clone();
+            maglev_next.insert(lb.name.clone(), maglev);
             for ip in &lb.ips {
                 let vip = Vip {
                     lb: lb_index as u32,
@@ -114,11 +154,12 @@ impl TableBuilder {
                 vni: lb.vni,
                 filter: PortFilter::new(&lb.ports),
                 icmp_echo_reply: lb.icmp_echo == IcmpEcho::Reply,
-                maglev,
+                maglev: table,
                 targets,
                 template_base,
             });
         }
+        self.maglev = maglev_next;
         let mut released = assignment.released_targets;
         released.extend(assignment.released_lbs.iter().map(|s| s | LB_SLOT_FLAG));
         Ok((

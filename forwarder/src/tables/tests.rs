@@ -186,3 +186,42 @@ fn port_filter_ranges() {
     }
     assert_eq!(f.allows(6, 5), Some(false));
 }
+
+/// A rebuild shares the Maglev table of a load balancer whose destinations
+/// did not change (the same entries in memory) and builds a new one, equal
+/// to a fresh build, for one whose weights, destinations or size changed.
+#[test]
+fn rebuilds_share_unchanged_maglev_tables() {
+    let mut r = resolved(&["a", "b", "c"]);
+    let mut api = r.load_balancers[0].clone();
+    api.name = "api".into();
+    api.ips[0].addr = "203.0.113.2".parse().unwrap();
+    r.load_balancers.push(api);
+    let mut builder = TableBuilder::new();
+    let (first, _) = builder.build(&r, &underlay(), 1).unwrap();
+    let shared = |a: &Tables, b: &Tables, lb: usize| {
+        std::ptr::eq(a.lbs[lb].maglev.entries(), b.lbs[lb].maglev.entries())
+    };
+
+    r.load_balancers[1].destinations[0].weight = 5;
+    let (second, _) = builder.build(&r, &underlay(), 2).unwrap();
+    assert!(shared(&first, &second, 0), "web did not change");
+    assert!(!shared(&first, &second, 1), "api's weights changed");
+    let fresh = |r: &Resolved, lb: usize| {
+        TableBuilder::new().build(r, &underlay(), 1).unwrap().0.lbs[lb]
+            .maglev
+            .clone()
+    };
+    assert_eq!(second.lbs[1].maglev, fresh(&r, 1));
+
+    r.load_balancers[0].destinations.pop();
+    let (third, _) = builder.build(&r, &underlay(), 3).unwrap();
+    assert!(!shared(&second, &third, 0), "web lost a destination");
+    assert!(shared(&second, &third, 1));
+    assert_eq!(third.lbs[0].maglev, fresh(&r, 0));
+
+    r.load_balancers[0].maglev_table_size = 509;
+    let (fourth, _) = builder.build(&r, &underlay(), 4).unwrap();
+    assert_eq!(fourth.lbs[0].maglev.size(), 509);
+    assert_eq!(fourth.lbs[0].maglev, fresh(&r, 0));
+}
