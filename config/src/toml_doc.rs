@@ -247,6 +247,9 @@ pub(crate) fn state_keys() -> Vec<&'static str> {
     Kind::ALL.iter().map(|k| k.toml_key()).collect()
 }
 
+/// Objects per piece [`DesiredState::to_toml`] renders at once.
+const TOML_CHUNK: usize = 32;
+
 impl DesiredState {
     /// Parses a state-only TOML text (what [`DesiredState::to_toml`] writes:
     /// `[[pool]]`, `[[network]]`, ..., `[[allocation]]`, nothing else).
@@ -268,7 +271,40 @@ impl DesiredState {
     }
 
     /// The state as TOML; loads back into an equal state.
+    ///
+    /// Written a few objects at a time: the `toml` serializer's cost per
+    /// object grows with the size of the document it renders (a state of
+    /// 110,000 objects took seconds in one piece), and each `[[kind]]`
+    /// table appends to its array wherever it stands.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# export failed: {e}\n"))
+        fn section<T: serde::Serialize>(
+            out: &mut String,
+            key: &str,
+            items: &[T],
+        ) -> Result<(), toml::ser::Error> {
+            for chunk in items.chunks(TOML_CHUNK) {
+                out.push_str(&toml::to_string(&std::collections::BTreeMap::from([(
+                    key, chunk,
+                )]))?);
+            }
+            Ok(())
+        }
+        let mut out = String::new();
+        let written = section(&mut out, "pool", &self.pools)
+            .and_then(|()| section(&mut out, "network", &self.networks))
+            .and_then(|()| section(&mut out, "network_interface", &self.network_interfaces))
+            .and_then(|()| section(&mut out, "load_balancer", &self.load_balancers))
+            .and_then(|()| {
+                section(
+                    &mut out,
+                    "load_balancer_routing",
+                    &self.load_balancer_routings,
+                )
+            })
+            .and_then(|()| section(&mut out, "allocation", &self.allocations));
+        match written {
+            Ok(()) => out,
+            Err(e) => format!("# export failed: {e}\n"),
+        }
     }
 }

@@ -821,3 +821,55 @@ vni = 101
     }
     assert!(picked_any >= 10, "the selectors pick something");
 }
+
+/// The state written in pieces (`to_toml`) loads back equal, with more
+/// objects of every kind than one piece holds, nested tables (labels,
+/// selectors, weights, routing destinations) and allocations.
+#[test]
+fn a_large_state_saves_and_loads_back_equal() {
+    let mut text = String::from(
+        r#"[dataplane]
+backend = "memory"
+workers = [0]
+
+[underlay]
+encap = "ipip"
+source_ipv4 = "10.0.2.2"
+next_hop_mac = "02:00:00:00:00:01"
+
+[[pool]]
+name = "public"
+addresses = ["203.0.113.0/24", "2001:db8:5::/120"]
+"#,
+    );
+    for n in 0..40 {
+        text += &format!("\n[[network]]\nname = \"n{n}\"\nvni = {}\n", 100 + n);
+    }
+    for i in 0..200 {
+        text += &format!(
+            "\n[[network_interface]]\nname = \"nic-{i}\"\nnetwork = \"n{}\"\nlabels = {{ app = \"a{}\", \"example.com/tier\" = \"t{}\" }}\nunderlay = \"10.0.{}.{}\"\n",
+            i % 40,
+            i % 50,
+            i % 3,
+            4 + i / 250,
+            i % 250 + 1
+        );
+    }
+    for j in 0..50 {
+        let network = j % 40;
+        text += &format!(
+            "\n[[load_balancer]]\nname = \"lb-{j}\"\ntype = \"Public\"\nnetwork = \"n{network}\"\nnetwork_interface_selector = {{ match_labels = {{ app = \"a{j}\" }}, match_expressions = [ {{ key = \"example.com/tier\", operator = \"In\", values = [\"t0\", \"t1\"] }} ] }}\nweights = {{ nic-{j} = 7 }}\nports = [ {{ protocol = \"TCP\", port = 80 }}, {{ protocol = \"UDP\", port = 1000, end_port = 2000 }} ]\n"
+        );
+        text += &format!(
+            "\n[[load_balancer]]\nname = \"routed-{j}\"\ntype = \"Public\"\nip_families = [\"IPv4\", \"IPv6\"]\nnetwork = \"n{network}\"\nports = [ {{ protocol = \"TCP\", port = 443 }} ]\n\n[[load_balancer_routing]]\nname = \"routed-{j}\"\ndestinations = [ {{ name = \"nic-{j}\", weight = 3 }}, {{ name = \"nic-{}\" }} ]\n",
+            j + 40 * (1 + j % 3)
+        );
+    }
+    let config = Config::from_toml_str(&text, "large.toml").expect("loads");
+    let mut state = config.state.clone();
+    state.allocations = config.resolve().expect("resolves").allocations;
+    assert!(state.allocations.len() > 100, "allocations to save");
+    let saved = state.to_toml();
+    let back = DesiredState::from_toml_str(&saved, "state.toml").expect("loads back");
+    assert!(back == state, "the saved state loads back as another one");
+}
