@@ -716,6 +716,8 @@ class Soak:
             t.join(REQUEST_TIMEOUT + 5)
         self.duration = now() - t0
         log("traffic stopped; the requests in flight took %.1f s more" % (now() - stopped))
+        with open(os.path.join(args.run_dir, "raw.json"), "w") as f:
+            json.dump({"requests": self.rec.requests, "timeline": self.timeline, "restarts": self.restarts}, f)
         return self.judge()
 
     # judging
@@ -767,7 +769,11 @@ class Soak:
             k["requests"] += 1
             if r["ok"]:
                 k["ok"] += 1
-                k["longest_ok_s"] = round(max(k["longest_ok_s"], r["end"] - r["start"]), 2)
+                if r["end"] - r["start"] > k["longest_ok_s"]:
+                    k["longest_ok_s"] = round(r["end"] - r["start"], 2)
+                    k["slowest"] = "%s to %s (%s from port %s) answered by %s, window %.3f-%.3f, %d restart(s) in it" % (
+                        r["kind"], r["lb"], r["vip"], r["sport"], r["target"], r["start"], r["end"],
+                        sum(1 for x in self.restarts if x["kill"] <= r["end"] and x["ready"] >= r["start"]))
                 continue
             target = r["known"]
             if target is None and r["kind"] != "udp" and r["sport"] is not None:
@@ -830,6 +836,8 @@ def print_summary(s, examples):
     for kind, k in sorted(s["requests"].items()):
         print("  %-15s %7d requests, %7d answered, the slowest answer after %.2f s"
               % (kind, k["requests"], k["ok"], k["longest_ok_s"]))
+        if k.get("slowest"):
+            print("      slowest: %s" % k["slowest"])
     print("failures by kind:%s" % ("" if s["failures"] else " none"))
     for key, n in sorted(s["failures"].items()):
         print("  %-52s %5d   e.g. %s" % (key, n, examples[key][0]))
