@@ -116,10 +116,12 @@ struct Args {
     /// Frames per receive burst (per port).
     #[arg(long, default_value_t = 32)]
     burst: usize,
-    /// Flow-table capacity (a power of two; raised to twice
-    /// `--rotate-flows` when that is more).
-    #[arg(long, default_value_t = 1 << 20)]
-    flow_capacity: usize,
+    /// Flow-table capacity (a power of two). Default: with
+    /// `--rotate-flows N`, what `lbfwd-pktgen memory` gives N flows (twice
+    /// N rounded up to a power of two, at least 65536), so that the row
+    /// and the memory path beside it measure the same table; else 2^20.
+    #[arg(long)]
+    flow_capacity: Option<usize>,
     /// EAL memory in MiB (no hugepages).
     #[arg(long, default_value_t = 1024)]
     memory_mb: u32,
@@ -574,10 +576,13 @@ fn run(args: &Args) -> Result<(), String> {
     let stats = runtime.stats();
     let verified = Arc::new(Verified::default());
     let pipeline_config = PipelineConfig {
-        // Room for every rotated flow at under 50 % load.
-        flow_capacity: args
-            .flow_capacity
-            .max((2 * args.rotate_flows as usize).next_power_of_two()),
+        flow_capacity: args.flow_capacity.unwrap_or(if args.rotate_flows > 0 {
+            (2 * args.rotate_flows as usize)
+                .next_power_of_two()
+                .max(1 << 16)
+        } else {
+            1 << 20
+        }),
         ..PipelineConfig::default()
     };
     let setup_error: Mutex<Option<String>> = Mutex::new(None);
