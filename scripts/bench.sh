@@ -43,10 +43,12 @@
 #                        section `katran` measures its XDP balancer; without it
 #                        the section says so and is skipped
 #
-# Timing on the 2-core VM (idle): the whole suite about 12 minutes plus the
-# release build; BENCH_QUICK=1 about 7 minutes; only the many-flows table
-# and Katran: BENCH_SECTIONS="many katran" BENCH_QUICK=1, about 4 minutes
-# (see benches/README.md for the figures of the last runs).
+# Timing on the 2-core VM (shared, load 8-10): BENCH_QUICK=1 took 4 minutes
+# without the veth section (about 1.5 more with it); the whole suite about
+# 12 minutes plus the release build (about 5); only the many-flows table:
+# BENCH_SECTIONS=many BENCH_QUICK=1, about 2.5 minutes (5.5 with the 5
+# rounds of a full run), Katran about half a minute per round more
+# (benches/README.md, "Many flows", has the figures of these runs).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
