@@ -47,7 +47,7 @@
 # without the veth section (about 1.5 more with it); the whole suite about
 # 12 minutes plus the release build (about 5); only the many-flows table:
 # BENCH_SECTIONS=many BENCH_QUICK=1, about 2.5 minutes (5.5 with the 5
-# rounds of a full run), Katran about half a minute per round more
+# rounds of a full run), Katran under a minute more
 # (benches/README.md, "Many flows", has the figures of these runs).
 set -euo pipefail
 
