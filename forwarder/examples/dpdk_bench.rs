@@ -26,7 +26,9 @@
 //! many flows as on real traffic; the generator's store (into a line the
 //! pipeline just wrote) is counted against lbfwd. (Rewriting the frames
 //! after they were received, as this once did, hid the flows from the
-//! prefetch pass and measured a path without it: 1.8-2.3 Mpps.)
+//! prefetch pass and measured a path without it: 1.8-2.3 Mpps; so did
+//! calling `Pipeline::run` instead of the pipeline's `Processor::process`,
+//! which skipped the prefetch's later stages.)
 //!
 //! Measures a window of `--seconds` after `--warmup`: packets over wall
 //! time, and packets over the CPU time the worker thread got in the window
@@ -387,7 +389,11 @@ impl Processor for Bench {
     #[inline(always)]
     fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
         let received_at = frame.head();
-        let disposition = self.pipeline.run(frame).disposition();
+        // The pipeline as the worker drives it: its `Processor::process`
+        // runs the later stages of the burst prefetch (flow slots, then the
+        // target's entry, counters and template a few frames ahead) before
+        // `Pipeline::run`; calling `run` directly would skip them.
+        let disposition = Processor::process(&mut self.pipeline, frame);
         if self.verify_every > 0 {
             self.until_verify -= 1;
             if self.until_verify == 0 {
