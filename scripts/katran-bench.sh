@@ -79,10 +79,20 @@ fi
 # BTF, which libbpf 1.1 refuses ("can't determine key size"); Debian 12's
 # clang-16 does not (apt-get install clang-16).
 cc=${KATRAN_CLANG:-}
-if [ -z "$cc" ]; then
-    for c in clang-19 clang-18 clang-17 clang-16 clang-15 clang; do
-        if command -v "$c" >/dev/null; then cc=$c; break; fi
+newest_clang() {
+    for c in clang-19 clang-18 clang-17 clang-16 clang-15; do
+        if command -v "$c" >/dev/null; then echo "$c"; return; fi
     done
+}
+if [ -z "$cc" ]; then
+    cc=$(newest_clang)
+    if [ -z "$cc" ]; then
+        echo "katran-bench: installing clang-16 (clang 14's BTF for map-in-map inner maps does not load)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-16 >&2 \
+            || echo "katran-bench: clang-16 not installed; trying clang" >&2
+        cc=$(newest_clang)
+    fi
+    cc=${cc:-clang}
 fi
 
 work=$(mktemp -d /tmp/katran-bench.XXXXXX)
