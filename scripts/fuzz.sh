@@ -40,7 +40,10 @@ fi
 bin="target/x86_64-unknown-linux-gnu/release"
 
 seeds=$(mktemp -d /tmp/lbfwd-fuzz-seeds.XXXXXX)
-trap 'rm -rf "$seeds"' EXIT
+# The control target's daemon directory (config, saved state), removed with
+# the seeds.
+export LBFWD_FUZZ_DIR=$(mktemp -d /dev/shm/lbfwd-fuzz.XXXXXX 2>/dev/null || mktemp -d)
+trap 'rm -rf "$seeds" "$LBFWD_FUZZ_DIR"' EXIT
 mkdir -p "$seeds"/{config,manifest,pcap,control,pipeline,parse}
 cp "$root"/config/examples/*.toml "$root"/config/tests/fixtures/*.toml "$seeds/config/"
 cp "$root"/forwarder/tests/golden/*.toml "$seeds/config/"

@@ -28,12 +28,16 @@ use std::sync::{Arc, OnceLock};
 
 const MAX_LINES: usize = 8;
 
-/// The daemon's directory (config file, state, socket path), on tmpfs when
-/// there is one: every accepted change writes and fsyncs the state.
+/// The daemon's directory (config file, state, socket path): under
+/// `LBFWD_FUZZ_DIR` when set (scripts/fuzz.sh sets it and removes it), else
+/// on tmpfs when there is one (every accepted change writes and fsyncs the
+/// state).
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
+        let base = if let Some(d) = std::env::var_os("LBFWD_FUZZ_DIR") {
+            PathBuf::from(d)
+        } else if std::path::Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
             std::env::temp_dir()
