@@ -151,7 +151,7 @@ impl<T: Plain> Region<T> {
         use std::os::fd::AsRawFd;
         let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
         let page = page_size();
-        if offset % page as u64 != 0 {
+        if !offset.is_multiple_of(page as u64) {
             return Err(invalid(format!(
                 "mapping offset {offset} is not a multiple of the page size {page}"
             )));
