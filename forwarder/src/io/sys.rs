@@ -411,6 +411,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_shared_mapping_keeps_what_was_written_for_the_next_mapping() {
+        let path = std::env::temp_dir().join(format!("lbfwd-sys-map-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let page = page_size();
+        allocate_file(&file, 2 * page as u64).unwrap();
+        {
+            let mut r = Region::<u64>::map_shared(&file, page as u64, page / 8).unwrap();
+            assert!(r.is_mapped());
+            assert!(r.iter().all(|&w| w == 0), "a new file maps as zeroes");
+            r[3] = 0xfeed;
+        }
+        let r = Region::<u64>::map_shared(&file, page as u64, page / 8).unwrap();
+        assert_eq!(r[3], 0xfeed);
+        let err = Region::<u64>::map_shared(&file, 1, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("page size"), "{err}");
+        let err = Region::<u64>::map_shared(&file, page as u64, page)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the mapping needs"), "{err}");
+        let heap = Region::from_box(vec![1u32, 2, 3].into_boxed_slice());
+        assert!(!heap.is_mapped());
+        assert_eq!(&heap[..], &[1, 2, 3]);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn loopback_is_found_and_bogus_names_are_refused() {
         let lo = interface_info("lo").expect("lo exists in every namespace");
         assert_eq!(lo.name, "lo");
