@@ -177,6 +177,7 @@ impl FlowStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
+        remove_files_of_other_workers(dir, workers);
         let previous = std::fs::read(dir.join("slots.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<DirectoryFile>(&b).ok())
@@ -477,6 +478,31 @@ impl Parts {
         timeouts: FlowTimeouts,
     ) -> Result<FlowTable<V>, FlowTableError> {
         FlowTable::map_file(file, self.capacity, timeouts, self.meta, self.slots)
+    }
+}
+
+/// Removes the files of workers `workers..` (a run with more workers left
+/// them; they would hold memory for nothing).
+fn remove_files_of_other_workers(dir: &Path, workers: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let index = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("worker-"))
+            .and_then(|n| n.strip_suffix(".flows"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if index.is_some_and(|i| i >= workers) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::info!(
+                    "{} removed: this lbfwd has {workers} worker(s)",
+                    entry.path().display()
+                ),
+                Err(e) => log::warn!("{}: {e}", entry.path().display()),
+            }
+        }
     }
 }
 

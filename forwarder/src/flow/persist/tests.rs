@@ -165,8 +165,13 @@ fn another_worker_count_capacity_or_backend_discards_the_file() {
     first_run(&dir.0, &["a"]);
     let (store, _, _, _, how) = run(&dir.0, 2, &["a"]);
     assert!(discarded(how).contains("worker 0 of 1"));
+    std::fs::write(dir.0.join("worker-1.flows"), b"").unwrap();
     drop(store);
     let store = FlowStore::open(&dir.0, 1, "af_packet").unwrap();
+    assert!(
+        !dir.0.join("worker-1.flows").exists(),
+        "a file of a worker this run does not have is removed"
+    );
     let t = tables(&mut TableBuilder::new(), &["a"]);
     store.record(&t).unwrap();
     let (_, _, how) = store
