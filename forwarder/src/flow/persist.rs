@@ -37,7 +37,7 @@
 //! entries hold the slot numbers of the run whose slot directory is on
 //! disk.
 
-use super::table::{FlowTable, FlowTableError, FlowTimeouts, MAX_TIMEOUT};
+use super::table::{FlowTable, FlowTableError, FlowTimeouts, HEADER_WORDS, MAX_TIMEOUT};
 use super::FlowKey;
 use crate::io::sys::{self, Plain};
 use crate::tables::Tables;
@@ -97,7 +97,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PersistError + '_ {
 /// Format of the files (bumped on any change of the header or directory).
 pub const FORMAT: u64 = 1;
 const MAGIC: u64 = u64::from_le_bytes(*b"lbfwdFT\0");
-const HEADER_BYTES: usize = 4096;
+const HEADER_BYTES: usize = HEADER_WORDS * 8;
 
 // Words of the header page.
 const W_MAGIC: usize = 0;

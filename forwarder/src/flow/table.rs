@@ -614,6 +614,10 @@ impl<V: Copy + Default> FlowTable<V> {
     }
 }
 
+/// Words of a file-backed table's header (the file's first 4096 bytes, see
+/// [`FlowTable::map_file`]); the table writes the last one.
+pub const HEADER_WORDS: usize = 512;
+
 /// Sizes of a file-backed table's parts ([`FlowTable::array_bytes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArrayBytes {
@@ -642,9 +646,9 @@ impl<V: Plain + Default> FlowTable<V> {
     /// A table of `capacity` entries whose arrays are shared mappings of
     /// `file`: the bucket metadata from byte `meta_offset`, the entries
     /// from `slots_offset` (page multiples, sizes [`FlowTable::array_bytes`],
-    /// inside the file), and the file's first page as its heartbeat
-    /// ([`FlowTable::sweep_visit`] writes the time of each pass's end to its
-    /// last word). The file's entries become the table's: zeroes are an
+    /// inside the file), and the file's first [`HEADER_WORDS`] words as its
+    /// header ([`FlowTable::sweep_visit`] writes the time of each pass's end
+    /// to the last one, the heartbeat). The file's entries become the table's: zeroes are an
     /// empty table; what an earlier process of the same build left is that
     /// table (the caller checked the layout). Counters start at zero.
     pub fn map_file(
@@ -659,8 +663,7 @@ impl<V: Plain + Default> FlowTable<V> {
         let mapped = |e: std::io::Error| FlowTableError::Map(e.to_string());
         table.meta = Region::map_shared(file, meta_offset, capacity / WAYS).map_err(mapped)?;
         table.slots = Region::map_shared(file, slots_offset, capacity).map_err(mapped)?;
-        let words = crate::io::sys::page_size() / 8;
-        table.heartbeat = Some(Region::map_shared(file, 0, words).map_err(mapped)?);
+        table.heartbeat = Some(Region::map_shared(file, 0, HEADER_WORDS).map_err(mapped)?);
         table.mask = (capacity / WAYS - 1) as u64;
         table.len = table
             .meta
