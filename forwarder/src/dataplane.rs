@@ -32,6 +32,8 @@ pub struct Dataplane {
     underlay: UnderlayParams,
     counters: Vec<Arc<WorkerCounters>>,
     vip_sinks: Mutex<Vec<VipSink>>,
+    /// The exception sync's shared state, once `[sync]` started it.
+    sync: std::sync::OnceLock<Arc<crate::sync::SyncShared>>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -60,6 +62,7 @@ impl Dataplane {
                 .map(|_| Arc::new(WorkerCounters::new()))
                 .collect(),
             vip_sinks: Mutex::new(Vec::new()),
+            sync: std::sync::OnceLock::new(),
         })
     }
 
@@ -123,6 +126,17 @@ impl Dataplane {
     /// Worker `i`'s counters.
     pub fn counters(&self) -> &[Arc<WorkerCounters>] {
         &self.counters
+    }
+
+    /// Records the running exception sync (its counters go into `lbctl
+    /// stats` and the metrics).
+    pub fn set_sync(&self, sync: Arc<crate::sync::SyncShared>) {
+        let _ = self.sync.set(sync);
+    }
+
+    /// The running exception sync, if `[sync]` is configured.
+    pub fn sync(&self) -> Option<&Arc<crate::sync::SyncShared>> {
+        self.sync.get()
     }
 
     /// Frees table versions every worker has moved past; call now and then.
