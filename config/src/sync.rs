@@ -79,7 +79,7 @@ fn socket_addr(text: &str, path: &str, err: &mut dyn FnMut(&str, Problem)) -> Op
             err(
                 path,
                 Problem::Setting(format!(
-                    "{text:?} is not an address and port (e.g. 10.0.1.2:4790 or [2001:db8::2]:4790)"
+                    "{text:?} is not an address and port (e.g. 10.0.1.2:4797 or [2001:db8::2]:4797)"
                 )),
             );
             None

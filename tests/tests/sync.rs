@@ -34,6 +34,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
 const CONNS: u32 = 20;
 /// The sync port of both appliances.
 const SYNC_PORT: u16 = 4797;
+/// Their Prometheus endpoints (each on its own loopback).
+const METRICS_PORT: u16 = 9464;
 
 /// Appliance `n`'s config from the network script, in a state directory
 /// of its own for this phase (the weight change is saved there), with a
@@ -61,7 +63,8 @@ fn config(topo: &Topology, n: u8, phase: &str, sync: bool) -> PathBuf {
         let other = 3 - n;
         text.push_str(&format!(
             "\n\n[sync]\nlisten = \"{}:{SYNC_PORT}\"\npeers = [\"{}:{SYNC_PORT}\"]\n\
-             key = \"not a secret, only a test key\"\nrefresh_interval_ms = 500\n",
+             key = \"not a secret, only a test key\"\nrefresh_interval_ms = 500\n\n\
+             [metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n",
             topo.get(&format!("LB{n}_IP4")),
             topo.get(&format!("LB{other}_IP4")),
         ));
@@ -186,6 +189,22 @@ fn exceptions_survive_an_ecmp_move_to_another_appliance() {
     );
     let text = lb2.lbctl_ok(&["stats"]);
     assert!(text.contains("sync        "), "{text}");
+    let scrape = lbfwd_tests::cmd::run(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &lb2.ns()])
+            .arg(lbfwd_tests::python())
+            .arg("-c")
+            .arg(format!(
+                "import urllib.request; print(urllib.request.urlopen(\
+                 'http://127.0.0.1:{METRICS_PORT}/metrics').read().decode())"
+            )),
+        Duration::from_secs(10),
+    )
+    .and_then(lbfwd_tests::cmd::Output::checked)
+    .expect("scrape lb2's metrics")
+    .stdout;
+    let adopted = format!("lbfwd_sync_exceptions_adopted_total {}\n", sync["adopted"]);
+    assert!(scrape.contains(&adopted), "lb2's metrics lack {adopted:?}");
     eprintln!(
         "ok: with sync, all {} kept-alive connections carried on, each on its target; \
          lb2 knew {} exceptions of lb1 and adopted {} ({:.0?} in all)",

@@ -38,6 +38,7 @@
 //! exception found.
 
 pub mod map;
+pub mod metrics;
 pub mod ring;
 pub mod service;
 pub mod wire;
