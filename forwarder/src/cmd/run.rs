@@ -141,8 +141,13 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let mut sync = match &config.settings.sync {
         Some(s) => {
-            let service = SyncService::start(s, pipeline_config.timeouts, dp.workers.len())
-                .map_err(|e| error_chain(&e))?;
+            // Off the worker cores, like the metrics thread.
+            let free_core = lbfwd_forwarder::runtime::allowed_cores()
+                .ok()
+                .and_then(|all| all.into_iter().find(|c| !dp.workers.contains(c)));
+            let service =
+                SyncService::start(s, pipeline_config.timeouts, dp.workers.len(), free_core)
+                    .map_err(|e| error_chain(&e))?;
             dataplane.set_sync(Arc::clone(service.shared()));
             Some(service)
         }

@@ -48,12 +48,14 @@ pub struct SyncService {
 }
 
 impl SyncService {
-    /// Binds `[sync] listen` and starts the thread for `workers` workers;
-    /// received exceptions of a protocol live for its flow timeout.
+    /// Binds `[sync] listen` and starts the thread for `workers` workers,
+    /// pinned to `core` if given (a core no worker polls); received
+    /// exceptions of a protocol live for its flow timeout.
     pub fn start(
         config: &ExceptionSync,
         timeouts: FlowTimeouts,
         workers: usize,
+        core: Option<usize>,
     ) -> Result<Self, SyncError> {
         let socket = UdpSocket::bind(config.listen).map_err(|source| SyncError::Bind {
             addr: config.listen,
@@ -74,7 +76,12 @@ impl SyncService {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("lbfwd-sync".into())
-            .spawn(move || service.run(&flag))
+            .spawn(move || {
+                if let Some(id) = core {
+                    core_affinity::set_for_current(core_affinity::CoreId { id });
+                }
+                service.run(&flag)
+            })
             .map_err(SyncError::Spawn)?;
         log::info!(
             "exception sync on {} with {} peer(s), {}",
@@ -293,16 +300,24 @@ impl Service {
 
     /// Receives what the peers sent (waits up to one turn for the first).
     fn receive(&mut self, buf: &mut [u8; MAX_DATAGRAM + 1]) {
-        for i in 0..RECEIVE_BURST {
-            if i == 1 && self.socket.set_nonblocking(true).is_err() {
-                break;
-            }
+        // The first receive waits up to one turn; once one came, the rest
+        // of the burst takes only what is already there.
+        let mut waiting = true;
+        for _ in 0..RECEIVE_BURST {
             let Ok((len, from)) = self.socket.recv_from(buf) else {
                 break;
             };
             self.take(&buf[..len], from, Instant::now());
+            if waiting {
+                if self.socket.set_nonblocking(true).is_err() {
+                    break;
+                }
+                waiting = false;
+            }
         }
-        let _ = self.socket.set_nonblocking(false);
+        if !waiting {
+            let _ = self.socket.set_nonblocking(false);
+        }
     }
 
     /// One datagram from `from`.

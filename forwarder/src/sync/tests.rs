@@ -319,8 +319,20 @@ fn wait_for(what: &str, check: impl Fn() -> bool) {
 fn sync_threads_exchange_exceptions_over_udp() {
     let key = Some("a shared secret!");
     let t = FlowTimeouts::default();
-    let a = SyncService::start(&config("127.0.0.2:47190", "127.0.0.3:47190", key), t, 1).unwrap();
-    let b = SyncService::start(&config("127.0.0.3:47190", "127.0.0.2:47190", key), t, 1).unwrap();
+    let a = SyncService::start(
+        &config("127.0.0.2:47190", "127.0.0.3:47190", key),
+        t,
+        1,
+        None,
+    )
+    .unwrap();
+    let b = SyncService::start(
+        &config("127.0.0.3:47190", "127.0.0.2:47190", key),
+        t,
+        1,
+        None,
+    )
+    .unwrap();
     let e = exception(7, 3);
     let report = || {
         // What a worker's check pass does: report the live exception again.
@@ -333,7 +345,13 @@ fn sync_threads_exchange_exceptions_over_udp() {
     assert_eq!(a.shared().stats().own_exceptions, 1);
     assert_eq!(b.shared().stats().peer_exceptions, 1);
     drop(b);
-    let b = SyncService::start(&config("127.0.0.3:47190", "127.0.0.2:47190", key), t, 1).unwrap();
+    let b = SyncService::start(
+        &config("127.0.0.3:47190", "127.0.0.2:47190", key),
+        t,
+        1,
+        None,
+    )
+    .unwrap();
     report();
     wait_for("the restarted B to learn it from the refresh", || {
         b.shared().current().get(&e.flow) == Some(e.target)
@@ -347,6 +365,7 @@ fn sync_threads_exchange_exceptions_over_udp() {
         ),
         t,
         1,
+        None,
     )
     .unwrap();
     report();
