@@ -1,9 +1,9 @@
 //! Exception sync end to end (`[sync]`, issue 19): two lbfwd appliances in
 //! ECMP behind a BIRD 2 router (L4 hash; `scripts/lib/topo-ecmp.sh`), a
 //! client keeping HTTP connections alive through both to VXLAN backends.
-//! A weight change (`lbctl weight web be1 400` on both) keeps every running
-//! connection on its target, although Maglev now maps about a third of them
-//! to be1; then `kill -9` of lb1 moves its connections to lb2, which never
+//! A weight change (`lbctl weight web be1 1000` on both, the others stay at
+//! 100) keeps every running connection on its target, although Maglev now
+//! maps about half of them to be1; then `kill -9` of lb1 moves its connections to lb2, which never
 //! saw them:
 //!
 //! 1. without `[sync]`, lb2 sends the moved exceptions to their new Maglev
@@ -29,9 +29,11 @@ const PREFIX: &str = "synce";
 /// rerouting, so a connection fails only if it really broke.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
 /// Kept-alive connections per VIP (IPv4 and IPv6): about half go through
-/// lb1 and a third of those become exceptions with the weight change, so
-/// without sync none breaking has a chance of about (2/3)^20 ≈ 3e-4.
-const CONNS: u32 = 20;
+/// lb1 and half of those become exceptions with the weight change, so
+/// without sync none breaking has a chance of about (1/2)^24 ≈ 6e-8. (In
+/// runs, lb2 adopted a few of lb1's exceptions fewer than it knew: it had
+/// entries of its own for them; those do not break without sync either.)
+const CONNS: u32 = 24;
 /// The sync port of both appliances.
 const SYNC_PORT: u16 = 4797;
 /// Their Prometheus endpoints (each on its own loopback).
@@ -105,7 +107,7 @@ fn weight_change_then_kill(
         "{phase}: connections failed to open: {failed:?}"
     );
     for lb in [&lb1, &lb2] {
-        lb.lbctl_ok(&["weight", "web", "be1", "400"]);
+        lb.lbctl_ok(&["weight", "web", "be1", "1000"]);
     }
     // Every connection asks a few times under the new tables (each
     // appliance re-validates its flows and, with sync, tells the other).

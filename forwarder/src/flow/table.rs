@@ -493,7 +493,7 @@ impl<V: Copy + Default> FlowTable<V> {
         self.sweep_visit(now, buckets, |_, _| {}).freed
     }
 
-    /// [`FlowTable::sweep`] that also hands the value of every live entry
+    /// [`FlowTable::sweep`] that also hands the key and value of every live entry
     /// it passes to `live` (a census over one pass: see
     /// [`Swept::pass_done`]). Reads an entry's value only where its bucket
     /// metadata says it is live.
