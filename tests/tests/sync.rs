@@ -11,7 +11,9 @@
 //!    them): the check below can fail;
 //! 2. with `[sync]` (HMAC key), lb1 told lb2 its exceptions before it died:
 //!    no connection breaks or moves, and lb2's `lbctl stats` shows the
-//!    peer's exceptions it adopted.
+//!    peer's exceptions it adopted; nor when lb1, restarted with an empty
+//!    flow table, gets its flows back from ECMP (it learns lb2's exceptions
+//!    with its hello).
 //!
 //! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test sync -- --nocapture` as root.
 
@@ -85,7 +87,8 @@ fn rx_packets(a: &Appliance) -> u64 {
 
 /// Starts both appliances (with or without sync), runs kept-alive
 /// connections through both, changes be1's weight on both, kills lb1 with
-/// SIGKILL; returns how each connection ended and lb2 (still running).
+/// SIGKILL, and restarts it; returns how each connection ended and lb2
+/// (still running).
 fn weight_change_then_kill(
     topo: &Topology,
     bins: &Binaries,
@@ -125,6 +128,29 @@ fn weight_change_then_kill(
     );
     probe.mark().expect("mark");
     std::thread::sleep(Duration::from_millis(2000));
+    // lb1 restarted with an empty flow table: ECMP brings its flows back
+    // (with sync, it asks lb2 for its exceptions as it starts: lb2 now keeps
+    // lb1's former exceptions as its own).
+    lb1.spawn();
+    within(
+        &format!("{phase}: restarted lb1 is a next hop again"),
+        Duration::from_secs(30),
+        || routed_via(topo, &[1, 2]),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    if sync {
+        let stats = lb1.json(&["stats"]);
+        assert!(
+            stats["sync"]["adopted"].as_u64().unwrap_or(0) > 0,
+            "{phase}: the restarted lb1 adopted none of lb2's exceptions: {}",
+            stats["sync"]
+        );
+        eprintln!(
+            "ok: {phase}: the restarted lb1 adopted {} of lb2's exceptions",
+            stats["sync"]["adopted"]
+        );
+    }
+    drop(lb1);
     let summary = probe
         .finish(Duration::from_secs(30))
         .expect("probe summary");

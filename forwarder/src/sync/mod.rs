@@ -18,7 +18,8 @@
 //!    check pass reports it again).
 //! 2. The sync thread ([`service`]) collects them, sends new ones to every
 //!    peer at once and every live one again each refresh interval (so a
-//!    peer that restarted learns them), in UDP datagrams of up to 23
+//!    peer that restarted learns them; a peer that starts says hello and
+//!    gets them at once), in UDP datagrams of up to 23
 //!    records with an HMAC-SHA256 tag ([`wire`]). Its own exceptions that no
 //!    worker reported for a while are forgotten.
 //! 3. It keeps the peers' exceptions (each until its protocol's flow timeout

@@ -202,6 +202,11 @@ impl Service {
 
     fn run(&mut self, stop: &AtomicBool) {
         let mut buf = [0u8; MAX_DATAGRAM + 1];
+        // Started (or restarted): the peers send what they have at once,
+        // not at their next refresh.
+        let mut hello = [0u8; MAX_DATAGRAM];
+        let len = wire::encode_hello(self.key.as_deref(), &mut hello);
+        self.send_datagram(&hello[..len], 0);
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             self.collect(now);
@@ -282,18 +287,23 @@ impl Service {
 
     /// Sends `records` to every peer, in batches.
     fn send(&self, records: &[Exception]) {
-        let c = &self.shared.counters;
         let mut out = [0u8; MAX_DATAGRAM];
         for batch in records.chunks(RECORDS_PER_DATAGRAM) {
             let len = wire::encode(batch, self.key.as_deref(), &mut out);
-            for peer in &self.peers {
-                match self.socket.send_to(&out[..len], peer) {
-                    Ok(_) => {
-                        c.datagrams_sent.inc();
-                        c.records_sent.add(batch.len() as u64);
-                    }
-                    Err(_) => c.send_errors.inc(),
+            self.send_datagram(&out[..len], batch.len());
+        }
+    }
+
+    /// Sends one datagram of `records` records to every peer.
+    fn send_datagram(&self, data: &[u8], records: usize) {
+        let c = &self.shared.counters;
+        for peer in &self.peers {
+            match self.socket.send_to(data, peer) {
+                Ok(_) => {
+                    c.datagrams_sent.inc();
+                    c.records_sent.add(records as u64);
                 }
+                Err(_) => c.send_errors.inc(),
             }
         }
     }
@@ -332,6 +342,10 @@ impl Service {
             Ok(n) => {
                 c.datagrams_received.inc();
                 c.records_received.add(n as u64);
+                if wire::is_hello(data) {
+                    // A peer (re)started: every exception goes out now.
+                    self.next_refresh = now;
+                }
             }
             Err(why) => {
                 c.datagrams_rejected.inc();

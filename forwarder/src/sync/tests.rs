@@ -118,6 +118,16 @@ fn datagrams_round_trip_and_tags_are_checked() {
         Ok(2)
     );
     assert_eq!(got, records[..2]);
+    assert!(!wire::is_hello(&out[..plain]));
+    let hello = wire::encode_hello(Some(key), &mut out);
+    assert_eq!(wire::decode(&out[..hello], Some(key), none), Ok(0));
+    assert!(wire::is_hello(&out[..hello]));
+    out[5] |= 4;
+    assert_eq!(
+        wire::decode(&out[..hello], Some(key), none),
+        Err(wire::WireError::Malformed),
+        "an unknown flag"
+    );
 }
 
 /// Load balancer "web" on 203.0.113.5 (VNI 100), TCP 80, targets web0..3 at
@@ -290,12 +300,17 @@ fn a_peer_keeps_the_flows_another_pipeline_pinned() {
     }
 }
 
-fn config(listen: &str, peer: &str, key: Option<&str>) -> lbfwd_config::sync::ExceptionSync {
+fn config(
+    listen: &str,
+    peer: &str,
+    key: Option<&str>,
+    refresh: Duration,
+) -> lbfwd_config::sync::ExceptionSync {
     lbfwd_config::sync::ExceptionSync {
         listen: listen.parse().unwrap(),
         peers: vec![peer.parse().unwrap()],
         key: key.map(|k| k.as_bytes().to_vec()),
-        refresh_interval: Duration::from_millis(100),
+        refresh_interval: refresh,
         max_exceptions: 1000,
         worker_queue: 64,
     }
@@ -313,63 +328,45 @@ fn wait_for(what: &str, check: impl Fn() -> bool) {
 }
 
 /// Two sync threads over loopback: a reported exception reaches the peer's
-/// published map; a peer that restarts learns it again from the refresh;
-/// a peer with another key refuses the datagrams.
+/// published map at once; a peer that restarts says hello and gets every
+/// exception at once (A's refresh interval is a minute: only the hello
+/// explains it); a peer with another key refuses the datagrams, and its
+/// hello is refused.
 #[test]
 fn sync_threads_exchange_exceptions_over_udp() {
     let key = Some("a shared secret!");
     let t = FlowTimeouts::default();
-    let a = SyncService::start(
-        &config("127.0.0.2:47190", "127.0.0.3:47190", key),
-        t,
-        1,
-        None,
-    )
-    .unwrap();
-    let b = SyncService::start(
-        &config("127.0.0.3:47190", "127.0.0.2:47190", key),
-        t,
-        1,
-        None,
-    )
-    .unwrap();
-    let e = exception(7, 3);
-    let report = || {
-        // What a worker's check pass does: report the live exception again.
-        a.shared().rings()[0].push(&e);
+    let minute = Duration::from_secs(60);
+    let start = |listen: &str, peer: &str, key: Option<&str>| {
+        SyncService::start(&config(listen, peer, key, minute), t, 1, None).unwrap()
     };
-    report();
+    let a = start("127.0.0.2:47190", "127.0.0.3:47190", key);
+    let b = start("127.0.0.3:47190", "127.0.0.2:47190", key);
+    let e = exception(7, 3);
+    // What a worker does: report an exception.
+    assert!(a.shared().rings()[0].push(&e));
     wait_for("B to learn A's exception", || {
         b.shared().current().get(&e.flow) == Some(e.target)
     });
     assert_eq!(a.shared().stats().own_exceptions, 1);
     assert_eq!(b.shared().stats().peer_exceptions, 1);
     drop(b);
-    let b = SyncService::start(
-        &config("127.0.0.3:47190", "127.0.0.2:47190", key),
-        t,
-        1,
-        None,
-    )
-    .unwrap();
-    report();
-    wait_for("the restarted B to learn it from the refresh", || {
+    let b = start("127.0.0.3:47190", "127.0.0.2:47190", key);
+    wait_for("the restarted B to learn it after its hello", || {
         b.shared().current().get(&e.flow) == Some(e.target)
     });
     drop(b);
-    let wrong = SyncService::start(
-        &config(
-            "127.0.0.3:47190",
-            "127.0.0.2:47190",
-            Some("another secret!!"),
-        ),
-        t,
-        1,
-        None,
-    )
-    .unwrap();
-    report();
-    wait_for("the refresh to reach the peer with the wrong key", || {
+    let wrong = start(
+        "127.0.0.3:47190",
+        "127.0.0.2:47190",
+        Some("another secret!!"),
+    );
+    wait_for("A to refuse the hello with the wrong key", || {
+        a.shared().stats().datagrams_rejected > 0
+    });
+    let e2 = exception(8, 2);
+    assert!(a.shared().rings()[0].push(&e2));
+    wait_for("the peer with the wrong key to refuse A's datagram", || {
         wrong.shared().stats().datagrams_rejected > 0
     });
     assert!(wrong.shared().current().is_empty());

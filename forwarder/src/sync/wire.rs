@@ -4,7 +4,8 @@
 //! ```text
 //! 0..4   magic "LBXS"
 //! 4      version (1)
-//! 5      flags: bit 0 = a 32-byte HMAC-SHA256 tag follows the records
+//! 5      flags: bit 0 = a 32-byte HMAC-SHA256 tag follows the records;
+//!        bit 1 = hello: the sender (re)started, send it every exception now
 //! 6..8   record count (big endian)
 //! 8..    records, 58 bytes each:
 //!          source address 16, destination address 16 (IPv4-mapped for IPv4),
@@ -36,6 +37,7 @@ pub const RECORDS_PER_DATAGRAM: usize = 23;
 pub const MAX_DATAGRAM: usize = HEADER + RECORDS_PER_DATAGRAM * RECORD + TAG;
 
 const FLAG_TAGGED: u8 = 1;
+const FLAG_HELLO: u8 = 2;
 
 /// Why a datagram was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,10 +56,30 @@ pub enum WireError {
 /// Writes one datagram of `records` (at most [`RECORDS_PER_DATAGRAM`]) into
 /// `out`; returns its length.
 pub fn encode(records: &[Exception], key: Option<&[u8]>, out: &mut [u8; MAX_DATAGRAM]) -> usize {
+    encode_flagged(records, key, 0, out)
+}
+
+/// Writes a hello (no records): the sender just started and asks its peers
+/// for every exception they have at once.
+pub fn encode_hello(key: Option<&[u8]>, out: &mut [u8; MAX_DATAGRAM]) -> usize {
+    encode_flagged(&[], key, FLAG_HELLO, out)
+}
+
+/// Whether a datagram that [`decode`] accepted is a hello.
+pub fn is_hello(data: &[u8]) -> bool {
+    data.get(5).is_some_and(|f| f & FLAG_HELLO != 0)
+}
+
+fn encode_flagged(
+    records: &[Exception],
+    key: Option<&[u8]>,
+    flags: u8,
+    out: &mut [u8; MAX_DATAGRAM],
+) -> usize {
     let records = &records[..records.len().min(RECORDS_PER_DATAGRAM)];
     out[..4].copy_from_slice(&MAGIC);
     out[4] = VERSION;
-    out[5] = if key.is_some() { FLAG_TAGGED } else { 0 };
+    out[5] = flags | if key.is_some() { FLAG_TAGGED } else { 0 };
     out[6..8].copy_from_slice(&(records.len() as u16).to_be_bytes());
     let mut at = HEADER;
     for e in records {
@@ -98,7 +120,7 @@ pub fn decode(
         return Err(WireError::Malformed);
     }
     let tagged = data[5] & FLAG_TAGGED != 0;
-    if data[5] & !FLAG_TAGGED != 0 {
+    if data[5] & !(FLAG_TAGGED | FLAG_HELLO) != 0 {
         return Err(WireError::Malformed);
     }
     let count = usize::from(u16::from_be_bytes([data[6], data[7]]));
