@@ -47,6 +47,9 @@ pub struct SettingsInput {
     /// `[l2]`: answering ARP/NDP for the VIPs (see [`crate::l2`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l2: Option<crate::l2::L2Section>,
+    /// `[sync]`: exceptions shared with other appliances (see [`crate::sync`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncSection>,
 }
 
 /// A packet I/O backend.
@@ -341,6 +344,13 @@ pub struct FlowSection {
     /// ICMP too-big answers per second per worker (default 100; 0: never).
     #[serde(default = "default_icmp_rate")]
     pub icmp_too_big_rate: u64,
+    /// Keep the flow tables in files a restarted lbfwd re-attaches
+    /// (default true; [`crate::flow_persist`]).
+    #[serde(default = "crate::flow_persist::default_persist")]
+    pub persist: bool,
+    /// Where (default: `flows` in the control socket's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_dir: Option<PathBuf>,
 }
 
 fn default_capacity() -> u64 {
@@ -373,6 +383,8 @@ impl Default for FlowSection {
             fragment_capacity: default_fragment_capacity(),
             fragment_timeout_ms: default_fragment_timeout(),
             icmp_too_big_rate: default_icmp_rate(),
+            persist: crate::flow_persist::default_persist(),
+            persist_dir: None,
         }
     }
 }
@@ -495,6 +507,8 @@ pub struct Settings {
     pub log: LogSection,
     /// Layer-2 announcement, when `[l2]` is present.
     pub l2: Option<crate::l2::L2>,
+    /// Exception sync with other appliances, when `[sync]` is present.
+    pub sync: Option<crate::sync::ExceptionSync>,
 }
 
 /// Validated `[dataplane]`.
@@ -569,6 +583,8 @@ pub struct Flow {
     pub fragment_timeout: std::time::Duration,
     /// ICMP too-big answers per second per worker.
     pub icmp_too_big_rate: u32,
+    /// Where the flow tables are kept across a restart (`None`: off).
+    pub persist: Option<crate::flow_persist::FlowPersist>,
 }
 
 impl Underlay {
@@ -811,6 +827,12 @@ impl SettingsInput {
                 )),
             );
         }
+        let persist = crate::flow_persist::validate_persist(
+            f.persist,
+            f.persist_dir.as_deref(),
+            &ctl.socket,
+            &mut |path, problem| c.err(path, problem),
+        );
 
         let listen = self.metrics.listen.as_ref().and_then(|text| {
             match text.parse::<std::net::SocketAddr>() {
@@ -852,6 +874,10 @@ impl SettingsInput {
                 &mut |p, e| c.err(p, e),
             )
         });
+        let sync = self
+            .sync
+            .as_ref()
+            .and_then(|s| crate::sync::validate_sync(s, &mut |p, e| c.err(p, e)));
         let Some(next_hop_mac) = next_hop_mac else {
             return Err(c.errors);
         };
@@ -891,12 +917,14 @@ impl SettingsInput {
                 fragment_capacity: f.fragment_capacity as usize,
                 fragment_timeout: std::time::Duration::from_millis(f.fragment_timeout_ms),
                 icmp_too_big_rate: f.icmp_too_big_rate.min(u32::MAX as u64) as u32,
+                persist,
             },
             bgp,
             announce: self.announce.validate(),
             metrics: Metrics { listen },
             log: self.log.clone(),
             l2,
+            sync,
         };
         c.errors.into_result(settings)
     }
