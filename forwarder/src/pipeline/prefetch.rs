@@ -8,7 +8,8 @@
 //! over the whole burst: stage 2 reads each bucket's tags and starts the
 //! flow's slot (and, for a new flow, its Maglev entry); stage 3 reads each
 //! slot (or Maglev entry) and starts the target's header template and
-//! counters. The misses of one stage overlap across the burst, so a burst
+//! counters (a new flow's counters in a stage 4 of its own, once its
+//! target's entry is in). The misses of one stage overlap across the burst, so a burst
 //! waits for about three round trips instead of three per packet. Hints
 //! only: nothing here changes a verdict or a byte (a unit test compares).
 
@@ -64,6 +65,10 @@ impl State {
                 if let Some(lb) = t.lbs.get(e.lb as usize) {
                     e.flow_hash = e.key.flow_hash();
                     lb.maglev.prefetch(e.flow_hash);
+                    // What the miss path reads of the load balancer.
+                    crate::io::sys::prefetch(&lb.filter);
+                    crate::io::sys::prefetch(&lb.targets);
+                    crate::io::sys::prefetch(&lb.template_base);
                 }
             }
         }
@@ -90,6 +95,19 @@ impl State {
                         crate::io::sys::prefetch(tpl.second_line());
                     }
                 }
+            }
+        }
+        // Stage 4, new flows only: the picked target's counters.
+        for e in burst.iter().filter(|e| e.lb != NONE && !e.known) {
+            let Some(lb) = t.lbs.get(e.lb as usize) else {
+                continue;
+            };
+            let target = lb
+                .maglev
+                .pick(e.flow_hash)
+                .and_then(|i| lb.targets.get(i as usize));
+            if let Some(c) = target.and_then(|tg| self.counters.targets.get(tg.slot as usize)) {
+                crate::io::sys::prefetch(c);
             }
         }
     }
