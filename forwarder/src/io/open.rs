@@ -564,4 +564,15 @@ mod tests {
             .to_string()
             .contains(&format!("built without the {feature} feature")));
     }
+
+    #[test]
+    fn egress_mac_is_the_egress_interface_s_own() {
+        // The loopback device's address is all zeros, and it always exists.
+        let mut dp = settings(BackendKind::AfPacket, &["lo"], 1);
+        assert_eq!(egress_mac(&dp).unwrap(), Some([0; 6]));
+        dp.egress_interface = Some("lbfwd-no-such0".into());
+        assert_eq!(egress_mac(&dp).unwrap(), None);
+        let none = settings(BackendKind::Memory, &[], 1);
+        assert_eq!(egress_mac(&none).unwrap(), None);
+    }
 }
