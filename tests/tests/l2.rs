@@ -23,10 +23,10 @@
 //!    or neighbour solicitation from the router for a VIP between the kill
 //!    and the move, and lb2 answered none; the kept-alive connections carry
 //!    on, each on its target (same Maglev pick on lb2);
-//! 4. the counters: `lbctl announce` and the Prometheus endpoint agree on
-//!    requests answered and gratuitous packets sent;
-//! 5. afterwards exactly lb2 answers; `lbctl announce off` silences it and
+//! 4. afterwards exactly lb2 answers; `lbctl announce off` silences it and
 //!    `on` brings it back; `lbctl announce` and `lbctl stats` show L2;
+//! 5. the counters: `lbctl announce` and the Prometheus endpoint agree on
+//!    requests answered and gratuitous packets sent (none zero);
 //! 6. lb1 restarted: keepalived makes it master again (it has the higher
 //!    priority) and exactly lb1 answers.
 //!
@@ -364,8 +364,8 @@ fn metrics(a: &Appliance) -> String {
     out.stdout
 }
 
-/// Step 4: `lbctl announce` and the Prometheus endpoint agree on the L2
-/// counters (the endpoint read between two `lbctl` reads: a request may be
+/// Step 5: `lbctl announce` and the Prometheus endpoint agree on the L2
+/// counters, which are not zero (the endpoint read between two `lbctl` reads: a request may be
 /// answered meanwhile).
 fn counters_agree(a: &Appliance) {
     let names = [
@@ -389,14 +389,18 @@ fn counters_agree(a: &Appliance) {
         let m = metric(&text, series);
         assert!(
             before[i] <= m && m <= after[i],
-            "4: {series} = {m}, lbctl announce {name} = {} then {}",
+            "5: {series} = {m}, lbctl announce {name} = {} then {}",
             before[i],
             after[i]
         );
     }
-    assert_eq!(metric(&text, "lbfwd_l2_answering"), 1, "4: {text}");
+    assert_eq!(metric(&text, "lbfwd_l2_answering"), 1, "5: {text}");
+    assert!(
+        after.iter().all(|&n| n > 0),
+        "5: lbctl announce counters (arp, nd answered; gratuitous sent) = {after:?}"
+    );
     eprintln!(
-        "ok: 4: lbctl announce and /metrics agree: arp answered {}, nd answered {}, gratuitous sent {}",
+        "ok: 5: lbctl announce and /metrics agree: arp answered {}, nd answered {}, gratuitous sent {}",
         after[0], after[1], after[2]
     );
 }
@@ -528,10 +532,7 @@ fn keepalived_moves_the_vips(backend: Backend) {
         summary.len()
     );
 
-    // 4. The counters, in lbctl and in the metrics.
-    counters_agree(&lb2);
-
-    // 5. Exactly the new master answers; announce off silences it. The
+    // 4. Exactly the new master answers; announce off silences it. The
     // router's capture, as in 3, now sees the requests of arping and
     // ndisc6 for every VIP: it would have seen them in 3.
     let capture = RouterCapture::start(&topo);
@@ -540,7 +541,7 @@ fn keepalived_moves_the_vips(backend: Backend) {
     for vip in &vip_list {
         assert!(
             asked.iter().any(|l| l.contains(&format!(" {vip}"))),
-            "5: the router's capture missed its own requests for {vip}: {asked:#?}"
+            "4: the router's capture missed its own requests for {vip}: {asked:#?}"
         );
     }
     lb2.lbctl_ok(&["announce", "off"]);
@@ -548,7 +549,7 @@ fn keepalived_moves_the_vips(backend: Backend) {
         let got = answering_macs(&topo, vip);
         assert!(
             got.is_empty(),
-            "5: {vip} answered by {got:?} after announce off"
+            "4: {vip} answered by {got:?} after announce off"
         );
     }
     lb2.lbctl_ok(&["announce", "on"]);
@@ -557,11 +558,15 @@ fn keepalived_moves_the_vips(backend: Backend) {
     let text = lb2.lbctl_ok(&["announce"]);
     assert!(
         text.contains("answering ARP/NDP") && text.contains(&mac2),
-        "5: lbctl announce: {text}"
+        "4: lbctl announce: {text}"
     );
     let stats = lb2.lbctl_ok(&["stats"]);
-    assert!(stats.contains("ARP answered"), "5: lbctl stats: {stats}");
-    eprintln!("ok: 5: announce off/on, lbctl announce and stats show L2");
+    assert!(stats.contains("ARP answered"), "4: lbctl stats: {stats}");
+    eprintln!("ok: 4: announce off/on, lbctl announce and stats show L2");
+
+    // 5. The counters, in lbctl and in the metrics (lb2 has answered the
+    // requests of 4 by now).
+    counters_agree(&lb2);
 
     // 6. lb1 back: it has the higher priority and takes over again.
     lb1.spawn();
