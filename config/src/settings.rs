@@ -341,6 +341,13 @@ pub struct FlowSection {
     /// ICMP too-big answers per second per worker (default 100; 0: never).
     #[serde(default = "default_icmp_rate")]
     pub icmp_too_big_rate: u64,
+    /// Keep the flow tables in files a restarted lbfwd re-attaches
+    /// (default true; [`crate::flow_persist`]).
+    #[serde(default = "crate::flow_persist::default_persist")]
+    pub persist: bool,
+    /// Where (default: `flows` in the control socket's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_dir: Option<PathBuf>,
 }
 
 fn default_capacity() -> u64 {
@@ -373,6 +380,8 @@ impl Default for FlowSection {
             fragment_capacity: default_fragment_capacity(),
             fragment_timeout_ms: default_fragment_timeout(),
             icmp_too_big_rate: default_icmp_rate(),
+            persist: crate::flow_persist::default_persist(),
+            persist_dir: None,
         }
     }
 }
@@ -569,6 +578,8 @@ pub struct Flow {
     pub fragment_timeout: std::time::Duration,
     /// ICMP too-big answers per second per worker.
     pub icmp_too_big_rate: u32,
+    /// Where the flow tables are kept across a restart (`None`: off).
+    pub persist: Option<crate::flow_persist::FlowPersist>,
 }
 
 impl Underlay {
@@ -811,6 +822,12 @@ impl SettingsInput {
                 )),
             );
         }
+        let persist = crate::flow_persist::validate_persist(
+            f.persist,
+            f.persist_dir.as_deref(),
+            &ctl.socket,
+            &mut |path, problem| c.err(path, problem),
+        );
 
         let listen = self.metrics.listen.as_ref().and_then(|text| {
             match text.parse::<std::net::SocketAddr>() {
@@ -891,6 +908,7 @@ impl SettingsInput {
                 fragment_capacity: f.fragment_capacity as usize,
                 fragment_timeout: std::time::Duration::from_millis(f.fragment_timeout_ms),
                 icmp_too_big_rate: f.icmp_too_big_rate.min(u32::MAX as u64) as u32,
+                persist,
             },
             bgp,
             announce: self.announce.validate(),

@@ -32,6 +32,9 @@ pub struct Dataplane {
     underlay: UnderlayParams,
     counters: Vec<Arc<WorkerCounters>>,
     vip_sinks: Mutex<Vec<VipSink>>,
+    /// Where the flow tables are kept across a restart: its slot directory
+    /// is written before every publication.
+    flow_store: std::sync::OnceLock<Arc<crate::flow::persist::FlowStore>>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -60,6 +63,7 @@ impl Dataplane {
                 .map(|_| Arc::new(WorkerCounters::new()))
                 .collect(),
             vip_sinks: Mutex::new(Vec::new()),
+            flow_store: std::sync::OnceLock::new(),
         })
     }
 
@@ -81,10 +85,29 @@ impl Dataplane {
             }
         }
         let vips = vips_of(&tables);
+        self.record_slots(&tables);
         self.publisher.publish(tables);
         drop(builder);
         self.update_vip_sinks(&vips)?;
         Ok(version)
+    }
+
+    /// Keeps the slot directory of `store` (flow tables across a restart)
+    /// from now on: writes the current tables' at once, then each new
+    /// version's before it is published.
+    pub fn set_flow_store(&self, store: Arc<crate::flow::persist::FlowStore>) {
+        let _builder = self.builder.lock().unwrap_or_else(|e| e.into_inner());
+        if self.flow_store.set(store).is_ok() {
+            self.record_slots(&self.publisher.current());
+        }
+    }
+
+    fn record_slots(&self, tables: &Tables) {
+        if let Some(store) = self.flow_store.get() {
+            if let Err(e) = store.record(tables) {
+                log::warn!("slot directory of the flow tables: {e} (a restart discards them)");
+            }
+        }
     }
 
     /// Registers a VIP sink and gives it the current VIPs.

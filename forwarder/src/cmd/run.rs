@@ -8,6 +8,7 @@ use lbfwd_config::settings::Idle;
 use lbfwd_forwarder::announce::{self, Announcer};
 use lbfwd_forwarder::daemon::{Daemon, DaemonError};
 use lbfwd_forwarder::dataplane::{Dataplane, VipSink};
+use lbfwd_forwarder::flow::persist::FlowStore;
 use lbfwd_forwarder::io::open::{egress_mac, queue_places, Backend, OpenOptions, RunQueues};
 use lbfwd_forwarder::io::{IoError, WorkerQueue};
 use lbfwd_forwarder::l2::L2;
@@ -101,10 +102,21 @@ fn run(args: &Args) -> Result<(), String> {
     // The egress MAC before the tables are built (DPDK: EAL starts here).
     let mac = egress_mac(dp).map_err(|e| error_chain(&e))?;
     let underlay = UnderlayParams::from_settings(&config.settings.underlay, mac);
+    // Before the first tables: it reads the slot directory the previous run
+    // left, which they replace.
+    let flow_store = config.settings.flow.persist.as_ref().and_then(|p| {
+        FlowStore::open(&p.dir, dp.workers.len(), &dp.backend.to_string())
+            .map_err(|e| log::warn!("flow tables kept in memory only (a restart loses them): {e}"))
+            .ok()
+            .map(Arc::new)
+    });
     let dataplane = Arc::new(
         Dataplane::new(&daemon.resolved(), underlay, dp.workers.len())
             .map_err(|e| error_chain(&e))?,
     );
+    if let Some(store) = &flow_store {
+        dataplane.set_flow_store(Arc::clone(store));
+    }
     let pipeline_config = PipelineConfig::from_settings(&config.settings.flow);
     let l2 = match &config.settings.l2 {
         Some(c) => {
@@ -125,11 +137,14 @@ fn run(args: &Args) -> Result<(), String> {
         None => None,
     };
     let make_pipeline = |i: usize| {
-        let p = Pipeline::new(
+        let (reader, counters) = (
             dataplane.publisher().reader(i),
             Arc::clone(&dataplane.counters()[i]),
-            &pipeline_config,
-        )
+        );
+        let p = match &flow_store {
+            Some(store) => Pipeline::persisted(reader, counters, &pipeline_config, store, i),
+            None => Pipeline::new(reader, counters, &pipeline_config),
+        }
         .expect("pipeline sizes were validated with the config");
         match &l2 {
             Some(l2) => p.with_l2(l2.responder(i)),

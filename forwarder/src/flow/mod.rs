@@ -3,11 +3,13 @@
 //! XXH3 and XXH64 primitives, bit-exact with the reference), and the
 //! per-worker table that remembers each flow's target ([`table`]), and the
 //! per-worker fragment tracker, which remembers what happened to each
-//! fragmented datagram's first fragment ([`frag`]).
+//! fragmented datagram's first fragment ([`frag`]), and the files that keep
+//! the flow tables across a restart ([`persist`]).
 
 pub mod frag;
 pub mod hash;
 pub mod key;
+pub mod persist;
 pub mod table;
 
 #[cfg(test)]

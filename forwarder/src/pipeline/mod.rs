@@ -160,13 +160,46 @@ impl Pipeline {
         counters: Arc<WorkerCounters>,
         config: &PipelineConfig,
     ) -> Result<Self, PipelineError> {
+        let flows = FlowTable::new(config.flow_capacity, config.timeouts)?;
+        Self::with_flows(reader, counters, config, flows, random_seed())
+    }
+
+    /// [`Pipeline::new`] for worker `worker`, its flow table in its file of
+    /// `store` (the previous run's flows when the file may be re-attached,
+    /// see [`crate::flow::persist`]); in memory when the file fails (logged).
+    pub fn persisted(
+        reader: TableReader,
+        counters: Arc<WorkerCounters>,
+        config: &PipelineConfig,
+        store: &crate::flow::persist::FlowStore,
+        worker: usize,
+    ) -> Result<Self, PipelineError> {
+        let attached = store.attach_logged::<state::FlowValue>(
+            worker,
+            config.flow_capacity,
+            config.timeouts,
+            reader.tables(),
+        );
+        match attached {
+            Some((flows, seed)) => Self::with_flows(reader, counters, config, flows, seed),
+            None => Self::new(reader, counters, config),
+        }
+    }
+
+    fn with_flows(
+        reader: TableReader,
+        counters: Arc<WorkerCounters>,
+        config: &PipelineConfig,
+        flows: FlowTable<state::FlowValue>,
+        seed: u64,
+    ) -> Result<Self, PipelineError> {
         Ok(Pipeline {
             reader,
             state: State {
-                flows: FlowTable::new(config.flow_capacity, config.timeouts)?,
+                flows,
                 frags: FragTracker::new(config.frag)?,
                 counters,
-                seed: random_seed(),
+                seed,
                 now: 0,
                 too_big: RateLimit::new(config.too_big_rate),
                 pending: [None; MAX_PENDING_RELEASES],
