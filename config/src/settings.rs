@@ -47,6 +47,9 @@ pub struct SettingsInput {
     /// `[l2]`: answering ARP/NDP for the VIPs (see [`crate::l2`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l2: Option<crate::l2::L2Section>,
+    /// `[sync]`: exceptions shared with other appliances (see [`crate::sync`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncSection>,
 }
 
 /// A packet I/O backend.
@@ -504,6 +507,8 @@ pub struct Settings {
     pub log: LogSection,
     /// Layer-2 announcement, when `[l2]` is present.
     pub l2: Option<crate::l2::L2>,
+    /// Exception sync with other appliances, when `[sync]` is present.
+    pub sync: Option<crate::sync::ExceptionSync>,
 }
 
 /// Validated `[dataplane]`.
@@ -869,6 +874,10 @@ impl SettingsInput {
                 &mut |p, e| c.err(p, e),
             )
         });
+        let sync = self
+            .sync
+            .as_ref()
+            .and_then(|s| crate::sync::validate_sync(s, &mut |p, e| c.err(p, e)));
         let Some(next_hop_mac) = next_hop_mac else {
             return Err(c.errors);
         };
@@ -915,6 +924,7 @@ impl SettingsInput {
             metrics: Metrics { listen },
             log: self.log.clone(),
             l2,
+            sync,
         };
         c.errors.into_result(settings)
     }

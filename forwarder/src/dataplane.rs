@@ -35,6 +35,8 @@ pub struct Dataplane {
     /// Where the flow tables are kept across a restart: its slot directory
     /// is written before every publication.
     flow_store: std::sync::OnceLock<Arc<crate::flow::persist::FlowStore>>,
+    /// The exception sync's shared state, once `[sync]` started it.
+    sync: std::sync::OnceLock<Arc<crate::sync::SyncShared>>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -64,6 +66,7 @@ impl Dataplane {
                 .collect(),
             vip_sinks: Mutex::new(Vec::new()),
             flow_store: std::sync::OnceLock::new(),
+            sync: std::sync::OnceLock::new(),
         })
     }
 
@@ -146,6 +149,17 @@ impl Dataplane {
     /// Worker `i`'s counters.
     pub fn counters(&self) -> &[Arc<WorkerCounters>] {
         &self.counters
+    }
+
+    /// Records the running exception sync (its counters go into `lbctl
+    /// stats` and the metrics).
+    pub fn set_sync(&self, sync: Arc<crate::sync::SyncShared>) {
+        let _ = self.sync.set(sync);
+    }
+
+    /// The running exception sync, if `[sync]` is configured.
+    pub fn sync(&self) -> Option<&Arc<crate::sync::SyncShared>> {
+        self.sync.get()
     }
 
     /// Frees table versions every worker has moved past; call now and then.

@@ -134,6 +134,7 @@ pub fn snapshot(
             drops,
             health: Vec::new(),
             l2: None,
+            sync: None,
         },
         sample,
     )

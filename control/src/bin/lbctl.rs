@@ -876,6 +876,36 @@ fn render_stats(s: &StatsSnapshot, out: &mut String) {
         out.push('\n');
         render_l2_counters(l2, out);
     }
+    if let Some(sync) = &s.sync {
+        out.push('\n');
+        render_sync_counters(sync, out);
+    }
+}
+
+/// The exception sync counters (`[sync]`), two lines.
+fn render_sync_counters(s: &lbfwd_control::protocol::SyncStats, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "sync        {} -> {}: exceptions own {}, from peers {}; adopted {}",
+        s.listen,
+        s.peers.join(","),
+        s.own_exceptions,
+        s.peer_exceptions,
+        s.adopted
+    );
+    let _ = writeln!(
+        out,
+        "            sent {} records in {} datagrams ({} send errors), received {} records in {} \
+         datagrams ({} rejected); dropped: queue full {}, over capacity {}",
+        s.records_sent,
+        s.datagrams_sent,
+        s.send_errors,
+        s.records_received,
+        s.datagrams_received,
+        s.datagrams_rejected,
+        s.queue_dropped,
+        s.over_capacity
+    );
 }
 
 /// The layer-2 announcement counters, one line.

@@ -224,6 +224,7 @@ impl lbfwd_control::Handler for MemHandler {
                     }],
                     health: Vec::new(),
                     l2: None,
+                    sync: None,
                 }))
             }
             Request::List(ListRequest { kind }) => {

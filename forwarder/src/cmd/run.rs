@@ -15,6 +15,7 @@ use lbfwd_forwarder::l2::L2;
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::report::{extra_counters, render_text, snapshot, WorkerView};
 use lbfwd_forwarder::runtime::{Layout, RunReport, Runtime, RuntimeError, WorkerPlacement};
+use lbfwd_forwarder::sync::SyncService;
 use lbfwd_forwarder::tables::UnderlayParams;
 use lbfwd_forwarder::worker::{IdlePolicy, WorkerConfig};
 use std::process::ExitCode;
@@ -136,6 +137,20 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => None,
     };
+    let mut sync = match &config.settings.sync {
+        Some(s) => {
+            // Off the worker cores, like the metrics thread.
+            let free_core = lbfwd_forwarder::runtime::allowed_cores()
+                .ok()
+                .and_then(|all| all.into_iter().find(|c| !dp.workers.contains(c)));
+            let service =
+                SyncService::start(s, pipeline_config.timeouts, dp.workers.len(), free_core)
+                    .map_err(|e| error_chain(&e))?;
+            dataplane.set_sync(Arc::clone(service.shared()));
+            Some(service)
+        }
+        None => None,
+    };
     let make_pipeline = |i: usize| {
         let (reader, counters) = (
             dataplane.publisher().reader(i),
@@ -146,6 +161,10 @@ fn run(args: &Args) -> Result<(), String> {
             None => Pipeline::new(reader, counters, &pipeline_config),
         }
         .expect("pipeline sizes were validated with the config");
+        let p = match &sync {
+            Some(s) => p.with_sync(s.port(i)),
+            None => p,
+        };
         match &l2 {
             Some(l2) => p.with_l2(l2.responder(i)),
             None => p,
@@ -209,6 +228,9 @@ fn run(args: &Args) -> Result<(), String> {
     services.stop();
     control.shutdown();
     announcer.stop();
+    if let Some(s) = &mut sync {
+        s.stop();
+    }
     let report = result.map_err(|e| error_chain(&e))?;
     let tables = dataplane.current();
     let views: Vec<WorkerView<'_>> = dataplane

@@ -520,15 +520,20 @@ impl<V: Copy + Default> FlowTable<V> {
     /// with a small budget; a full pass over the table every few seconds
     /// keeps `len` close to the number of live flows.
     pub fn sweep(&mut self, now: u64, buckets: usize) -> usize {
-        self.sweep_visit(now, buckets, |_| {}).freed
+        self.sweep_visit(now, buckets, |_, _| {}).freed
     }
 
-    /// [`FlowTable::sweep`] that also hands the value of every live entry
+    /// [`FlowTable::sweep`] that also hands the key and value of every live entry
     /// it passes to `live` (a census over one pass: see
     /// [`Swept::pass_done`]). Reads an entry's value only where its bucket
     /// metadata says it is live.
     #[inline]
-    pub fn sweep_visit(&mut self, now: u64, buckets: usize, mut live: impl FnMut(&V)) -> Swept {
+    pub fn sweep_visit(
+        &mut self,
+        now: u64,
+        buckets: usize,
+        mut live: impl FnMut(&FlowKey, &V),
+    ) -> Swept {
         let now_ns = now;
         let now = tick(now);
         let n = self.meta.len();
@@ -545,7 +550,8 @@ impl<V: Copy + Default> FlowTable<V> {
                     meta.class[i] = 0;
                     swept.freed += 1;
                 } else {
-                    live(&self.slots[b * WAYS + i].value);
+                    let slot = &self.slots[b * WAYS + i];
+                    live(&slot.key, &slot.value);
                 }
             }
             self.sweep_next = (b + 1) & (n - 1);

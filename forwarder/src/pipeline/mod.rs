@@ -211,6 +211,7 @@ impl Pipeline {
                 census: vec![0; MAX_LB_SLOTS].into_boxed_slice(),
                 census_touched: Vec::with_capacity(MAX_LB_SLOTS),
                 l2: crate::l2::Responder::default(),
+                sync: None,
             },
         })
     }
@@ -221,11 +222,20 @@ impl Pipeline {
         self
     }
 
+    /// The pipeline sharing its exceptions through `sync` (`[sync]`).
+    pub fn with_sync(mut self, sync: crate::sync::SyncPort) -> Self {
+        self.state.sync = Some(sync);
+        self
+    }
+
     /// Starts a burst at `now_ns`: picks up a new table version and expires a
     /// few idle flows and fragment entries.
     pub fn begin(&mut self, now_ns: u64) {
         self.reader.refresh();
         self.state.l2.begin_burst();
+        if let Some(s) = &mut self.state.sync {
+            s.begin();
+        }
         self.state.prefetched_len = 0;
         self.state.prefetched_next = 0;
         self.state.now = now_ns;
@@ -241,7 +251,11 @@ impl Pipeline {
         let t = self.reader.tables();
         let st = &mut self.state;
         let (census, touched) = (&mut st.census, &mut st.census_touched);
-        let swept = st.flows.sweep_visit(now_ns, buckets, |v| {
+        let sync = st.sync.as_ref().filter(|s| s.checking());
+        let swept = st.flows.sweep_visit(now_ns, buckets, |k, v| {
+            if let Some(s) = sync {
+                s.check(t, k, v.slot, v.hash());
+            }
             if let Some(lb) = t.lb_slot_of_target(v.slot) {
                 if let Some(n) = census.get_mut(lb as usize) {
                     if *n == 0 && touched.len() < touched.capacity() {
@@ -252,6 +266,9 @@ impl Pipeline {
             }
         });
         if swept.pass_done {
+            if let Some(s) = &mut st.sync {
+                s.pass_done(now_ns, t.version);
+            }
             st.publish_census(t);
         }
         st.counters.flows_live.set(st.flows.len() as u64);

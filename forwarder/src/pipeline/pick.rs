@@ -96,7 +96,12 @@ impl State {
             // re-pick this flow only.
             let index = match remembered(t, lb_idx, lb, &v) {
                 Remembered::Current(i) => return Some((i, hash)),
-                Remembered::Revalidated(i) => i,
+                Remembered::Revalidated(i) => {
+                    if let Some(s) = &self.sync {
+                        s.revalidated(lb, i, maglev(lb, hash), flow);
+                    }
+                    i
+                }
                 Remembered::Gone => {
                     let i = maglev(lb, hash)?;
                     self.counters.flow_repicks.inc();
@@ -109,7 +114,12 @@ impl State {
             return Some((index, hash));
         }
         let hash = flow.flow_hash();
-        let index = maglev(lb, hash)?;
+        // A flow a peer keeps off its Maglev pick (`[sync]`) stays there.
+        let adopted = self.sync.as_ref().and_then(|s| s.adopt(lb, flow));
+        let index = match adopted {
+            Some(i) => i,
+            None => maglev(lb, hash)?,
+        };
         self.flows.insert(
             *flow,
             found.bucket_hash,
