@@ -12,8 +12,9 @@
 //! The low bits of the flow hash pick the bucket, its top 16 bits are a tag.
 //! Each bucket's metadata (tags, timeout classes, last-seen times) is one
 //! 64-byte cache line; keys and values sit in a parallel array and are only
-//! read when a tag matches. A lookup touches one metadata line and, on a tag
-//! match, one or two slot lines.
+//! read when a tag matches. Each slot (key and value) is one aligned cache
+//! line. A lookup touches one metadata line and, on a tag match, one slot
+//! line.
 //!
 //! # Time and expiry
 //!
@@ -228,8 +229,11 @@ struct Meta {
     last: [u32; WAYS],
 }
 
+/// One entry: key and value, one cache line of its own (with the
+/// pipeline's 20-byte value the pair fills exactly 64 bytes), so a lookup
+/// reads one line past the bucket metadata and a prefetch needs one hint.
 #[derive(Clone, Copy, Default)]
-#[repr(C)]
+#[repr(C, align(64))]
 struct Slot<V> {
     key: FlowKey,
     value: V,
@@ -239,7 +243,8 @@ struct Slot<V> {
 // only, any bit pattern is a valid value.
 #[allow(unsafe_code)]
 unsafe impl Plain for Meta {}
-// SAFETY: `Slot` is `repr(C)` of a `FlowKey` and a `V`, both `Plain`.
+// SAFETY: `Slot` is `repr(C, align(64))` of a `FlowKey` and a `V`, both
+// `Plain` (the alignment only adds trailing padding, as `FlowKey` has).
 #[allow(unsafe_code)]
 unsafe impl<V: Plain> Plain for Slot<V> {}
 
@@ -336,22 +341,30 @@ impl<V: Copy + Default> FlowTable<V> {
         crate::io::sys::prefetch(&self.meta[(hash & self.mask) as usize]);
     }
 
-    /// Starts loading the slot that holds `key` (flow hash `hash`), when the
-    /// bucket's tags say it may be there (second stage, once the bucket
-    /// metadata is in the caches; a hint, no effect on the table).
+    /// Starts loading the slots a lookup of flow hash `hash` will read, once
+    /// the bucket metadata is in the caches (second stage of a burst
+    /// prefetch): those whose tag matches. When none does (a new flow), the
+    /// free slot an insert would take instead. Returns whether a tag
+    /// matched. A hint, no effect on the table.
     #[inline(always)]
-    pub fn prefetch_entry(&self, hash: u64) {
+    pub fn prefetch_slots(&self, hash: u64) -> bool {
         let b = (hash & self.mask) as usize;
         let tag = tag_of(hash);
         let meta = &self.meta[b];
+        let mut matched = false;
+        let mut free = WAYS;
         for i in 0..WAYS {
-            if meta.class[i] != 0 && meta.tags[i] == tag {
-                let slot = &self.slots[b * WAYS + i];
-                crate::io::sys::prefetch(slot);
-                // A slot may straddle two cache lines.
-                crate::io::sys::prefetch(&slot.value);
+            if meta.class[i] == 0 {
+                free = free.min(i);
+            } else if meta.tags[i] == tag {
+                crate::io::sys::prefetch(&self.slots[b * WAYS + i]);
+                matched = true;
             }
         }
+        if !matched && free < WAYS {
+            crate::io::sys::prefetch(&self.slots[b * WAYS + free]);
+        }
+        matched
     }
 
     /// The value of `key` if an entry holds it, expired or not, without

@@ -35,7 +35,8 @@
 //! which that flow passed under the same tables, and touches nothing of the
 //! load balancer's table (fewer cache lines per packet); new tables send it
 //! through the filter and the pick once more. `prefetch.rs` holds the burst
-//! prefetch that runs ahead of the stages above 8192 flows.
+//! prefetch (staged over the whole burst) that runs before the stages
+//! above 8192 flows.
 //!
 //! `state.rs` is the bottom layer: the per-worker [`State`](self) every
 //! stage works on (flow table, fragment tracker, held fragments, too-big
@@ -139,8 +140,11 @@ pub enum PipelineError {
 }
 
 /// Flow-table buckets swept per loop turn of a busy worker (before each
-/// burst).
-const SWEEP_BUCKETS_BUSY: usize = 4;
+/// burst). One: its entries' census look-ups are random reads the burst
+/// prefetch does not cover (4 per burst cost about 20 ns a packet at 1M
+/// flows); a busy worker still passes over a 2^20-entry table in well
+/// under a second at full bursts, and idle turns sweep 256.
+const SWEEP_BUCKETS_BUSY: usize = 1;
 /// ... and per turn that received nothing ([`Processor::idle`]).
 const SWEEP_BUCKETS_IDLE: usize = 256;
 
@@ -207,7 +211,6 @@ impl Pipeline {
                 scratch: vec![0u8; state::SCRATCH_LEN].into_boxed_slice(),
                 prefetched: Box::new([Prefetched::default(); PREFETCH_MAX]),
                 prefetched_len: 0,
-                prefetched_next: 0,
                 census: vec![0; MAX_LB_SLOTS].into_boxed_slice(),
                 census_touched: Vec::with_capacity(MAX_LB_SLOTS),
                 l2: crate::l2::Responder::default(),
@@ -237,7 +240,6 @@ impl Pipeline {
             s.begin();
         }
         self.state.prefetched_len = 0;
-        self.state.prefetched_next = 0;
         self.state.now = now_ns;
         self.sweep(now_ns, SWEEP_BUCKETS_BUSY);
         self.state.frags.sweep(now_ns, 4);
@@ -322,7 +324,7 @@ impl Processor for Pipeline {
     #[inline(always)]
     fn process(&mut self, frame: &mut Frame<'_>) -> Disposition {
         if self.state.prefetched_len > 0 {
-            self.state.prefetch_ahead(self.reader.tables());
+            self.state.prefetch_burst(self.reader.tables());
         }
         self.run(frame).disposition()
     }

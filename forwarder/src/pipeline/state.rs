@@ -193,7 +193,7 @@ impl RateLimit {
 /// without).
 pub(super) const PREFETCH_MAX: usize = 64;
 
-/// What the first prefetch stage found out about one frame of a burst.
+/// What the burst prefetch found out about one frame of a burst.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Prefetched {
     /// The flow's key.
@@ -203,9 +203,11 @@ pub(super) struct Prefetched {
     /// Its load balancer's index; `u32::MAX`: not a fast-path packet to a
     /// VIP (nothing to prefetch).
     pub lb: u32,
-    /// The template index its flow entry held when stage 3 looked
-    /// (`u32::MAX`: none).
-    pub template: u32,
+    /// Stage 2: a slot of its bucket carries its tag (probably a known
+    /// flow).
+    pub known: bool,
+    /// Stage 2, a new flow: its flow hash (for its Maglev entry).
+    pub flow_hash: u64,
 }
 
 /// The per-worker state the stages work on (everything but the tables).
@@ -224,10 +226,8 @@ pub(super) struct State {
     pub scratch: Box<[u8]>,
     /// The frames of the burst in prefetch ([`Processor::prefetch`]).
     pub prefetched: Box<[Prefetched; PREFETCH_MAX]>,
-    /// Frames in `prefetched`.
+    /// Frames in `prefetched` whose later stages have not run yet.
     pub prefetched_len: usize,
-    /// Frames of them processed since.
-    pub prefetched_next: usize,
     /// Live flows per load-balancer counter slot, counted by the sweep in
     /// the current pass ([`Pipeline::begin`]); published to
     /// [`WorkerCounters::lb_flows`] when the pass ends.
