@@ -3,9 +3,12 @@
 //! XXH3 and XXH64 primitives, bit-exact with the reference), and the
 //! per-worker table that remembers each flow's target ([`table`]), and the
 //! per-worker fragment tracker, which remembers what happened to each
-//! fragmented datagram's first fragment ([`frag`]).
+//! fragmented datagram's first fragment ([`frag`]), and the new-flow
+//! flood guard that limits how many new flows per second enter the table
+//! ([`guard`]).
 
 pub mod frag;
+pub mod guard;
 pub mod hash;
 pub mod key;
 pub mod table;
