@@ -13,7 +13,14 @@
 #     1000 VIPs x 100 targets, Maglev M=65537, VXLAN; Mpps per core against
 #     workers, frame size and flows; a mixed traffic point (IPv6, filtered,
 #     fragments) and one with routing changes published during the run;
-#  3. burst latency percentiles through the pipeline (lbfwd-pktgen latency);
+#  3. the many-flows table (section `many`, issue 18): ns per packet at 1,
+#     1k, 100k and 1M established flows for 1 VIP x 100 targets (IPIP) and
+#     1000 VIPs x 100 targets (VXLAN), IPv4 and IPv6, and the new-flow cost
+#     (every packet a miss, p50), one worker, 64 B, BENCH_ROUNDS interleaved
+#     rounds (the report shows medians); then Katran's XDP balancer on the
+#     same core and the same frames (section `katran`,
+#     scripts/katran-bench.sh) when KATRAN_SRC names a Katran source tree;
+#     burst latency percentiles through the pipeline (lbfwd-pktgen latency);
 #  4. Maglev build time and disruption (lbfwd-pktgen maglev);
 #  5. the veth path: lbfwd-pktgen send -> veth -> forwarder -> veth -> sink
 #     counters, for lbfwd (af_packet, af_xdp) and dpdk-testpmd io/macswap on
@@ -30,7 +37,18 @@
 #   BENCH_SKIP_DPDK=1    skip testpmd
 #   BENCH_OUT=DIR        results directory (default benches/results)
 #   BENCH_NO_BUILD=1     use the release binaries already built
-#   BENCH_SECTIONS="..."  sections to run (default: dpdk memory latency maglev veth)
+#   BENCH_SECTIONS="..."  sections to run (default: dpdk memory many katran latency maglev veth)
+#   BENCH_ROUNDS=N       interleaved rounds of the many-flows table (default 5, quick 3)
+#   KATRAN_SRC=DIR       a Katran source tree (git clone of facebookincubator/katran):
+#                        section `katran` measures its XDP balancer; without it
+#                        the section says so and is skipped
+#
+# Timing on the 2-core VM (shared, load 8-10): BENCH_QUICK=1 took 4 minutes
+# without the veth section (about 1.5 more with it); the whole suite about
+# 12 minutes plus the release build (about 5); only the many-flows table:
+# BENCH_SECTIONS=many BENCH_QUICK=1, about 2.5 minutes (5.5 with the 5
+# rounds of a full run), Katran under a minute more
+# (benches/README.md, "Many flows", has the figures of these runs).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,7 +65,7 @@ last_core=$((ncores - 1))
 gen_core=0
 
 say() { echo "== $(date +%T) $*"; }
-sections=" ${BENCH_SECTIONS:-dpdk memory latency maglev veth} "
+sections=" ${BENCH_SECTIONS:-dpdk memory many katran latency maglev veth} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 [ "${BENCH_SKIP_VETH:-0}" = 1 ] && sections=${sections/ veth / }
 [ "${BENCH_SKIP_DPDK:-0}" = 1 ] && sections=${sections/ dpdk / }
@@ -88,8 +106,14 @@ run() { # run and remember the command for results.md
 
 if [ "$quick" = 1 ]; then
   secs=1; warm=0.5; sizes=64,512,1500; flows=1,10000,1000000; maglev_runs=2; veth_secs=4
+  many_rounds=${BENCH_ROUNDS:-3}; many_secs=0.6; many_warm=0.3
 else
   secs=2; warm=1; sizes=64,128,256,512,1024,1500; flows=1,100,1000,10000,100000,1000000; maglev_runs=5; veth_secs=6
+  many_rounds=${BENCH_ROUNDS:-5}; many_secs=1; many_warm=0.5
+fi
+if ! [[ $many_rounds =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench.sh: BENCH_ROUNDS must be a whole number >= 1 (got '$many_rounds')" >&2
+  exit 2
 fi
 if [ "$ncores" -ge 2 ]; then worker_counts=$(seq -s, 1 $((ncores - 1))); else worker_counts=1; fi
 # Workers sweep: up to every core (core 0 shared with the system) to show scaling.
@@ -136,7 +160,48 @@ run "$PKTGEN" memory --out "$raw" --warmup "$warm" --seconds $((secs * 3)) --swe
   --workers 1 --flows 1000000 --sizes 64 --churn-ms 100
 fi
 
-# --- 3. latency ---------------------------------------------------------------
+# --- 3. the many-flows table (issue 18) ----------------------------------------
+# Each round measures every configuration and family once, in the same
+# order (so a slow minute of the shared machine hits one round of every
+# point, not every round of one point); the report takes the medians.
+many_flows=1,1000,100000,1000000
+many_shapes=("--lbs 1 --targets 100 --encap ipip" "--lbs 1000 --targets 100 --encap vxlan")
+if want many; then
+  say "many flows: $many_rounds interleaved rounds (1 and 1000 VIPs, IPv4 and IPv6, flows $many_flows, new flows)"
+  many_start=$(date +%s)
+  for shape in "${many_shapes[@]}"; do
+    for v6 in 0 1; do
+      # shellcheck disable=SC2086 # a shape is a list of words
+      note_cmd "lbfwd-pktgen memory $shape --ipv6-share $v6 --sweep many --workers 1 --flows $many_flows --sizes 64 --warmup $many_warm --seconds $many_secs  # x $many_rounds rounds"
+      # shellcheck disable=SC2086
+      note_cmd "lbfwd-pktgen latency $shape --ipv6-share $v6 --sweep many --flows 1000000 --rounds 0 --burst 32  # new flows, x $many_rounds rounds"
+    done
+  done
+  for round in $(seq "$many_rounds"); do
+    for shape in "${many_shapes[@]}"; do
+      for v6 in 0 1; do
+        # shellcheck disable=SC2086
+        "$PKTGEN" memory $shape --ipv6-share "$v6" --sweep many --workers 1           --flows "$many_flows" --sizes 64 --warmup "$many_warm" --seconds "$many_secs"           --out "$raw" >/dev/null 2>"$log_dir/many.log"           || { echo "many: memory $shape ipv6 $v6 failed:" >&2; tail -5 "$log_dir/many.log" >&2; }
+        # shellcheck disable=SC2086
+        "$PKTGEN" latency $shape --ipv6-share "$v6" --sweep many --flows 1000000 --rounds 0           --burst 32 --out "$raw" >/dev/null 2>"$log_dir/many.log"           || { echo "many: latency $shape ipv6 $v6 failed:" >&2; tail -5 "$log_dir/many.log" >&2; }
+      done
+    done
+    echo "   round $round of $many_rounds done ($(( $(date +%s) - many_start )) s, load average $(cut -d' ' -f1 /proc/loadavg))"
+  done
+fi
+
+# --- 3b. Katran on the same core ---------------------------------------------
+if want katran; then
+  if [ -z "${KATRAN_SRC:-}" ]; then
+    say "Katran: skipped (set KATRAN_SRC to a Katran source tree to measure it; see benches/README.md)"
+  else
+    say "Katran's XDP balancer from $KATRAN_SRC, BPF_PROG_TEST_RUN on core $last_core"
+    note_cmd "KATRAN_SRC=... CORE=$last_core ROUNDS=$many_rounds scripts/katran-bench.sh  # results into raw.jsonl"
+    KATRAN_RAW="$raw" PKTGEN="$PKTGEN" CORE=$last_core ROUNDS=$many_rounds LBFWD_RAW="$raw"       "$here/katran-bench.sh"       || echo "katran-bench.sh failed; continuing without Katran's figures" >&2
+  fi
+fi
+
+# --- 4. latency ---------------------------------------------------------------
 if want latency; then
   say "burst latency"
   run "$PKTGEN" latency --out "$raw" --flows 1000000 --rounds 2 --burst 32

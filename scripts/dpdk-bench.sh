@@ -13,7 +13,9 @@
 #   MAIN_CORE        core of testpmd's main lcore / lbfwd's control threads (default 0)
 #   FWD_CORE         the one forwarding core (testpmd's lcore, lbfwd's worker) (default 1)
 #   ROTATE_FLOWS     also run lbfwd with this many distinct flows rotated
-#                    into the frames (0: skip that run)         (default 65536)
+#                    into the frames (0: skip that run)         (default 1000000)
+#   MEMORY_PATH=0    skip the memory-path run at ROTATE_FLOWS flows that is
+#                    printed next to the many-flow row (lbfwd-pktgen memory)
 #   BENCH_ARGS       more arguments for dpdk_bench (e.g. "--lbs 100")
 #   NO_BUILD=1       use the dpdk_bench binary already built
 #   CARGO_TARGET_DIR where cargo builds (default: target/ of the repository)
@@ -27,9 +29,14 @@
 # into the pool amount to one burst of flows, 32 (all flow-table hits in cache): the
 # same I/O pattern as testpmd, the row the target is judged on. The second
 # lbfwd row writes the 5-tuple of the next of ROTATE_FLOWS flows into each
-# frame first (a 16-byte store, counted against lbfwd): the flow table, the
-# counters and the tables then miss the caches and the TLB as with real
-# traffic.
+# frame once the pipeline is done with it (a 16-byte store, counted against
+# lbfwd), so the mbuf comes back from the pool as a frame of another flow
+# and the worker's own burst path, prefetch pass included, runs on many
+# flows; the flow table, the counters and the tables then miss the caches
+# and the TLB as with real traffic. The window starts once every flow was
+# seen. Next to it: the same pipeline on the in-process memory path
+# (lbfwd-pktgen memory, same flow count, one worker on FWD_CORE): the gap
+# between the two is what the DPDK I/O costs at that many flows.
 #
 # Needs root and Debian's
 # dpdk and libdpdk-dev (DPDK 22.11); runs without hugepages.
@@ -39,7 +46,8 @@ json_out=${1:-}
 seconds=${SECONDS_PER_RUN:-10}
 main_core=${MAIN_CORE:-0}
 fwd_core=${FWD_CORE:-1}
-rotate=${ROTATE_FLOWS:-65536}
+rotate=${ROTATE_FLOWS:-1000000}
+memory_path=${MEMORY_PATH:-1}
 target_ratio=0.6
 root=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
@@ -67,6 +75,10 @@ fi
 if [ "${NO_BUILD:-0}" != 1 ]; then
     echo "dpdk-bench: building dpdk_bench (release, --features dpdk)" >&2
     (cd "$root" && cargo build --release -p lbfwd-forwarder --features dpdk --example dpdk_bench)
+    if [ "$rotate" -gt 0 ] && [ "$memory_path" = 1 ]; then
+        echo "dpdk-bench: building lbfwd-pktgen (release) for the memory path" >&2
+        (cd "$root" && cargo build --release -p lbfwd-benches --bin lbfwd-pktgen)
+    fi
 fi
 if [ ! -x "$bench" ]; then
     echo "dpdk-bench: $bench not found (build it, or unset NO_BUILD)" >&2
@@ -93,6 +105,24 @@ run_lbfwd() {
 run_lbfwd lbfwd
 if [ "$rotate" -gt 0 ]; then
     run_lbfwd lbfwd-flows --rotate-flows "$rotate"
+fi
+# The memory path at the same flow count, same configuration (1000 LBs x
+# 100 targets, VXLAN, 64 B), one worker on FWD_CORE.
+mem_mpps=
+if [ "$rotate" -gt 0 ] && [ "$memory_path" = 1 ]; then
+    if [ -x "$target_dir/release/lbfwd-pktgen" ]; then
+        # shellcheck disable=SC2086 # BENCH_ARGS is a list of words
+        if "$target_dir/release/lbfwd-pktgen" memory --workers 1 --cores "$fwd_core" --flows "$rotate" \
+            --sizes 64 --seconds "$seconds" --warmup 1 --sweep dpdk-memory ${BENCH_ARGS:-} \
+            >"$work/memory.json" 2>"$work/memory.log"; then
+            mem_mpps=$(python3 -c 'import json,sys; print("%.2f" % json.loads(open(sys.argv[1]).readline())["mpps_per_core"])' "$work/memory.json")
+        else
+            echo "dpdk-bench: lbfwd-pktgen memory failed:" >&2
+            tail -n 5 "$work/memory.log" >&2
+        fi
+    else
+        echo "dpdk-bench: no lbfwd-pktgen release binary; the memory path is not shown" >&2
+    fi
 fi
 
 # "NAME: W Mpps wall clock, C Mpps per CPU-second ..." -> W and C.
@@ -143,6 +173,9 @@ printf '%-34s %14s %20s\n' "testpmd macswap" "$ms_wall" "$ms_cpu"
 printf '%-34s %14s %20s\n' "lbfwd full LB" "$lb_wall" "$lb_cpu"
 if [ "$rotate" -gt 0 ]; then
     printf '%-34s %14s %20s\n' "lbfwd full LB, $rotate flows" "$fl_wall" "$fl_cpu"
+    if [ -n "$mem_mpps" ]; then
+        printf '%-34s %14s %20s\n' "  same flows, memory path" "-" "$mem_mpps"
+    fi
 fi
 printf '%-34s %14s %20s\n' "lbfwd / testpmd macswap" "$ratio_wall" "$ratio_cpu"
 echo "target: lbfwd >= $target_ratio x testpmd macswap per CPU-second: $([ "$meets" = true ] && echo met || echo NOT met)"
@@ -155,7 +188,8 @@ if [ -n "$json_out" ]; then
     if [ "$rotate" -gt 0 ]; then
         flows_json=$(cat "$work/lbfwd-flows.json")
         flows_row=",
-    {\"name\": \"lbfwd full LB, $rotate flows\", \"mpps\": $(num "$fl_wall"), \"mpps_per_cpu_second\": $(num "$fl_cpu")}"
+    {\"name\": \"lbfwd full LB, $rotate flows\", \"mpps\": $(num "$fl_wall"), \"mpps_per_cpu_second\": $(num "$fl_cpu")},
+    {\"name\": \"lbfwd memory path, $rotate flows\", \"mpps\": null, \"mpps_per_cpu_second\": $(num "$mem_mpps")}"
     fi
     cat >"$json_out" <<EOF
 {

@@ -64,6 +64,10 @@ pub struct Throughput {
     pub drop_verdict_share: f64,
     /// Flows picked through Maglev (whole run).
     pub flow_picks: u64,
+    /// Encapsulation of the configuration (`vxlan`, `gue`, `ipip`; empty
+    /// in records written before it was recorded).
+    #[serde(default)]
+    pub encap: String,
 }
 
 /// Latency of one burst through the pipeline.
@@ -85,6 +89,45 @@ pub struct Latency {
     pub burst_ns: [u64; 5],
     /// Per packet (burst time / burst), ns: p50, p90, p99, p99.9, max.
     pub packet_ns: [f64; 5],
+    /// Which sweep the run belongs to (`many`: the many-flows table; empty
+    /// in older records).
+    #[serde(default)]
+    pub sweep: String,
+    /// Load balancers in the tables.
+    #[serde(default)]
+    pub lbs: usize,
+    /// Targets per load balancer.
+    #[serde(default)]
+    pub targets: usize,
+    /// Encapsulation.
+    #[serde(default)]
+    pub encap: String,
+    /// Share of IPv6 flows.
+    #[serde(default)]
+    pub ipv6_share: f64,
+}
+
+/// ns per packet of another implementation measured on the same machine
+/// (Katran's XDP balancer under BPF_PROG_TEST_RUN), for the many-flows
+/// table.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PerPacket {
+    /// What ran (`katran`).
+    pub name: String,
+    /// The case (`1 VIP x 100 reals, IPIP, IPv4`).
+    pub case: String,
+    /// Established flows; 0: new flows (every packet a miss).
+    pub flows: u32,
+    /// ns per packet of this round (the empty program's cost taken out).
+    pub ns_per_packet: f64,
+    /// The same before the empty program's cost was taken out.
+    pub raw_ns_per_packet: f64,
+    /// What one test run of an empty program costs, ns.
+    pub baseline_ns: f64,
+    /// Round number (rounds interleave the cases).
+    pub round: u32,
+    /// Free-form details (core, statistic, program).
+    pub detail: String,
 }
 
 /// Maglev table build time.
@@ -149,6 +192,8 @@ pub enum Record {
     MaglevMoved(MaglevMoved),
     /// An I/O path rate.
     Io(IoRate),
+    /// Another implementation's ns per packet (Katran).
+    PerPacket(PerPacket),
 }
 
 /// A record and the machine it was taken on.
@@ -383,6 +428,7 @@ pub fn markdown(lines: &[Line], commands: &str) -> String {
         }
         let _ = writeln!(s);
     }
+    s.push_str(&crate::many::markdown(lines));
     let builds: Vec<&MaglevBuild> = lines
         .iter()
         .filter_map(|l| match &l.record {
@@ -711,6 +757,9 @@ pub fn write_all(lines: &[Line], dir: &Path, commands: &str) -> Result<Vec<Strin
             false,
         )?;
         written.push(path.display().to_string());
+    }
+    if let Some(p) = crate::many::plot(lines, dir, &machine)? {
+        written.push(p);
     }
     let moved: Vec<&MaglevMoved> = lines
         .iter()

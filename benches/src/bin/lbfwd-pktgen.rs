@@ -8,6 +8,8 @@
 //! lbfwd-pktgen count    --dev IF ...      rate of frames arriving on an interface (its counters)
 //! lbfwd-pktgen config   ...               lbfwd TOML for the synthetic load balancers
 //! lbfwd-pktgen io-record ...              add an I/O rate (testpmd, lbfwd run) to the results
+//! lbfwd-pktgen frames   --out F ...       write the generated frames to a file (Katran's harness)
+//! lbfwd-pktgen per-packet-record ...      add another implementation's ns per packet (Katran)
 //! lbfwd-pktgen report   --in F --out-dir D  results.json, results.md and PNG plots
 //! ```
 //!
@@ -17,7 +19,9 @@
 use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
 use lbfwd_benches::machine::Machine;
-use lbfwd_benches::report::{self, IoRate, Latency, MaglevBuild, MaglevMoved, Record, Throughput};
+use lbfwd_benches::report::{
+    self, IoRate, Latency, MaglevBuild, MaglevMoved, PerPacket, Record, Throughput,
+};
 use lbfwd_benches::synth::{self, RunSettings, SynthSpec};
 use lbfwd_benches::traffic::{GenQueue, Packets, TrafficSpec, GEN_BUFFERS};
 use lbfwd_config::model::Encap;
@@ -62,6 +66,11 @@ enum Command {
     Config(ConfigArgs),
     /// Add an I/O rate (testpmd, lbfwd on veth) to the results file.
     IoRecord(IoRecordArgs),
+    /// Write the generated frames to a file: per frame a 2-byte
+    /// little-endian length, then the frame (for Katran's harness).
+    Frames(FramesArgs),
+    /// Add another implementation's ns per packet (Katran) to the results.
+    PerPacketRecord(PerPacketArgs),
     /// Turn a results file into results.json, results.md and PNG plots.
     Report(ReportArgs),
 }
@@ -208,10 +217,62 @@ struct LatencyArgs {
     /// Flows.
     #[arg(long, default_value_t = 1_000_000)]
     flows: u32,
-    /// Rounds over every flow after the first (the hit phase).
+    /// Rounds over every flow after the first (the hit phase); 0: only
+    /// the first round, where every packet is a new flow.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Name of the sweep in the results (`many`: the many-flows table).
+    #[arg(long, default_value = "")]
+    sweep: String,
     /// Append the JSON records to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FramesArgs {
+    #[command(flatten)]
+    shape: ConfigShape,
+    #[command(flatten)]
+    traffic: TrafficArgs,
+    /// Frame size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Flows.
+    #[arg(long, default_value_t = 1_000_000)]
+    flows: u32,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct PerPacketArgs {
+    /// What ran (katran).
+    #[arg(long)]
+    name: String,
+    /// The case (configuration and family).
+    #[arg(long)]
+    case: String,
+    /// Established flows; 0: new flows.
+    #[arg(long)]
+    flows: u32,
+    /// ns per packet, the empty program's cost taken out.
+    #[arg(long)]
+    ns: f64,
+    /// ns per packet as measured.
+    #[arg(long)]
+    raw_ns: f64,
+    /// ns of one test run of an empty program.
+    #[arg(long, default_value_t = 0.0)]
+    baseline_ns: f64,
+    /// Round number.
+    #[arg(long, default_value_t = 0)]
+    round: u32,
+    /// Details.
+    #[arg(long, default_value = "")]
+    detail: String,
+    /// Append the JSON record to this file.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -352,6 +413,8 @@ fn main() -> ExitCode {
         Command::Count(a) => count(a),
         Command::Config(a) => config(a),
         Command::IoRecord(a) => io_record(a),
+        Command::Frames(a) => frames(a),
+        Command::PerPacketRecord(a) => per_packet_record(a),
         Command::Report(a) => report_cmd(a),
     };
     match result {
@@ -736,6 +799,7 @@ fn memory_point(
         tx_share: (after.1 - before.1) as f64 / rx,
         drop_verdict_share: (after.2 - before.2) as f64 / rx,
         flow_picks: after.3 - before.3,
+        encap: a.shape.encap.clone(),
     };
     eprintln!(
         "{} workers, {} B, {} flows: {:.2} Mpps wall ({:.0}% of the cores' time), {:.2} Mpps per core-second, {:.1} ns/pkt, generator {:.1} ns",
@@ -800,6 +864,9 @@ fn latency(a: LatencyArgs) -> Result<(), String> {
         .map_err(|_| "latency thread panicked".to_string())?
     })?;
     for (phase, h) in [("miss", &miss), ("hit", &hit)] {
+        if h.is_empty() {
+            continue;
+        }
         let b = percentiles(h);
         let rec = Latency {
             phase: phase.into(),
@@ -810,6 +877,11 @@ fn latency(a: LatencyArgs) -> Result<(), String> {
             core,
             burst_ns: b,
             packet_ns: b.map(|v| v as f64 / burst as f64),
+            sweep: a.sweep.clone(),
+            lbs: shape.lbs,
+            targets: shape.targets,
+            encap: a.shape.encap.clone(),
+            ipv6_share: traffic.ipv6_share,
         };
         emit(a.out.as_ref(), &machine, Record::Latency(rec))?;
     }
@@ -1024,6 +1096,49 @@ fn io_record(a: IoRecordArgs) -> Result<(), String> {
             path: a.path,
             mpps: a.mpps,
             offered_mpps: a.offered,
+            detail: a.detail,
+        }),
+    )
+}
+
+fn frames(a: FramesArgs) -> Result<(), String> {
+    use std::io::Write as _;
+    let shape = a.shape.spec()?;
+    let traffic = a.traffic.spec(&shape, a.flows, a.size)?;
+    let packets = Packets::build(&traffic, 0, 1).map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut frame = vec![0u8; packets.max_len()];
+    for i in 0..packets.len() {
+        let len = packets.write_frame(i, &mut frame);
+        w.write_all(&(len as u16).to_le_bytes())
+            .and_then(|()| w.write_all(&frame[..len]))
+            .map_err(|e| format!("{}: {e}", a.out.display()))?;
+    }
+    w.flush().map_err(|e| format!("{}: {e}", a.out.display()))?;
+    eprintln!(
+        "{} frames of {} flows to {} VIPs ({} B) written to {}",
+        packets.len(),
+        a.flows,
+        traffic.vips,
+        a.size,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn per_packet_record(a: PerPacketArgs) -> Result<(), String> {
+    emit(
+        a.out.as_ref(),
+        &Machine::detect(),
+        Record::PerPacket(PerPacket {
+            name: a.name,
+            case: a.case,
+            flows: a.flows,
+            ns_per_packet: a.ns,
+            raw_ns_per_packet: a.raw_ns,
+            baseline_ns: a.baseline_ns,
+            round: a.round,
             detail: a.detail,
         }),
     )
