@@ -34,7 +34,7 @@ pub struct Config {
 }
 
 /// The settings keys of the TOML file.
-const SETTINGS_KEYS: [&str; 9] = [
+const SETTINGS_KEYS: [&str; 10] = [
     "dataplane",
     "underlay",
     "control",
@@ -44,6 +44,7 @@ const SETTINGS_KEYS: [&str; 9] = [
     "metrics",
     "log",
     "l2",
+    "sync",
 ];
 
 impl Config {
@@ -92,6 +93,8 @@ impl Config {
         let metrics: Option<MetricsSection> = parsed.section("metrics", false, &mut errors);
         let log: Option<LogSection> = parsed.section("log", false, &mut errors);
         let l2: Option<Option<crate::l2::L2Section>> = parsed.optional_section("l2", &mut errors);
+        let sync: Option<Option<crate::sync::SyncSection>> =
+            parsed.optional_section("sync", &mut errors);
         let state = parsed.state(&mut errors);
         let (
             Some(dataplane),
@@ -103,8 +106,9 @@ impl Config {
             Some(metrics),
             Some(log),
             Some(l2),
+            Some(sync),
         ) = (
-            dataplane, underlay, control, flow, bgp, announce, metrics, log, l2,
+            dataplane, underlay, control, flow, bgp, announce, metrics, log, l2, sync,
         )
         else {
             return Err(errors);
@@ -119,6 +123,7 @@ impl Config {
             metrics,
             log,
             l2,
+            sync,
         };
         let root = Origin::toml(&parsed.source, FieldPath::root(), Kind::Pool);
         match input.validate(&root) {

@@ -47,6 +47,9 @@ pub struct SettingsInput {
     /// `[l2]`: answering ARP/NDP for the VIPs (see [`crate::l2`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l2: Option<crate::l2::L2Section>,
+    /// `[sync]`: exceptions shared with other appliances (see [`crate::sync`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncSection>,
 }
 
 /// A packet I/O backend.
@@ -352,6 +355,13 @@ pub struct FlowSection {
     /// `drop`.
     #[serde(default)]
     pub new_flow_excess: crate::flow_guard::NewFlowExcess,
+    /// Keep the flow tables in files a restarted lbfwd re-attaches
+    /// (default true; [`crate::flow_persist`]).
+    #[serde(default = "crate::flow_persist::default_persist")]
+    pub persist: bool,
+    /// Where (default: `flows` in the control socket's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_dir: Option<PathBuf>,
 }
 
 fn default_capacity() -> u64 {
@@ -387,6 +397,8 @@ impl Default for FlowSection {
             new_flow_rate: crate::flow_guard::default_new_flow_rate(),
             new_flow_burst: None,
             new_flow_excess: crate::flow_guard::NewFlowExcess::default(),
+            persist: crate::flow_persist::default_persist(),
+            persist_dir: None,
         }
     }
 }
@@ -509,6 +521,8 @@ pub struct Settings {
     pub log: LogSection,
     /// Layer-2 announcement, when `[l2]` is present.
     pub l2: Option<crate::l2::L2>,
+    /// Exception sync with other appliances, when `[sync]` is present.
+    pub sync: Option<crate::sync::ExceptionSync>,
 }
 
 /// Validated `[dataplane]`.
@@ -585,6 +599,8 @@ pub struct Flow {
     pub icmp_too_big_rate: u32,
     /// The new-flow flood guard.
     pub guard: crate::flow_guard::FlowGuard,
+    /// Where the flow tables are kept across a restart (`None`: off).
+    pub persist: Option<crate::flow_persist::FlowPersist>,
 }
 
 impl Underlay {
@@ -827,6 +843,12 @@ impl SettingsInput {
                 )),
             );
         }
+        let persist = crate::flow_persist::validate_persist(
+            f.persist,
+            f.persist_dir.as_deref(),
+            &ctl.socket,
+            &mut |path, problem| c.err(path, problem),
+        );
 
         let guard = crate::flow_guard::validate_flow_guard(
             f.new_flow_rate,
@@ -875,6 +897,10 @@ impl SettingsInput {
                 &mut |p, e| c.err(p, e),
             )
         });
+        let sync = self
+            .sync
+            .as_ref()
+            .and_then(|s| crate::sync::validate_sync(s, &mut |p, e| c.err(p, e)));
         let Some(next_hop_mac) = next_hop_mac else {
             return Err(c.errors);
         };
@@ -915,12 +941,14 @@ impl SettingsInput {
                 fragment_timeout: std::time::Duration::from_millis(f.fragment_timeout_ms),
                 icmp_too_big_rate: f.icmp_too_big_rate.min(u32::MAX as u64) as u32,
                 guard: guard.unwrap_or_default(),
+                persist,
             },
             bgp,
             announce: self.announce.validate(),
             metrics: Metrics { listen },
             log: self.log.clone(),
             l2,
+            sync,
         };
         c.errors.into_result(settings)
     }

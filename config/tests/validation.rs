@@ -89,7 +89,7 @@ fn every_rejection_is_located() {
             "",
             "",
             "\n[[load_balancers]]\nname = \"x\"\n",
-            vec![format!("lb.toml:{}:3: load_balancers: unknown key `load_balancers`, expected one of dataplane, underlay, control, flow, bgp, announce, metrics, log, l2, pool, network, network_interface, load_balancer, load_balancer_routing, allocation", l(23))],
+            vec![format!("lb.toml:{}:3: load_balancers: unknown key `load_balancers`, expected one of dataplane, underlay, control, flow, bgp, announce, metrics, log, l2, sync, pool, network, network_interface, load_balancer, load_balancer_routing, allocation", l(23))],
         ),
         (
             "duplicate names",

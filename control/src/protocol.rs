@@ -887,6 +887,9 @@ pub struct StatsSnapshot {
     /// that has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_guard: Option<FlowGuardStats>,
+    /// Exception sync counters, when `[sync]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<Box<SyncStats>>,
 }
 
 /// The new-flow flood guard in [`StatsSnapshot`]: above `rate` new flows
@@ -908,6 +911,40 @@ pub struct FlowGuardStats {
     pub not_remembered: u64,
     /// New flows dropped since start (drop reason `new_flow_limit`).
     pub dropped: u64,
+}
+
+/// Exception sync between appliances (`[sync]`): what this appliance shares
+/// and what its peers told it.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncStats {
+    /// Where the peers' datagrams are received.
+    pub listen: String,
+    /// The peers.
+    pub peers: Vec<String>,
+    /// This appliance's live exceptions (flows kept off their Maglev pick).
+    pub own_exceptions: u64,
+    /// The peers' exceptions known.
+    pub peer_exceptions: u64,
+    /// Exceptions the workers queued for the sync thread.
+    pub reported: u64,
+    /// Exceptions dropped because a worker's queue was full.
+    pub queue_dropped: u64,
+    /// New flows sent to the target a peer's exception named.
+    pub adopted: u64,
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Records sent (over every peer).
+    pub records_sent: u64,
+    /// Datagrams the socket refused.
+    pub send_errors: u64,
+    /// Valid datagrams received.
+    pub datagrams_received: u64,
+    /// Records received.
+    pub records_received: u64,
+    /// Datagrams refused (not from a peer, malformed, wrong or missing tag).
+    pub datagrams_rejected: u64,
+    /// Exceptions not kept: a set was full (`max_exceptions`).
+    pub over_capacity: u64,
 }
 
 // ---------------------------------------------------------------------------

@@ -32,6 +32,11 @@ pub struct Dataplane {
     underlay: UnderlayParams,
     counters: Vec<Arc<WorkerCounters>>,
     vip_sinks: Mutex<Vec<VipSink>>,
+    /// Where the flow tables are kept across a restart: its slot directory
+    /// is written before every publication.
+    flow_store: std::sync::OnceLock<Arc<crate::flow::persist::FlowStore>>,
+    /// The exception sync's shared state, once `[sync]` started it.
+    sync: std::sync::OnceLock<Arc<crate::sync::SyncShared>>,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -60,6 +65,8 @@ impl Dataplane {
                 .map(|_| Arc::new(WorkerCounters::new()))
                 .collect(),
             vip_sinks: Mutex::new(Vec::new()),
+            flow_store: std::sync::OnceLock::new(),
+            sync: std::sync::OnceLock::new(),
         })
     }
 
@@ -81,10 +88,29 @@ impl Dataplane {
             }
         }
         let vips = vips_of(&tables);
+        self.record_slots(&tables);
         self.publisher.publish(tables);
         drop(builder);
         self.update_vip_sinks(&vips)?;
         Ok(version)
+    }
+
+    /// Keeps the slot directory of `store` (flow tables across a restart)
+    /// from now on: writes the current tables' at once, then each new
+    /// version's before it is published.
+    pub fn set_flow_store(&self, store: Arc<crate::flow::persist::FlowStore>) {
+        let _builder = self.builder.lock().unwrap_or_else(|e| e.into_inner());
+        if self.flow_store.set(store).is_ok() {
+            self.record_slots(&self.publisher.current());
+        }
+    }
+
+    fn record_slots(&self, tables: &Tables) {
+        if let Some(store) = self.flow_store.get() {
+            if let Err(e) = store.record(tables) {
+                log::warn!("slot directory of the flow tables: {e} (a restart discards them)");
+            }
+        }
     }
 
     /// Registers a VIP sink and gives it the current VIPs.
@@ -123,6 +149,17 @@ impl Dataplane {
     /// Worker `i`'s counters.
     pub fn counters(&self) -> &[Arc<WorkerCounters>] {
         &self.counters
+    }
+
+    /// Records the running exception sync (its counters go into `lbctl
+    /// stats` and the metrics).
+    pub fn set_sync(&self, sync: Arc<crate::sync::SyncShared>) {
+        let _ = self.sync.set(sync);
+    }
+
+    /// The running exception sync, if `[sync]` is configured.
+    pub fn sync(&self) -> Option<&Arc<crate::sync::SyncShared>> {
+        self.sync.get()
     }
 
     /// Frees table versions every worker has moved past; call now and then.

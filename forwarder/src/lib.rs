@@ -29,6 +29,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod report;
 pub mod runtime;
+pub mod sync;
 pub mod tables;
 pub mod wire;
 pub mod worker;

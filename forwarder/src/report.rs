@@ -135,6 +135,7 @@ pub fn snapshot(
             health: Vec::new(),
             l2: None,
             flow_guard: None,
+            sync: None,
         },
         sample,
     )

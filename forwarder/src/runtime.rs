@@ -227,6 +227,11 @@ impl Runtime {
         // arrived (or one could not even be spawned) before polling.
         let arrived = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
+        // Workers open their queues one after the other, in index order:
+        // an AF_PACKET fanout group numbers its sockets in the order they
+        // join, and its hash must send a flow to the same worker (the same
+        // flow table) after a restart.
+        let opened_turn = AtomicUsize::new(0);
         let shutdown = &*self.shutdown;
         let config = self.layout.config;
 
@@ -234,16 +239,27 @@ impl Runtime {
             let mut handles = Vec::with_capacity(n);
             let mut spawn_error = None;
             for (i, placement) in self.layout.workers.iter().enumerate() {
-                let (arrived, failed, open_queue, make_processor) =
-                    (&arrived, &failed, &open_queue, &make_processor);
+                let (arrived, failed, opened_turn, open_queue, make_processor) = (
+                    &arrived,
+                    &failed,
+                    &opened_turn,
+                    &open_queue,
+                    &make_processor,
+                );
                 let stats = &self.stats[i];
                 let spawned = std::thread::Builder::new()
                     .name(format!("lbfwd-w{i}"))
                     .spawn_scoped(s, move || {
+                        while opened_turn.load(Ordering::SeqCst) < i
+                            && !failed.load(Ordering::SeqCst)
+                        {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
                         let opened = open_worker(i, placement, open_queue, make_processor);
                         if opened.is_err() {
                             failed.store(true, Ordering::SeqCst);
                         }
+                        opened_turn.fetch_add(1, Ordering::SeqCst);
                         arrived.fetch_add(1, Ordering::SeqCst);
                         while arrived.load(Ordering::SeqCst) < n && !failed.load(Ordering::SeqCst) {
                             std::thread::sleep(Duration::from_millis(1));

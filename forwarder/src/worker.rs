@@ -25,8 +25,7 @@
 use crate::io::Processor;
 use crate::io::{IoError, QueueStats, WorkerQueue};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Frames received per poll, as in l3fwd's `MAX_PKT_BURST`.
 pub const BURST: usize = 32;
@@ -130,12 +129,12 @@ impl WorkerConfig {
     }
 }
 
-/// Monotonic time in ns since the first call in this process: the clock of
-/// [`Processor::begin_burst`]. Reads the vDSO clock, no system call.
+/// `CLOCK_MONOTONIC` in ns (since boot): the clock of
+/// [`Processor::begin_burst`], the same in every process of one boot, so a
+/// flow table kept across a restart ([`crate::flow::persist`]) keeps its
+/// times. Reads the vDSO clock, no system call.
 pub fn now_ns() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    epoch.elapsed().as_nanos() as u64
+    crate::io::sys::monotonic_ns()
 }
 
 /// Counters of the loop itself.
@@ -440,6 +439,7 @@ mod tests {
     use crate::io::memory::{MemoryConfig, MemoryPort};
     use crate::io::Disposition;
     use std::sync::Arc;
+    use std::time::Instant;
 
     /// Sends frames whose first byte is even, passes odd multiples of 3 to
     /// the host, drops the rest; prepends 4 bytes to the ones it sends.

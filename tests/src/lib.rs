@@ -19,6 +19,7 @@ pub mod binaries;
 pub mod client;
 pub mod cmd;
 pub mod daemon;
+pub mod ecmp;
 pub mod probe;
 pub mod scenario;
 pub mod topo;

@@ -19,11 +19,11 @@
 //! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test bgp -- --nocapture` as root.
 
 use lbfwd_tests::cmd::{self, Output};
+use lbfwd_tests::ecmp::routed_via;
 use lbfwd_tests::{
     lbfwd_binaries, require_root, within, workspace_root, Appliance, Backend, FlowProbe, Node,
     Topology, TopologyInfo,
 };
-use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -53,45 +53,6 @@ impl BgpAppliance for Appliance {
             .as_u64()
             .unwrap_or(0)
     }
-}
-
-/// The router's next hops for `vip` (`ip route show`).
-fn next_hops(topo: &TopologyInfo, vip: &str) -> BTreeSet<String> {
-    let (family, prefix) = if vip.contains(':') {
-        ("-6", format!("{vip}/128"))
-    } else {
-        ("-4", format!("{vip}/32"))
-    };
-    let out = topo
-        .exec(
-            Node::Router,
-            "ip",
-            &[family, "route", "show", &prefix],
-            Duration::from_secs(5),
-        )
-        .and_then(Output::checked)
-        .expect("ip route");
-    let words: Vec<&str> = out.stdout.split_whitespace().collect();
-    words
-        .windows(2)
-        .filter(|w| w[0] == "via")
-        .map(|w| w[1].to_string())
-        .collect()
-}
-
-/// Both VIPs have exactly these next hops (`lb` numbers).
-fn routed_via(topo: &TopologyInfo, lbs: &[u8]) -> Result<(), String> {
-    for (vip, key) in [(topo.vip4(), "IP4"), (topo.vip6(), "IP6")] {
-        let want: BTreeSet<String> = lbs
-            .iter()
-            .map(|n| topo.get(&format!("LB{n}_{key}")).to_string())
-            .collect();
-        let got = next_hops(topo, vip);
-        if got != want {
-            return Err(format!("{vip} via {got:?}, want {want:?}"));
-        }
-    }
-    Ok(())
 }
 
 /// The time the router's session `name` entered its state.

@@ -880,6 +880,10 @@ fn render_stats(s: &StatsSnapshot, out: &mut String) {
         out.push('\n');
         render_flow_guard(g, out);
     }
+    if let Some(sync) = &s.sync {
+        out.push('\n');
+        render_sync_counters(sync, out);
+    }
 }
 
 /// The new-flow flood guard, one line.
@@ -902,6 +906,32 @@ fn render_flow_guard(g: &lbfwd_control::protocol::FlowGuardStats, out: &mut Stri
         "flow guard  {engaged}; limit {}/s per worker (burst {}), above it {}; \
          not remembered {}, dropped {}",
         g.rate, g.burst, g.excess, g.not_remembered, g.dropped
+    );
+}
+
+/// The exception sync counters (`[sync]`), two lines.
+fn render_sync_counters(s: &lbfwd_control::protocol::SyncStats, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "sync        {} -> {}: exceptions own {}, from peers {}; adopted {}",
+        s.listen,
+        s.peers.join(","),
+        s.own_exceptions,
+        s.peer_exceptions,
+        s.adopted
+    );
+    let _ = writeln!(
+        out,
+        "            sent {} records in {} datagrams ({} send errors), received {} records in {} \
+         datagrams ({} rejected); dropped: queue full {}, over capacity {}",
+        s.records_sent,
+        s.datagrams_sent,
+        s.send_errors,
+        s.records_received,
+        s.datagrams_received,
+        s.datagrams_rejected,
+        s.queue_dropped,
+        s.over_capacity
     );
 }
 

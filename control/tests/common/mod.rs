@@ -232,6 +232,7 @@ impl lbfwd_control::Handler for MemHandler {
                         not_remembered: 4242,
                         dropped: 0,
                     }),
+                    sync: None,
                 }))
             }
             Request::List(ListRequest { kind }) => {

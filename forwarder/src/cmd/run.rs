@@ -8,12 +8,14 @@ use lbfwd_config::settings::Idle;
 use lbfwd_forwarder::announce::{self, Announcer};
 use lbfwd_forwarder::daemon::{Daemon, DaemonError};
 use lbfwd_forwarder::dataplane::{Dataplane, VipSink};
+use lbfwd_forwarder::flow::persist::FlowStore;
 use lbfwd_forwarder::io::open::{queue_places, Backend, OpenOptions, RunQueues};
 use lbfwd_forwarder::io::{IoError, WorkerQueue};
 use lbfwd_forwarder::l2::L2;
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
 use lbfwd_forwarder::report::{extra_counters, render_text, snapshot, WorkerView};
 use lbfwd_forwarder::runtime::{Layout, RunReport, Runtime, RuntimeError, WorkerPlacement};
+use lbfwd_forwarder::sync::SyncService;
 use lbfwd_forwarder::tables::UnderlayParams;
 use lbfwd_forwarder::worker::{IdlePolicy, WorkerConfig};
 use std::process::ExitCode;
@@ -115,10 +117,21 @@ fn run(args: &Args) -> Result<(), String> {
         .or_else(|| dp.interfaces.first().cloned());
     let mac = egress.as_deref().and_then(interface_mac);
     let underlay = UnderlayParams::from_settings(&config.settings.underlay, mac);
+    // Before the first tables: it reads the slot directory the previous run
+    // left, which they replace.
+    let flow_store = config.settings.flow.persist.as_ref().and_then(|p| {
+        FlowStore::open(&p.dir, dp.workers.len(), &dp.backend.to_string())
+            .map_err(|e| log::warn!("flow tables kept in memory only (a restart loses them): {e}"))
+            .ok()
+            .map(Arc::new)
+    });
     let dataplane = Arc::new(
         Dataplane::new(&daemon.resolved(), underlay, dp.workers.len())
             .map_err(|e| error_chain(&e))?,
     );
+    if let Some(store) = &flow_store {
+        dataplane.set_flow_store(Arc::clone(store));
+    }
     let pipeline_config = PipelineConfig::from_settings(&config.settings.flow);
     let l2 = match &config.settings.l2 {
         Some(c) => {
@@ -138,13 +151,34 @@ fn run(args: &Args) -> Result<(), String> {
         }
         None => None,
     };
+    let mut sync = match &config.settings.sync {
+        Some(s) => {
+            // Off the worker cores, like the metrics thread.
+            let free_core = lbfwd_forwarder::runtime::allowed_cores()
+                .ok()
+                .and_then(|all| all.into_iter().find(|c| !dp.workers.contains(c)));
+            let service =
+                SyncService::start(s, pipeline_config.timeouts, dp.workers.len(), free_core)
+                    .map_err(|e| error_chain(&e))?;
+            dataplane.set_sync(Arc::clone(service.shared()));
+            Some(service)
+        }
+        None => None,
+    };
     let make_pipeline = |i: usize| {
-        let p = Pipeline::new(
+        let (reader, counters) = (
             dataplane.publisher().reader(i),
             Arc::clone(&dataplane.counters()[i]),
-            &pipeline_config,
-        )
+        );
+        let p = match &flow_store {
+            Some(store) => Pipeline::persisted(reader, counters, &pipeline_config, store, i),
+            None => Pipeline::new(reader, counters, &pipeline_config),
+        }
         .expect("pipeline sizes were validated with the config");
+        let p = match &sync {
+            Some(s) => p.with_sync(s.port(i)),
+            None => p,
+        };
         match &l2 {
             Some(l2) => p.with_l2(l2.responder(i)),
             None => p,
@@ -208,6 +242,9 @@ fn run(args: &Args) -> Result<(), String> {
     services.stop();
     control.shutdown();
     announcer.stop();
+    if let Some(s) = &mut sync {
+        s.stop();
+    }
     let report = result.map_err(|e| error_chain(&e))?;
     let tables = dataplane.current();
     let views: Vec<WorkerView<'_>> = dataplane

@@ -270,6 +270,7 @@ impl ControlHandler {
             &self.daemon.config().settings.flow.guard,
             &views,
         ));
+        snap.sync = self.dataplane.sync().map(|s| Box::new(s.stats()));
         snap
     }
 

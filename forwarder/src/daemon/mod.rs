@@ -416,6 +416,15 @@ impl Daemon {
                 &settings.dataplane.backend.to_string(),
             )),
         );
+        if let Some(sync) = dataplane.sync() {
+            let sync = Arc::clone(sync);
+            self.metrics.register(
+                "sync",
+                Arc::new(move |out: &mut crate::metrics::Exposition| {
+                    crate::sync::metrics::collect(&sync.stats(), out)
+                }),
+            );
+        }
         let weak = Arc::downgrade(self);
         self.metrics.register(
             "control",

@@ -31,10 +31,19 @@
 //! Inserting into a full bucket reuses an expired slot if there is one,
 //! otherwise evicts the slot seen least recently (LRU within the bucket):
 //! "when full, the oldest go first". Every eviction and expiry is counted.
+//!
+//! # Memory
+//!
+//! Both arrays are [`Region`]s: the heap ([`FlowTable::new`]), or a shared
+//! mapping of a file that keeps the entries across a restart
+//! ([`FlowTable::map_file`], used by [`super::persist`]). Entries are
+//! `repr(C)` plain data, so a file written by one process is a valid table
+//! for the next one of the same build.
 
 use std::time::Duration;
 
 use super::key::{FlowKey, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::io::sys::{Plain, Region};
 
 /// Slots per bucket.
 pub const WAYS: usize = 8;
@@ -145,6 +154,9 @@ pub enum FlowTableError {
         /// Largest accepted capacity.
         max: usize,
     },
+    /// The file of a file-backed table could not be mapped.
+    #[error("mapping the flow table file: {0}")]
+    Map(String),
     /// An idle timeout is outside `MIN_TIMEOUT..=MAX_TIMEOUT`.
     #[error(
         "{class} flow timeout {timeout:?} is out of range: it must be between {min:?} and {max:?}"
@@ -217,15 +229,27 @@ struct Meta {
 }
 
 #[derive(Clone, Copy, Default)]
+#[repr(C)]
 struct Slot<V> {
     key: FlowKey,
     value: V,
 }
 
+// SAFETY: `Meta` is `repr(C)` of arrays of `u16`, `u8` and `u32`: integers
+// only, any bit pattern is a valid value.
+#[allow(unsafe_code)]
+unsafe impl Plain for Meta {}
+// SAFETY: `Slot` is `repr(C)` of a `FlowKey` and a `V`, both `Plain`.
+#[allow(unsafe_code)]
+unsafe impl<V: Plain> Plain for Slot<V> {}
+
 /// A fixed-capacity flow table from [`FlowKey`] to `V` (module docs).
 pub struct FlowTable<V> {
-    meta: Box<[Meta]>,
-    slots: Box<[Slot<V>]>,
+    meta: Region<Meta>,
+    slots: Region<Slot<V>>,
+    /// In a file-backed table, its file's first page: the last word gets
+    /// the time (ns) whenever a sweep pass ends (how recent the file is).
+    heartbeat: Option<Region<u64>>,
     mask: u64,
     /// Idle timeouts in ticks, by [`TimeoutClass`].
     timeouts: [u32; 4],
@@ -257,16 +281,7 @@ impl<V: Copy + Default> FlowTable<V> {
     /// A table of `capacity` entries (a power of two, at least [`WAYS`]).
     /// Allocates all its memory now; nothing later.
     pub fn new(capacity: usize, timeouts: FlowTimeouts) -> Result<Self, FlowTableError> {
-        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-            return Err(FlowTableError::CapacityOutOfRange {
-                capacity,
-                min: MIN_CAPACITY,
-                max: MAX_CAPACITY,
-            });
-        }
-        if !capacity.is_power_of_two() {
-            return Err(FlowTableError::CapacityNotPowerOfTwo { capacity });
-        }
+        Self::check_capacity(capacity)?;
         let mut ticks = [0u32; 4];
         for class in [
             TimeoutClass::Tcp,
@@ -288,8 +303,9 @@ impl<V: Copy + Default> FlowTable<V> {
         }
         let buckets = capacity / WAYS;
         Ok(FlowTable {
-            meta: huge_boxed(Meta::default(), buckets),
-            slots: huge_boxed(Slot::default(), capacity),
+            meta: Region::from_box(huge_boxed(Meta::default(), buckets)),
+            slots: Region::from_box(huge_boxed(Slot::default(), capacity)),
+            heartbeat: None,
             mask: (buckets - 1) as u64,
             timeouts: ticks,
             config: timeouts,
@@ -297,6 +313,20 @@ impl<V: Copy + Default> FlowTable<V> {
             sweep_next: 0,
             stats: FlowTableStats::default(),
         })
+    }
+
+    fn check_capacity(capacity: usize) -> Result<(), FlowTableError> {
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            return Err(FlowTableError::CapacityOutOfRange {
+                capacity,
+                min: MIN_CAPACITY,
+                max: MAX_CAPACITY,
+            });
+        }
+        if !capacity.is_power_of_two() {
+            return Err(FlowTableError::CapacityNotPowerOfTwo { capacity });
+        }
+        Ok(())
     }
 
     /// Starts loading the bucket metadata of `hash` into the caches (first
@@ -490,15 +520,21 @@ impl<V: Copy + Default> FlowTable<V> {
     /// with a small budget; a full pass over the table every few seconds
     /// keeps `len` close to the number of live flows.
     pub fn sweep(&mut self, now: u64, buckets: usize) -> usize {
-        self.sweep_visit(now, buckets, |_| {}).freed
+        self.sweep_visit(now, buckets, |_, _| {}).freed
     }
 
-    /// [`FlowTable::sweep`] that also hands the value of every live entry
+    /// [`FlowTable::sweep`] that also hands the key and value of every live entry
     /// it passes to `live` (a census over one pass: see
     /// [`Swept::pass_done`]). Reads an entry's value only where its bucket
     /// metadata says it is live.
     #[inline]
-    pub fn sweep_visit(&mut self, now: u64, buckets: usize, mut live: impl FnMut(&V)) -> Swept {
+    pub fn sweep_visit(
+        &mut self,
+        now: u64,
+        buckets: usize,
+        mut live: impl FnMut(&FlowKey, &V),
+    ) -> Swept {
+        let now_ns = now;
         let now = tick(now);
         let n = self.meta.len();
         let mut swept = Swept::default();
@@ -514,7 +550,8 @@ impl<V: Copy + Default> FlowTable<V> {
                     meta.class[i] = 0;
                     swept.freed += 1;
                 } else {
-                    live(&self.slots[b * WAYS + i].value);
+                    let slot = &self.slots[b * WAYS + i];
+                    live(&slot.key, &slot.value);
                 }
             }
             self.sweep_next = (b + 1) & (n - 1);
@@ -522,6 +559,11 @@ impl<V: Copy + Default> FlowTable<V> {
                 // A pass ends with this call, whatever the budget left: the
                 // next bucket belongs to the next pass.
                 swept.pass_done = true;
+                if let Some(page) = &mut self.heartbeat {
+                    if let Some(word) = page.last_mut() {
+                        *word = now_ns;
+                    }
+                }
                 break;
             }
         }
@@ -578,6 +620,66 @@ impl<V: Copy + Default> FlowTable<V> {
     }
 }
 
+/// Words of a file-backed table's header (the file's first 4096 bytes, see
+/// [`FlowTable::map_file`]); the table writes the last one.
+pub const HEADER_WORDS: usize = 512;
+
+/// Sizes of a file-backed table's parts ([`FlowTable::array_bytes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArrayBytes {
+    /// Bytes of the bucket metadata array.
+    pub meta: usize,
+    /// Bytes of the entry array.
+    pub slots: usize,
+    /// Bytes of one bucket's metadata.
+    pub meta_size: usize,
+    /// Bytes of one entry (key and value).
+    pub slot_size: usize,
+}
+
+impl<V: Plain + Default> FlowTable<V> {
+    /// The sizes of the two arrays of a table of `capacity` entries, and of
+    /// one element of each (what a file must hold, and its layout).
+    pub fn array_bytes(capacity: usize) -> ArrayBytes {
+        ArrayBytes {
+            meta: capacity / WAYS * std::mem::size_of::<Meta>(),
+            slots: capacity * std::mem::size_of::<Slot<V>>(),
+            meta_size: std::mem::size_of::<Meta>(),
+            slot_size: std::mem::size_of::<Slot<V>>(),
+        }
+    }
+
+    /// A table of `capacity` entries whose arrays are shared mappings of
+    /// `file`: the bucket metadata from byte `meta_offset`, the entries
+    /// from `slots_offset` (page multiples, sizes [`FlowTable::array_bytes`],
+    /// inside the file), and the file's first [`HEADER_WORDS`] words as its
+    /// header ([`FlowTable::sweep_visit`] writes the time of each pass's end
+    /// to the last one, the heartbeat). The file's entries become the table's: zeroes are an
+    /// empty table; what an earlier process of the same build left is that
+    /// table (the caller checked the layout). Counters start at zero.
+    pub fn map_file(
+        file: &std::fs::File,
+        capacity: usize,
+        timeouts: FlowTimeouts,
+        meta_offset: u64,
+        slots_offset: u64,
+    ) -> Result<Self, FlowTableError> {
+        Self::check_capacity(capacity)?;
+        let mut table = Self::new(MIN_CAPACITY, timeouts)?;
+        let mapped = |e: std::io::Error| FlowTableError::Map(e.to_string());
+        table.meta = Region::map_shared(file, meta_offset, capacity / WAYS).map_err(mapped)?;
+        table.slots = Region::map_shared(file, slots_offset, capacity).map_err(mapped)?;
+        table.heartbeat = Some(Region::map_shared(file, 0, HEADER_WORDS).map_err(mapped)?);
+        table.mask = (capacity / WAYS - 1) as u64;
+        table.len = table
+            .meta
+            .iter()
+            .map(|m| m.class.iter().filter(|&&c| c != 0).count())
+            .sum();
+        Ok(table)
+    }
+}
+
 /// `n` copies of `value` in memory the kernel is asked to back with huge
 /// pages (fewer TLB misses on the random accesses of a large table).
 fn huge_boxed<T: Clone>(value: T, n: usize) -> Box<[T]> {
@@ -618,6 +720,11 @@ impl<V> FlowTable<V> {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of_val::<[Meta]>(&self.meta)
             + std::mem::size_of_val::<[Slot<V>]>(&self.slots)
+    }
+
+    /// Whether its entries live in a file mapping (they survive a restart).
+    pub fn is_file_backed(&self) -> bool {
+        self.slots.is_mapped()
     }
 }
 

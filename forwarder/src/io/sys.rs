@@ -1,7 +1,9 @@
 //! The one shared module of unsafe code outside the backends' own files:
-//! owned file descriptors, interface look-ups through `ioctl(2)`, and the
-//! CPU and memory hints the flow table and the pipeline use (prefetch,
-//! `madvise`), which those modules may not write themselves.
+//! owned file descriptors, interface look-ups through `ioctl(2)`, the CPU
+//! and memory hints the flow table and the pipeline use (prefetch,
+//! `madvise`), the monotonic clock, and the memory a flow table lives in
+//! ([`Region`]: on the heap, or a shared mapping of a file that outlives the
+//! process), which those modules may not write themselves.
 //!
 //! Every `unsafe` block here is a single system call or intrinsic with its
 //! `// SAFETY:` argument; the functions around them are safe to call.
@@ -43,6 +45,236 @@ pub fn advise_huge_pages<T>(v: &mut Vec<T>) -> bool {
     // SAFETY: the range lies inside the allocation `v` owns; MADV_HUGEPAGE
     // only changes how the kernel backs it, never its contents or validity.
     unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) == 0 }
+}
+
+/// Nanoseconds of `CLOCK_MONOTONIC`: since boot (not counting suspend),
+/// the same clock in every process of one boot, so times a flow table kept
+/// in a file stay comparable after a restart. Read through the vDSO, no
+/// system call.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one `timespec` through the pointer, which
+    // points at `ts`, alive for the call. CLOCK_MONOTONIC always exists on
+    // Linux, so it cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Plain data: a `Copy` type of integers only (arrays and `repr(C)` structs
+/// of them), for which every bit pattern of its size, padding aside, is a
+/// valid value. Only such a type may live in a file mapping ([`Region::map_shared`]),
+/// whose bytes another process wrote.
+///
+/// # Safety
+///
+/// Implement it only for a type without pointers, references, `bool`,
+/// `char`, enums or `Drop`: every field an integer, an array of them or a
+/// `Plain` type.
+pub unsafe trait Plain: Copy + 'static {}
+
+// SAFETY: integers accept every bit pattern; arrays of plain data too.
+unsafe impl Plain for u8 {}
+// SAFETY: as above.
+unsafe impl Plain for u16 {}
+// SAFETY: as above.
+unsafe impl Plain for u32 {}
+// SAFETY: as above.
+unsafe impl Plain for u64 {}
+// SAFETY: as above.
+unsafe impl Plain for u128 {}
+// SAFETY: as above.
+unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
+
+// SAFETY: a flow key is `repr(C)` of two `[u8; 16]`, a `u32`, two `u16` and
+// a `u8` (and tail padding): integers only. The size check below fails the
+// build when a field is added, so that this argument is looked at again.
+unsafe impl Plain for crate::flow::FlowKey {}
+const _: () = assert!(std::mem::size_of::<crate::flow::FlowKey>() == 44);
+
+/// What a [`Region`]'s memory is.
+#[derive(Debug)]
+enum Backing {
+    /// A boxed slice of the global allocator.
+    Heap,
+    /// A `MAP_SHARED` mapping of this many bytes.
+    Mapped(usize),
+}
+
+/// A fixed-length slice of `T` that a flow table keeps its arrays in: a
+/// boxed slice ([`Region::from_box`]), or a shared mapping of a file
+/// ([`Region::map_shared`]), whose contents outlive the process (the file
+/// keeps what was written, also after `kill -9`). Dereferences to `[T]`
+/// at the cost of a `Box<[T]>`.
+pub struct Region<T> {
+    ptr: std::ptr::NonNull<T>,
+    len: usize,
+    backing: Backing,
+}
+
+// SAFETY: a Region owns its memory exclusively (like a Box<[T]>): sending it
+// to another thread sends the Ts.
+unsafe impl<T: Send> Send for Region<T> {}
+// SAFETY: shared access hands out only `&[T]` (like a Box<[T]>).
+unsafe impl<T: Sync> Sync for Region<T> {}
+
+impl<T> Region<T> {
+    /// The memory of a boxed slice.
+    pub fn from_box(b: Box<[T]>) -> Self {
+        let len = b.len();
+        let raw = Box::into_raw(b);
+        Region {
+            // A Box's pointer is never null (dangling but aligned if empty).
+            ptr: std::ptr::NonNull::new(raw.cast::<T>()).expect("a Box is never null"),
+            len,
+            backing: Backing::Heap,
+        }
+    }
+
+    /// Whether the memory is a file mapping.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.backing, Backing::Mapped(_))
+    }
+}
+
+impl<T: Plain> Region<T> {
+    /// `len` values of `T` in a `MAP_SHARED` read-write mapping of `file`
+    /// from byte `offset` (a multiple of the page size), which must lie
+    /// inside the file (`File::set_len` first: bytes past the end would
+    /// fault). What the file holds there becomes the values (zeroes in a
+    /// new file: `T`'s all-zero value); every write reaches the file. Asks
+    /// for transparent huge pages (best effort).
+    pub fn map_shared(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+        let page = page_size();
+        if !offset.is_multiple_of(page as u64) {
+            return Err(invalid(format!(
+                "mapping offset {offset} is not a multiple of the page size {page}"
+            )));
+        }
+        if std::mem::align_of::<T>() > page {
+            return Err(invalid("type alignment above the page size".into()));
+        }
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .filter(|&b| b > 0)
+            .ok_or_else(|| invalid(format!("cannot map {len} values")))?;
+        let end = offset + bytes as u64;
+        let file_len = file.metadata()?.len();
+        if file_len < end {
+            return Err(invalid(format!(
+                "the file is {file_len} bytes, the mapping needs {end}"
+            )));
+        }
+        // SAFETY: a new mapping (address chosen by the kernel, so it
+        // overlaps nothing of ours) of a range that lies inside the file
+        // (checked above); the descriptor is valid for the call and the
+        // mapping stays valid after it is closed.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the range is the mapping just made, which we own;
+        // MADV_HUGEPAGE changes only how the kernel backs it.
+        unsafe { libc::madvise(addr, bytes, libc::MADV_HUGEPAGE) };
+        Ok(Region {
+            ptr: std::ptr::NonNull::new(addr.cast::<T>()).expect("mmap never returns null"),
+            len,
+            backing: Backing::Mapped(bytes),
+        })
+    }
+}
+
+/// Reserves the blocks of `file`'s first `len` bytes (`fallocate(2)`),
+/// growing it to `len` if it is shorter: a mapping of it then never faults
+/// for want of space (on a full tmpfs, a write into a hole of a mapped file
+/// kills the process with SIGBUS).
+pub fn allocate_file(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fallocate takes no pointers; the descriptor is valid for the
+    // call.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The page size (offsets of file mappings are multiples of it).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf takes no pointers.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+impl<T> std::ops::Deref for Region<T> {
+    type Target = [T];
+
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` points at `len` initialised, aligned `T`s that this
+        // Region owns: a boxed slice's, or a mapping's (page-aligned, and
+        // valid values whatever its bytes, `T` being `Plain`), alive until
+        // drop; `&self` makes this a shared borrow of them.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> std::ops::DerefMut for Region<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; `&mut self` makes the borrow exclusive
+        // (within this process: another process writing the same file
+        // region is outside Rust's model; the persisted flow table's file
+        // is locked, see `flow::persist`).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for Region<T> {
+    fn drop(&mut self) {
+        match self.backing {
+            Backing::Heap => {
+                let slice = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
+                // SAFETY: the pointer and length are those `Box::into_raw`
+                // gave in `from_box`; the box is rebuilt (and freed) once.
+                drop(unsafe { Box::from_raw(slice) });
+            }
+            Backing::Mapped(bytes) => {
+                // SAFETY: the mapping `map_shared` made, of `bytes` bytes,
+                // unmapped once; no reference into it outlives `self`. `T`
+                // is `Plain` (no Drop), so nothing is to be dropped first.
+                unsafe { libc::munmap(self.ptr.as_ptr().cast(), bytes) };
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Region<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("len", &self.len)
+            .field("backing", &self.backing)
+            .finish()
+    }
 }
 
 /// Looks up an interface by name in this thread's network namespace.
@@ -177,6 +409,40 @@ impl Drop for Fd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_mapping_keeps_what_was_written_for_the_next_mapping() {
+        let path = std::env::temp_dir().join(format!("lbfwd-sys-map-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let page = page_size();
+        allocate_file(&file, 2 * page as u64).unwrap();
+        {
+            let mut r = Region::<u64>::map_shared(&file, page as u64, page / 8).unwrap();
+            assert!(r.is_mapped());
+            assert!(r.iter().all(|&w| w == 0), "a new file maps as zeroes");
+            r[3] = 0xfeed;
+        }
+        let r = Region::<u64>::map_shared(&file, page as u64, page / 8).unwrap();
+        assert_eq!(r[3], 0xfeed);
+        let err = Region::<u64>::map_shared(&file, 1, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("page size"), "{err}");
+        let err = Region::<u64>::map_shared(&file, page as u64, page)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the mapping needs"), "{err}");
+        let heap = Region::from_box(vec![1u32, 2, 3].into_boxed_slice());
+        assert!(!heap.is_mapped());
+        assert_eq!(&heap[..], &[1, 2, 3]);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn loopback_is_found_and_bogus_names_are_refused() {

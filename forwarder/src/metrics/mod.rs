@@ -33,6 +33,37 @@ pub mod control;
 pub mod dataplane;
 pub mod server;
 
+/// `promtool check metrics` (Debian `prometheus`), where installed, finds
+/// nothing in `text`.
+#[cfg(test)]
+pub(crate) fn promtool_check(text: &str) {
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success() && said.trim().is_empty(),
+            "promtool: {said}"
+        );
+    }
+}
+
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::sync::{Arc, RwLock};

@@ -27,7 +27,7 @@ fn send(p: &mut Pipeline, f: &[u8]) -> Verdict {
 }
 
 /// 16 established flows, then a flood of 20,000 new ones within 20 ms into
-/// a 64-entry table; returns the pipeline and how many established flows
+/// a 256-entry table; returns the pipeline and how many established flows
 /// were picked again (evicted) when they sent once more after the flood.
 fn flood(guard: GuardConfig) -> (Pipeline, u64, Vec<Verdict>) {
     let lb = ResolvedLoadBalancer {
@@ -63,7 +63,7 @@ fn flood(guard: GuardConfig) -> (Pipeline, u64, Vec<Verdict>) {
     let (tables, _) = TableBuilder::new().build(&resolved, &u, 1).unwrap();
     let publisher = Publisher::new(tables, 1);
     let config = PipelineConfig {
-        flow_capacity: 64,
+        flow_capacity: 256,
         guard,
         ..PipelineConfig::default()
     };
@@ -83,8 +83,9 @@ fn flood(guard: GuardConfig) -> (Pipeline, u64, Vec<Verdict>) {
         for _ in 0..1000 {
             verdicts.push(send(&mut p, &new_flow(&mut r)));
         }
-        // The established flows keep talking (every 5 ms).
-        if burst % 5 == 4 {
+        // The established flows keep talking (every 5 ms; the last time
+        // before the flood's last 4 ms).
+        if burst % 5 == 0 {
             for f in &established {
                 assert_eq!(send(&mut p, f), Verdict::Tx);
             }

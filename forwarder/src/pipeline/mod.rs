@@ -167,13 +167,46 @@ impl Pipeline {
         counters: Arc<WorkerCounters>,
         config: &PipelineConfig,
     ) -> Result<Self, PipelineError> {
+        let flows = FlowTable::new(config.flow_capacity, config.timeouts)?;
+        Self::with_flows(reader, counters, config, flows, random_seed())
+    }
+
+    /// [`Pipeline::new`] for worker `worker`, its flow table in its file of
+    /// `store` (the previous run's flows when the file may be re-attached,
+    /// see [`crate::flow::persist`]); in memory when the file fails (logged).
+    pub fn persisted(
+        reader: TableReader,
+        counters: Arc<WorkerCounters>,
+        config: &PipelineConfig,
+        store: &crate::flow::persist::FlowStore,
+        worker: usize,
+    ) -> Result<Self, PipelineError> {
+        let attached = store.attach_logged::<state::FlowValue>(
+            worker,
+            config.flow_capacity,
+            config.timeouts,
+            reader.tables(),
+        );
+        match attached {
+            Some((flows, seed)) => Self::with_flows(reader, counters, config, flows, seed),
+            None => Self::new(reader, counters, config),
+        }
+    }
+
+    fn with_flows(
+        reader: TableReader,
+        counters: Arc<WorkerCounters>,
+        config: &PipelineConfig,
+        flows: FlowTable<state::FlowValue>,
+        seed: u64,
+    ) -> Result<Self, PipelineError> {
         Ok(Pipeline {
             reader,
             state: State {
-                flows: FlowTable::new(config.flow_capacity, config.timeouts)?,
+                flows,
                 frags: FragTracker::new(config.frag)?,
                 counters,
-                seed: random_seed(),
+                seed,
                 now: 0,
                 too_big: RateLimit::new(config.too_big_rate),
                 pending: [None; MAX_PENDING_RELEASES],
@@ -186,6 +219,7 @@ impl Pipeline {
                 census_touched: Vec::with_capacity(MAX_LB_SLOTS),
                 l2: crate::l2::Responder::default(),
                 guard: crate::flow::guard::NewFlowGuard::new(config.guard),
+                sync: None,
             },
         })
     }
@@ -196,11 +230,20 @@ impl Pipeline {
         self
     }
 
+    /// The pipeline sharing its exceptions through `sync` (`[sync]`).
+    pub fn with_sync(mut self, sync: crate::sync::SyncPort) -> Self {
+        self.state.sync = Some(sync);
+        self
+    }
+
     /// Starts a burst at `now_ns`: picks up a new table version and expires a
     /// few idle flows and fragment entries.
     pub fn begin(&mut self, now_ns: u64) {
         self.reader.refresh();
         self.state.l2.begin_burst();
+        if let Some(s) = &mut self.state.sync {
+            s.begin();
+        }
         self.state.prefetched_len = 0;
         self.state.prefetched_next = 0;
         self.state.now = now_ns;
@@ -216,7 +259,11 @@ impl Pipeline {
         let t = self.reader.tables();
         let st = &mut self.state;
         let (census, touched) = (&mut st.census, &mut st.census_touched);
-        let swept = st.flows.sweep_visit(now_ns, buckets, |v| {
+        let sync = st.sync.as_ref().filter(|s| s.checking());
+        let swept = st.flows.sweep_visit(now_ns, buckets, |k, v| {
+            if let Some(s) = sync {
+                s.check(t, k, v.slot, v.hash());
+            }
             if let Some(lb) = t.lb_slot_of_target(v.slot) {
                 if let Some(n) = census.get_mut(lb as usize) {
                     if *n == 0 && touched.len() < touched.capacity() {
@@ -227,6 +274,9 @@ impl Pipeline {
             }
         });
         if swept.pass_done {
+            if let Some(s) = &mut st.sync {
+                s.pass_done(now_ns, t.version);
+            }
             st.publish_census(t);
         }
         st.counters.flows_live.set(st.flows.len() as u64);

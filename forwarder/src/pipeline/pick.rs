@@ -102,7 +102,12 @@ impl State {
             // re-pick this flow only.
             let index = match remembered(t, lb_idx, lb, &v) {
                 Remembered::Current(i) => return Ok((i, hash)),
-                Remembered::Revalidated(i) => i,
+                Remembered::Revalidated(i) => {
+                    if let Some(s) = &self.sync {
+                        s.revalidated(lb, i, maglev(lb, hash), flow);
+                    }
+                    i
+                }
                 Remembered::Gone => {
                     let i = maglev(lb, hash).ok_or(DropReason::NoTarget)?;
                     self.counters.flow_repicks.inc();
@@ -115,7 +120,12 @@ impl State {
             return Ok((index, hash));
         }
         let hash = flow.flow_hash();
-        let index = maglev(lb, hash).ok_or(DropReason::NoTarget)?;
+        // A flow a peer keeps off its Maglev pick (`[sync]`) stays there.
+        let adopted = self.sync.as_ref().and_then(|s| s.adopt(lb, flow));
+        let index = match adopted {
+            Some(i) => i,
+            None => maglev(lb, hash).ok_or(DropReason::NoTarget)?,
+        };
         if !self.guard.admit(self.now) {
             return self.new_flow_refused(index, hash);
         }

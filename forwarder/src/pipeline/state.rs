@@ -46,6 +46,7 @@ impl Verdict {
 
 /// What a flow remembers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(super) struct FlowValue {
     /// The target's stable slot.
     pub slot: u32,
@@ -88,6 +89,37 @@ impl FlowValue {
     #[inline(always)]
     pub fn current(&self, t: &Tables) -> bool {
         self.version == t.version as u32
+    }
+}
+
+// SAFETY: `FlowValue` is `repr(C)` of `u32`s only: every bit pattern is a
+// valid value (a file-backed flow table holds it, see `flow::persist`).
+#[allow(unsafe_code)]
+unsafe impl crate::io::sys::Plain for FlowValue {}
+
+/// The value of an entry kept across a restart: its slot is turned into the
+/// new run's, its `version` made one that no tables of the new run have
+/// (their versions start at 1), so its first packet re-validates it through
+/// [`Tables::target_in`].
+impl crate::flow::persist::Persisted for FlowValue {
+    fn layout() -> String {
+        use std::mem::offset_of;
+        format!(
+            "slot@{} hash@{} template@{} version@{}",
+            offset_of!(FlowValue, slot),
+            offset_of!(FlowValue, hash),
+            offset_of!(FlowValue, template),
+            offset_of!(FlowValue, version),
+        )
+    }
+
+    fn target_slot(&self) -> u32 {
+        self.slot
+    }
+
+    fn restore(&mut self, slot: u32) {
+        self.slot = slot;
+        self.version = 0;
     }
 }
 
@@ -207,6 +239,8 @@ pub(super) struct State {
     pub l2: crate::l2::Responder,
     /// The new-flow flood guard, asked on flow-table misses only.
     pub guard: crate::flow::guard::NewFlowGuard,
+    /// Exception sync with other appliances (`[sync]`; `None`: off).
+    pub sync: Option<crate::sync::SyncPort>,
 }
 
 impl State {

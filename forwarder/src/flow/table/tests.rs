@@ -225,7 +225,7 @@ fn sweep_visit_sees_each_live_entry_once_per_pass() {
     // Budgets 3 and 100 do not divide the 512 buckets: calls straddle
     // the end of the table.
     for budget in [3, 100, 3, 100].iter().cycle().take(2000) {
-        let swept = t.sweep_visit(S, *budget, |v| seen[*v as usize] += 1);
+        let swept = t.sweep_visit(S, *budget, |_, v| seen[*v as usize] += 1);
         assert_eq!(swept.freed, 0);
         if swept.pass_done {
             passes += 1;
