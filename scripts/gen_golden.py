@@ -269,6 +269,8 @@ CONFIGS = {
     "gue-7000": Cfg("gue-7000", "gue", MATRIX_LBS, port=7000),
     "features": Cfg("features", "vxlan", FEATURE_LBS),
     "ratelimit": Cfg("ratelimit", "vxlan", FEATURE_LBS, flow="icmp_too_big_rate = 1"),
+    "newflow": Cfg("newflow", "vxlan", FEATURE_LBS,
+                   flow='new_flow_rate = 1\nnew_flow_burst = 1\nnew_flow_excess = "drop"'),
 }
 
 # ---------------------------------------------------------------------------
@@ -779,6 +781,13 @@ def build_cases():
     big2 = sized4(1451, sport=40003)
     case("too-big-rate-limited", "icmp_too_big_rate = 1: the first too-big packet is answered, the next is not",
          "ratelimit", [Step(big, "tx", too_big4(bytes(big), 1450)), Step(big2, "drop:too_big_rate_limited")])
+    G = CONFIGS["newflow"]
+    first, second = eth() / tcp4(WEB4, sport=40010), eth() / tcp4(WEB4, sport=40011)
+    case("new-flow-limit", "new_flow_rate = 1, excess drop: the first new flow is remembered, the second new "
+         "flow in the same second is dropped, the first flow's next packet still passes",
+         "newflow", [Step(first, "tx", tx(G, first), counters=[("flow_picks", 1)]),
+                     Step(second, "drop:new_flow_limit"),
+                     Step(first, "tx", tx(G, first), counters=[("flow_picks", 1)])])
 
     # --- Malformed input at every layer.
     def m(name, desc, frame):

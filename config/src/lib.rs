@@ -30,13 +30,14 @@
 //! |-------|---------|
 //! | 0 values | [`model`]: MACs, protocols, ports, families, kinds, encapsulations; the resolved model; [`health`]: `health_check` as written, its checks, defaults and the validated check |
 //! | 1 problems and locations | [`problem`] (what can be wrong), [`error`] (field paths, locations, located errors), [`span`] (a path's place in TOML or YAML text), [`origin`] (where an object came from, source files) |
-//! | 2 input | [`state`] (the desired state as written), [`settings`] (appliance settings and their checks), [`bgp`] (`[bgp]`, `[announce]`, the pools' `bgp` keys), [`l2`] (`[l2]`), [`flow_persist`] (`[flow] persist`), [`sync`] (`[sync]`), `toml_doc` (the TOML reader), [`manifest`] (the Ironcore reader) |
+//! | 2 input | [`state`] (the desired state as written), [`settings`] (appliance settings and their checks), [`bgp`] (`[bgp]`, `[announce]`, the pools' `bgp` keys), [`l2`] (`[l2]`), [`flow_persist`] (`[flow] persist`), [`flow_guard`] (the `[flow]` new-flow guard keys), [`sync`] (`[sync]`), `toml_doc` (the TOML reader), [`manifest`] (the Ironcore reader) |
 //! | 3 resolution | [`selector`] (label selection), [`pool`] (address ranges, lowest free), [`resolve`] (checks, allocation, routing derivation) |
 //! | 4 entry points | [`load`] ([`Config`]), [`change`] ([`DesiredState::apply`]) |
 
 pub mod bgp;
 pub mod change;
 pub mod error;
+pub mod flow_guard;
 pub mod flow_persist;
 pub mod health;
 pub mod l2;

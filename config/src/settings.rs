@@ -344,6 +344,17 @@ pub struct FlowSection {
     /// ICMP too-big answers per second per worker (default 100; 0: never).
     #[serde(default = "default_icmp_rate")]
     pub icmp_too_big_rate: u64,
+    /// New flows per second per worker remembered in the flow table
+    /// (default 125000; 0: no limit); see [`crate::flow_guard`].
+    #[serde(default = "crate::flow_guard::default_new_flow_rate")]
+    pub new_flow_rate: u64,
+    /// Token-bucket depth of the new-flow limit (default: the rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_flow_burst: Option<u64>,
+    /// What happens to a new flow above the limit: `forward` (default) or
+    /// `drop`.
+    #[serde(default)]
+    pub new_flow_excess: crate::flow_guard::NewFlowExcess,
     /// Keep the flow tables in files a restarted lbfwd re-attaches
     /// (default true; [`crate::flow_persist`]).
     #[serde(default = "crate::flow_persist::default_persist")]
@@ -383,6 +394,9 @@ impl Default for FlowSection {
             fragment_capacity: default_fragment_capacity(),
             fragment_timeout_ms: default_fragment_timeout(),
             icmp_too_big_rate: default_icmp_rate(),
+            new_flow_rate: crate::flow_guard::default_new_flow_rate(),
+            new_flow_burst: None,
+            new_flow_excess: crate::flow_guard::NewFlowExcess::default(),
             persist: crate::flow_persist::default_persist(),
             persist_dir: None,
         }
@@ -583,6 +597,8 @@ pub struct Flow {
     pub fragment_timeout: std::time::Duration,
     /// ICMP too-big answers per second per worker.
     pub icmp_too_big_rate: u32,
+    /// The new-flow flood guard.
+    pub guard: crate::flow_guard::FlowGuard,
     /// Where the flow tables are kept across a restart (`None`: off).
     pub persist: Option<crate::flow_persist::FlowPersist>,
 }
@@ -834,6 +850,13 @@ impl SettingsInput {
             &mut |path, problem| c.err(path, problem),
         );
 
+        let guard = crate::flow_guard::validate_flow_guard(
+            f.new_flow_rate,
+            f.new_flow_burst,
+            f.new_flow_excess,
+            &mut |p, e| c.err(p, e),
+        );
+
         let listen = self.metrics.listen.as_ref().and_then(|text| {
             match text.parse::<std::net::SocketAddr>() {
                 Ok(a) if a.port() != 0 => Some(a),
@@ -917,6 +940,7 @@ impl SettingsInput {
                 fragment_capacity: f.fragment_capacity as usize,
                 fragment_timeout: std::time::Duration::from_millis(f.fragment_timeout_ms),
                 icmp_too_big_rate: f.icmp_too_big_rate.min(u32::MAX as u64) as u32,
+                guard: guard.unwrap_or_default(),
                 persist,
             },
             bgp,

@@ -883,9 +883,34 @@ pub struct StatsSnapshot {
     /// Layer-2 announcement counters, when `[l2]` is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l2: Option<crate::announce::L2Status>,
+    /// The new-flow flood guard (`[flow] new_flow_rate`), from a daemon
+    /// that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_guard: Option<FlowGuardStats>,
     /// Exception sync counters, when `[sync]` is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<Box<SyncStats>>,
+}
+
+/// The new-flow flood guard in [`StatsSnapshot`]: above `rate` new flows
+/// per second per worker, new flows are not remembered in the flow table
+/// (or dropped), so that established flows are not evicted.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlowGuardStats {
+    /// New flows per second per worker remembered at most (0: the guard is
+    /// off).
+    pub rate: u32,
+    /// Token-bucket depth (new flows remembered at once after a quiet time).
+    pub burst: u32,
+    /// What happens above the rate: `forward` (without an entry) or `drop`.
+    pub excess: String,
+    /// Workers on which the guard refused a new flow within the last
+    /// second (empty: not engaged).
+    pub engaged_workers: Vec<usize>,
+    /// New flows forwarded without an entry since start, over all workers.
+    pub not_remembered: u64,
+    /// New flows dropped since start (drop reason `new_flow_limit`).
+    pub dropped: u64,
 }
 
 /// Exception sync between appliances (`[sync]`): what this appliance shares

@@ -75,8 +75,14 @@ fn status_and_stats() {
     assert!(out.contains("port_not_allowed"), "{out}");
     assert!(out.contains("nic-a (10.0.3.11)"), "{out}");
     assert!(out.contains("4.00Mbit/s"), "{out}");
+    assert!(
+        out.contains("flow guard  ENGAGED on worker 0; limit 1000/s per worker (burst 200), above it forward; not remembered 4242, dropped 0"),
+        "{out}"
+    );
     let json: Value = serde_json::from_str(&ok(s, &["-o", "json", "stats"])).unwrap();
     assert_eq!(json["totals"]["rx"]["pps"], 1000.0);
+    assert_eq!(json["flow_guard"]["engaged_workers"][0], 0);
+    assert_eq!(json["flow_guard"]["not_remembered"], 4242);
 }
 
 #[test]

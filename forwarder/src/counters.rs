@@ -122,11 +122,14 @@ pub enum DropReason {
     /// own `tx_dropped` statistic sees the same refusal; this is its drop
     /// reason.
     TxRingFull,
+    /// A new flow above the worker's new-flow rate (`[flow] new_flow_rate`)
+    /// with `new_flow_excess = "drop"` (see [`crate::flow::guard`]).
+    NewFlowLimit,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -146,6 +149,7 @@ impl DropReason {
         DropReason::NoHeadroom,
         DropReason::Internal,
         DropReason::TxRingFull,
+        DropReason::NewFlowLimit,
     ];
 
     /// Stable snake_case name for counters and logs.
@@ -167,6 +171,7 @@ impl DropReason {
             DropReason::NoHeadroom => "no_headroom",
             DropReason::Internal => "internal",
             DropReason::TxRingFull => "tx_ring_full",
+            DropReason::NewFlowLimit => "new_flow_limit",
         }
     }
 }
@@ -209,6 +214,12 @@ pub struct WorkerCounters {
     pub flow_picks: Counter,
     /// Flows whose target left the routing and were re-picked.
     pub flow_repicks: Counter,
+    /// New flows above the new-flow rate forwarded without a flow-table
+    /// entry (the flood guard, [`crate::flow::guard`]).
+    pub flows_not_remembered: Counter,
+    /// 1 while the flood guard is engaged (it refused a new flow within the
+    /// last second), else 0: a gauge, set per burst.
+    pub flow_guard_engaged: Counter,
     /// Per load-balancer slot: packets dropped by its filter.
     pub lb_drops: Box<[Counter]>,
     /// Per load-balancer slot: live flows in the worker's flow table (a
@@ -240,6 +251,8 @@ impl WorkerCounters {
             fragments_held: Counter::default(),
             flow_picks: Counter::default(),
             flow_repicks: Counter::default(),
+            flows_not_remembered: Counter::default(),
+            flow_guard_engaged: Counter::default(),
             lb_drops: (0..MAX_LB_SLOTS).map(|_| Counter::default()).collect(),
             lb_flows: (0..MAX_LB_SLOTS).map(|_| Counter::default()).collect(),
             targets: (0..MAX_TARGET_SLOTS)

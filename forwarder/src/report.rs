@@ -134,6 +134,7 @@ pub fn snapshot(
             drops,
             health: Vec::new(),
             l2: None,
+            flow_guard: None,
             sync: None,
         },
         sample,
@@ -197,5 +198,34 @@ pub fn extra_counters(c: &WorkerCounters) -> Vec<(&'static str, u64)> {
         ("fragments_held", c.fragments_held.get()),
         ("flow_picks", c.flow_picks.get()),
         ("flow_repicks", c.flow_repicks.get()),
+        ("flows_not_remembered", c.flows_not_remembered.get()),
     ]
+}
+
+/// The new-flow flood guard's part of a snapshot (`lbctl stats`): its
+/// settings and, over `workers`, the flows it did not remember or dropped
+/// and which workers it is engaged on now.
+pub fn flow_guard_stats(
+    guard: &crate::flow::guard::GuardConfig,
+    workers: &[WorkerView<'_>],
+) -> lbfwd_control::protocol::FlowGuardStats {
+    lbfwd_control::protocol::FlowGuardStats {
+        rate: guard.rate,
+        burst: guard.burst,
+        excess: guard.excess.as_str().to_string(),
+        engaged_workers: workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.counters.flow_guard_engaged.get() > 0)
+            .map(|(i, _)| i)
+            .collect(),
+        not_remembered: workers
+            .iter()
+            .map(|w| w.counters.flows_not_remembered.get())
+            .sum(),
+        dropped: workers
+            .iter()
+            .map(|w| w.counters.drops[DropReason::NewFlowLimit as usize].get())
+            .sum(),
+    }
 }

@@ -20,8 +20,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lbfwd_forwarder::io::dpdk::{
-    attach_vdev, detach_vdev, init_eal, port_names, testing, DpdkError, DpdkOptions, DpdkPort,
-    PortOptions, PortSpec,
+    attach_vdev, detach_vdev, init_eal, port_mac, port_names, testing, DpdkError, DpdkOptions,
+    DpdkPort, PortOptions, PortSpec,
 };
 use lbfwd_forwarder::io::{Disposition, WorkerQueue};
 
@@ -169,6 +169,8 @@ fn unknown_ports_and_bad_devices_are_named_in_the_error() {
         msg.contains("\"0000:99:00.0\" does not exist") && msg.contains("vfio-pci"),
         "{msg}"
     );
+    let msg = port_mac("net_nosuchport0").unwrap_err().to_string();
+    assert!(msg.contains("\"net_nosuchport0\" does not exist"), "{msg}");
     let msg = DpdkPort::open_vdev("net_nosuchdriver0", &PortOptions::new(1))
         .unwrap_err()
         .to_string();
@@ -704,6 +706,9 @@ fn af_packet_on_veth_end_to_end() {
     .unwrap();
     assert_eq!(port.summary().driver, "net_af_packet");
     assert_eq!(port.summary().mac, dev_mac);
+    // Read before a port opens, as `lbfwd run` does for the encapsulation's
+    // Ethernet source: the kernel interface's MAC, not zeros.
+    assert_eq!(port_mac(&tag("net_af_packet_e2e")).unwrap(), dev_mac);
     let link = output(&["ip", "-n", &ns_dpdk, "-o", "link", "show", dev]);
     assert!(
         link.contains("mtu 1400"),

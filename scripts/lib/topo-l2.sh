@@ -18,7 +18,9 @@
 #   up PREFIX                 build the network and start the servers
 #   down PREFIX               stop every process in its namespaces, delete them
 #   env PREFIX                the network's facts as KEY=VALUE lines
-#   config PREFIX N           the lbfwd config of appliance N (1 or 2), with [l2]
+#   config PREFIX N [BACKEND] the lbfwd config of appliance N (1 or 2), with [l2],
+#                             on BACKEND: af_packet, af_xdp or dpdk (default:
+#                             $LBFWD_L2_BACKEND, else af_packet)
 #   keepalived PREFIX N LBCTL start keepalived on appliance N (config from
 #                             config/examples/keepalived/, notify calling LBCTL)
 set -euo pipefail
@@ -30,6 +32,7 @@ L2_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 L2_SEG4=10.0.2.100
 L2_SEG6=fd00:2::100
 L2_VRID=51
+L2_METRICS_PORT=9464
 
 l2_up() {
   local p="$1" st="$TOPO_STATE_ROOT/$1" i n ns
@@ -113,8 +116,10 @@ VIP6=$TOPO_VIP6
 SEG_VIP4=$L2_SEG4
 SEG_VIP6=$L2_SEG6
 ROUTER_DEV=$p-bl
+ROUTER_MAC=$(topo_mac "$p-router" "$p-bl")
 LB_DEV=$p-l0
 BACKENDS=be1,be2,be3
+METRICS=127.0.0.1:$L2_METRICS_PORT
 EOF
   for n in 1 2; do
     echo "LB${n}_IP4=$(ecmp_lb4 "$n")"
@@ -126,9 +131,10 @@ EOF
 l2_config() {
   local p="$1" n="$2" st="$TOPO_STATE_ROOT/$1" i
   case "$n" in 1|2) ;; *) topo_die "config: appliance must be 1 or 2, got '$n'" ;; esac
-  # The dataplane backend: LBFWD_L2_BACKEND=af_packet (default), af_xdp, or
-  # dpdk (DPDK's net_af_packet PMD on the veth, no hugepages).
-  local backend="${LBFWD_L2_BACKEND:-af_packet}" port="$p-l0" extra=""
+  # The dataplane backend: af_packet (default), af_xdp, or dpdk (DPDK's
+  # net_af_packet PMD on the veth, no hugepages: the kernel keeps the veth,
+  # so keepalived runs on it as on the other backends).
+  local backend="${3:-${LBFWD_L2_BACKEND:-af_packet}}" port="$p-l0" extra=""
   case "$backend" in
     af_packet|af_xdp) ;;
     dpdk)
@@ -140,7 +146,7 @@ memory_mb = 512
 vdevs = [\"net_af_packet0,iface=$p-l0\"]
 "
       ;;
-    *) topo_die "config: LBFWD_L2_BACKEND must be af_packet, af_xdp or dpdk, got '$backend'" ;;
+    *) topo_die "config: the backend must be af_packet, af_xdp or dpdk, got '$backend'" ;;
   esac
   cat <<EOF
 # lbfwd config of appliance lb$n of the L2 network '$p' (scripts/lib/topo-l2.sh).
@@ -160,6 +166,10 @@ mtu = $TOPO_UNDERLAY_MTU
 [control]
 socket = "$st/lb$n/lbfwd.sock"
 state_dir = "$st/lb$n/state"
+
+# Each appliance in its own namespace: the same address on both.
+[metrics]
+listen = "127.0.0.1:$L2_METRICS_PORT"
 
 # keepalived decides (notify master/backup/fault: lbctl announce on|off).
 [announce]
@@ -217,7 +227,7 @@ l2_main() {
     up) topo_check_prefix "${2:-}"; l2_up "$2" ;;
     down) topo_check_prefix "${2:-}"; ecmp_down "$2" ;;
     env) topo_check_prefix "${2:-}"; l2_env "$2" ;;
-    config) topo_check_prefix "${2:-}"; l2_config "$2" "${3:-}" ;;
+    config) topo_check_prefix "${2:-}"; l2_config "$2" "${3:-}" "${4:-}" ;;
     keepalived) topo_check_prefix "${2:-}"; l2_keepalived "$2" "${3:-}" "${4:?LBCTL path}" ;;
     *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac

@@ -1,48 +1,82 @@
-//! Layer-2 announcement end to end: two lbfwd appliances on one bridge,
-//! each with `[l2]` and its own keepalived (the shipped example,
-//! `config/examples/keepalived/`), and a router namespace whose kernel
-//! reaches the VIPs on-link, by ARP and NDP; a client behind the router
-//! keeps HTTP connections alive to VXLAN backends (the kernel decapsulates).
-//! Network: `scripts/lib/topo-l2.sh`. VIPs: 203.0.113.10 and
-//! 2001:db8:100::10 (on-link routes) and, MetalLB's classic case,
-//! 10.0.2.100 and fd00:2::100 from a pool inside the segment's subnet.
+//! Layer-2 announcement end to end, once per dataplane backend (af_packet,
+//! af_xdp, dpdk: each its own test, so a failure names the backend): two
+//! lbfwd appliances on one bridge, each with `[l2]` and its own keepalived
+//! (the shipped example, `config/examples/keepalived/`), and a router
+//! namespace whose kernel reaches the VIPs on-link, by ARP and NDP; a
+//! client behind the router keeps HTTP connections alive to VXLAN backends
+//! (the kernel decapsulates). Network: `scripts/lib/topo-l2.sh`. VIPs:
+//! 203.0.113.10 and 2001:db8:100::10 (on-link routes) and, MetalLB's
+//! classic case, 10.0.2.100 and fd00:2::100 from a pool inside the
+//! segment's subnet.
 //!
 //! In order, each with a time bound:
+//! 0. bad input: `lbfwd check` on the appliance's config with an `[l2]`
+//!    interface that is not a dataplane interface, or an unknown key, says
+//!    so with file, line and field;
 //! 1. before VRRP decides, nobody answers (both start with announcing off);
 //! 2. keepalived makes lb1 master: `arping` and `ndisc6 -m` from the router
 //!    get exactly lb1's MAC for every VIP (lb2 and both kernels are silent);
 //! 3. kill -9 of lb1's lbfwd: keepalived's track script gives up, lb2
 //!    becomes master, and the router's existing ARP and NDP entries move to
 //!    lb2's MAC by its gratuitous ARP / unsolicited NA, without the router
-//!    asking (lb2 answered no request); the kept-alive connections carry
+//!    asking: a capture on the router's segment port holds no ARP request
+//!    or neighbour solicitation from the router for a VIP between the kill
+//!    and the move, and lb2 answered none; the kept-alive connections carry
 //!    on, each on its target (same Maglev pick on lb2);
 //! 4. afterwards exactly lb2 answers; `lbctl announce off` silences it and
 //!    `on` brings it back; `lbctl announce` and `lbctl stats` show L2;
-//! 5. lb1 restarted: keepalived makes it master again (it has the higher
+//! 5. the counters: `lbctl announce` and the Prometheus endpoint agree on
+//!    requests answered and gratuitous packets sent (none zero);
+//! 6. lb1 restarted: keepalived makes it master again (it has the higher
 //!    priority) and exactly lb1 answers.
 //!
-//! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test l2 -- --nocapture` as root.
+//! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test l2 -- --nocapture --test-threads=1` as root.
 
-use lbfwd_tests::cmd::Output;
+use lbfwd_tests::cmd::{self, Output};
 use lbfwd_tests::{
     lbfwd_binaries, require_root, within, workspace_root, Appliance, Backend, Binaries, FlowProbe,
     Node, Topology, TopologyInfo,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// The network's prefix (unique to this test).
+/// The network's prefix, followed by the backend's letter (unique to
+/// these tests).
 const PREFIX: &str = "l2e";
 /// Per-request limit of the kept-alive connections: longer than the
 /// failover, so a connection fails only if it really broke.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Starts appliance `n` and waits until it answers on its socket.
-fn start(topo: &Topology, bins: &Binaries, n: u8) -> Appliance {
-    let a = Appliance::start(topo, bins, n);
+/// Starts appliance `n` on `backend` (its config from `topo-l2.sh config`)
+/// and waits until it answers on its socket.
+fn start(topo: &Topology, bins: &Binaries, n: u8, backend: Backend) -> Appliance {
+    let config = write_config(&topo.info(), n, backend, "lbfwd.toml", |t| t.to_string());
+    let a = Appliance::start_with(topo, bins, n, config);
     wait_ready(&a);
     a
+}
+
+/// Writes appliance `n`'s config on `backend`, passed through `edit`, to
+/// `lbN/FILE` of the network's state directory; its path.
+fn write_config(
+    topo: &TopologyInfo,
+    n: u8,
+    backend: Backend,
+    file: &str,
+    edit: impl FnOnce(&str) -> String,
+) -> PathBuf {
+    let text = topo
+        .script("config", &[&n.to_string(), backend.config_name()])
+        .and_then(Output::checked)
+        .expect("topo-l2.sh config")
+        .stdout;
+    let path = topo.state_dir().join(format!("lb{n}/{file}"));
+    std::fs::write(&path, edit(&text)).expect("write the config");
+    path
 }
 
 /// Waits until the appliance's lbfwd answers `lbctl status`.
@@ -177,20 +211,228 @@ fn start_keepalived(topo: &TopologyInfo, bins: &Binaries, n: u8) {
     .expect("topo-l2.sh keepalived");
 }
 
-#[test]
-fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
-    if !require_root("l2::keepalived_moves_the_vips") {
+/// The line (1-based) of the first line of `text` that starts with `prefix`.
+fn line_of(text: &str, prefix: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starts with {prefix:?}"))
+        + 1
+}
+
+/// `lbfwd check` on `config`, which must fail; its error output.
+fn check_fails(bins: &Binaries, config: &Path) -> String {
+    let out = cmd::run(
+        Command::new(&bins.lbfwd)
+            .arg("check")
+            .arg("--config")
+            .arg(config),
+        Duration::from_secs(15),
+    )
+    .expect("run lbfwd check");
+    assert!(
+        !out.success(),
+        "0: lbfwd check accepted {}: {}",
+        config.display(),
+        out.stdout
+    );
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+/// Step 0: an `[l2]` interface that is not a dataplane interface (on DPDK,
+/// the classic mistake: the kernel's name instead of the port's) and an
+/// unknown key are refused with file, line and field.
+fn bad_input_is_a_located_error(topo: &TopologyInfo, bins: &Binaries, backend: Backend) {
+    let wrong = match backend {
+        Backend::Dpdk => topo.get("LB_DEV").to_string(),
+        _ => "lo".to_string(),
+    };
+    let mut bad_line = 0;
+    let path = write_config(topo, 1, backend, "bad-interface.toml", |t| {
+        let at = t.find("[l2]\ninterfaces = [").expect("[l2] in the config");
+        let end = at + t[at..].find('\n').expect("a line") + 1;
+        let line_end = end + t[end..].find('\n').expect("a line");
+        let edited = format!("{}interfaces = [\"{wrong}\"]{}", &t[..end], &t[line_end..]);
+        // The dataplane's own `interfaces` line comes first; the [l2] one
+        // is the one naming `wrong`.
+        bad_line = edited
+            .lines()
+            .position(|l| l == format!("interfaces = [\"{wrong}\"]"))
+            .expect("the edited line")
+            + 1;
+        edited
+    });
+    let msg = check_fails(bins, &path);
+    let located = format!("{}:{bad_line}:", path.display());
+    assert!(
+        msg.contains(&located)
+            && msg.contains("l2.interfaces[0]")
+            && msg.contains(&format!("{wrong:?} is not a dataplane interface")),
+        "0: want {located} l2.interfaces[0] ... not a dataplane interface, got: {msg}"
+    );
+    let path = write_config(topo, 1, backend, "bad-key.toml", |t| {
+        t.replacen("[l2]\n", "[l2]\ngarp_count = 3\n", 1)
+    });
+    let text = std::fs::read_to_string(&path).expect("read back");
+    let located = format!("{}:{}:", path.display(), line_of(&text, "garp_count"));
+    let msg = check_fails(bins, &path);
+    assert!(
+        msg.contains(&located) && msg.contains("garp_count"),
+        "0: want {located} ... garp_count, got: {msg}"
+    );
+    eprintln!("ok: 0: bad [l2] interface and unknown key: located errors");
+}
+
+/// A capture of what the router sends on the segment (`tcpdump` in its
+/// namespace): ARP requests and neighbour solicitations.
+struct RouterCapture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl RouterCapture {
+    /// Starts capturing; returns once tcpdump listens.
+    fn start(topo: &TopologyInfo) -> RouterCapture {
+        let file = topo.state_dir().join("router-asks.pcap");
+        let filter = format!(
+            "ether src {} and (arp or (icmp6 and ip6[40] == 135))",
+            topo.get("ROUTER_MAC")
+        );
+        let mut child = topo
+            .command(Node::Router, "tcpdump")
+            .args(["-n", "-U", "-i", topo.get("ROUTER_DEV"), "-w"])
+            .arg(&file)
+            .arg(&filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump");
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().expect("stderr"))
+            .read_line(&mut line)
+            .expect("tcpdump's first line");
+        assert!(line.contains("listening on"), "tcpdump: {line}");
+        RouterCapture { child, file }
+    }
+
+    /// Stops it; the requests it saw for `vips`, one line each.
+    fn asked_for(mut self, vips: &[String]) -> Vec<String> {
+        cmd::signal(self.child.id(), "INT");
+        let _ = cmd::wait_deadline(&mut self.child, Duration::from_secs(5));
+        let out = cmd::run(
+            Command::new("tcpdump").args(["-n", "-r"]).arg(&self.file),
+            Duration::from_secs(10),
+        )
+        .expect("tcpdump -r");
+        out.stdout
+            .lines()
+            .filter(|l| {
+                vips.iter().any(|v| {
+                    l.contains(&format!("who-has {v} ")) || l.contains(&format!("who has {v},"))
+                })
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for RouterCapture {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            cmd::signal(self.child.id(), "KILL");
+            let _ = cmd::wait_deadline(&mut self.child, Duration::from_secs(5));
+        }
+    }
+}
+
+/// The value of series `name{labels}` in a Prometheus exposition.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {series} in the metrics:\n{text}")) as u64
+}
+
+/// `GET /metrics` of appliance `a`'s endpoint, in its namespace.
+fn metrics(a: &Appliance) -> String {
+    let url = format!("http://{}/metrics", a.topo.get("METRICS"));
+    let out = cmd::run(
+        Command::new("ip").args(["netns", "exec", &a.ns(), "curl", "-sS", "-m", "5", &url]),
+        Duration::from_secs(10),
+    )
+    .expect("curl the metrics");
+    assert!(out.success(), "curl {url}: {}", out.stderr);
+    out.stdout
+}
+
+/// Step 5: `lbctl announce` and the Prometheus endpoint agree on the L2
+/// counters, which are not zero (the endpoint read between two `lbctl` reads: a request may be
+/// answered meanwhile).
+fn counters_agree(a: &Appliance) {
+    let names = [
+        (
+            "arp_answered",
+            "lbfwd_l2_requests_answered_total{protocol=\"arp\"}",
+        ),
+        (
+            "nd_answered",
+            "lbfwd_l2_requests_answered_total{protocol=\"ndp\"}",
+        ),
+        (
+            "gratuitous_sent",
+            "lbfwd_l2_gratuitous_total{result=\"sent\"}",
+        ),
+    ];
+    let before: Vec<u64> = names.iter().map(|(n, _)| a.l2_counter(n)).collect();
+    let text = metrics(a);
+    let after: Vec<u64> = names.iter().map(|(n, _)| a.l2_counter(n)).collect();
+    for (i, (name, series)) in names.iter().enumerate() {
+        let m = metric(&text, series);
+        assert!(
+            before[i] <= m && m <= after[i],
+            "5: {series} = {m}, lbctl announce {name} = {} then {}",
+            before[i],
+            after[i]
+        );
+    }
+    assert_eq!(metric(&text, "lbfwd_l2_answering"), 1, "5: {text}");
+    assert!(
+        after.iter().all(|&n| n > 0),
+        "5: lbctl announce counters (arp, nd answered; gratuitous sent) = {after:?}"
+    );
+    eprintln!(
+        "ok: 5: lbctl announce and /metrics agree: arp answered {}, nd answered {}, gratuitous sent {}",
+        after[0], after[1], after[2]
+    );
+}
+
+/// The whole scenario (module docs) on `backend`.
+fn keepalived_moves_the_vips(backend: Backend) {
+    let name = format!("l2::keepalived_moves_the_vips::{}", backend.config_name());
+    if !require_root(&name) {
         return;
     }
+    let Some(bins) = lbfwd_binaries(backend).expect("build lbfwd") else {
+        eprintln!(
+            "\n!!!!! SKIPPED {name}: lbfwd cannot be built with the {} feature here \
+             (pkg-config finds no {}) !!!!!\n",
+            backend.cargo_feature().unwrap_or_default(),
+            backend.pkg_config_modules().join("/"),
+        );
+        return;
+    };
     let _serial = lbfwd_tests::serial();
-    let bins = lbfwd_binaries(Backend::AfPacket)
-        .expect("build lbfwd")
-        .expect("af_packet is always built");
-    let topo = Topology::up_with(&workspace_root().join("scripts/lib/topo-l2.sh"), PREFIX)
+    let began = Instant::now();
+    let prefix = format!("{PREFIX}{}", backend.letter());
+    let topo = Topology::up_with(&workspace_root().join("scripts/lib/topo-l2.sh"), &prefix)
         .expect("topo-l2.sh up");
-    let mut lb1 = start(&topo, &bins, 1);
-    let lb2 = start(&topo, &bins, 2);
+    bad_input_is_a_located_error(&topo.info(), &bins, backend);
+    let mut lb1 = start(&topo, &bins, 1, backend);
+    let lb2 = start(&topo, &bins, 2, backend);
     let (mac1, mac2) = (lb1.mac(), lb2.mac());
+    eprintln!(
+        "[{prefix}] {backend}: lb1 {mac1}, lb2 {mac2}, up after {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
 
     // 1. Announcing starts off: nobody answers, the kernels neither.
     for vip in [topo.get("VIP4"), topo.get("SEG_VIP6")] {
@@ -222,7 +464,7 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
     let failed: Vec<_> = conns.iter().filter(|c| c.backend.is_none()).collect();
     assert!(
         failed.is_empty(),
-        "3: connections failed to open: {failed:?}"
+        "3: connections through lb1 failed to open: {failed:?}"
     );
     within(
         "3: the router's neighbour entries point at lb1",
@@ -234,6 +476,7 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
         lb2.l2_counter("nd_answered"),
     );
     assert_eq!(asked, (0, 0), "3: lb2 answered while it was backup");
+    let capture = RouterCapture::start(&topo);
     lb1.kill9();
     within(
         "3: lb2 takes over (keepalived: track script, VRRP, notify)",
@@ -248,17 +491,26 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
         Duration::from_secs(5),
         || neighbours_at(&topo, &mac2),
     );
-    let asked = (
+    let asked = capture.asked_for(&vip_list);
+    assert!(
+        asked.is_empty(),
+        "3: the router asked for a VIP between the kill and the move: {asked:#?}"
+    );
+    let answered = (
         lb2.l2_counter("arp_answered"),
         lb2.l2_counter("nd_answered"),
     );
     assert_eq!(
-        asked,
+        answered,
         (0, 0),
-        "3: the router asked lb2 (ARP, NDP answered) instead of taking the gratuitous packets"
+        "3: lb2 answered requests (ARP, NDP) instead of the router taking the gratuitous packets"
     );
     let sent = lb2.l2_counter("gratuitous_sent");
     assert!(sent >= 4, "3: lb2 sent {sent} gratuitous packets");
+    eprintln!(
+        "ok: 3: router entries moved to lb2 with no request from the router (capture) \
+         and none answered by lb2; {sent} gratuitous packets"
+    );
     probe.mark().expect("mark");
     // A request lost during the failover (about 2-3 s without an answering
     // appliance) is retransmitted by TCP with exponential backoff: the next
@@ -280,8 +532,18 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
         summary.len()
     );
 
-    // 4. Exactly the new master answers; announce off silences it.
+    // 4. Exactly the new master answers; announce off silences it. The
+    // router's capture, as in 3, now sees the requests of arping and
+    // ndisc6 for every VIP: it would have seen them in 3.
+    let capture = RouterCapture::start(&topo);
     only_answers(&topo, "lb2", &mac2);
+    let asked = capture.asked_for(&vip_list);
+    for vip in &vip_list {
+        assert!(
+            asked.iter().any(|l| l.contains(&format!(" {vip}"))),
+            "4: the router's capture missed its own requests for {vip}: {asked:#?}"
+        );
+    }
     lb2.lbctl_ok(&["announce", "off"]);
     for vip in [topo.get("VIP4"), topo.get("VIP6")] {
         let got = answering_macs(&topo, vip);
@@ -302,11 +564,15 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
     assert!(stats.contains("ARP answered"), "4: lbctl stats: {stats}");
     eprintln!("ok: 4: announce off/on, lbctl announce and stats show L2");
 
-    // 5. lb1 back: it has the higher priority and takes over again.
+    // 5. The counters, in lbctl and in the metrics (lb2 has answered the
+    // requests of 4 by now).
+    counters_agree(&lb2);
+
+    // 6. lb1 back: it has the higher priority and takes over again.
     lb1.spawn();
     wait_ready(&lb1);
     within(
-        "5: lb1 master again once its lbfwd answers",
+        "6: lb1 master again once its lbfwd answers",
         Duration::from_secs(20),
         || match (lb1.answering()?, lb2.answering()?) {
             (true, false) => Ok(()),
@@ -314,9 +580,28 @@ fn keepalived_moves_the_vips_between_two_appliances_by_arp_and_ndp() {
         },
     );
     within(
-        "5: the router's entries move back to lb1",
+        "6: the router's entries move back to lb1",
         Duration::from_secs(8),
         || neighbours_at(&topo, &mac1),
     );
     only_answers(&topo, "lb1", &mac1);
+    eprintln!(
+        "ok: l2 scenario on {backend} in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn keepalived_moves_the_vips_on_af_packet() {
+    keepalived_moves_the_vips(Backend::AfPacket);
+}
+
+#[test]
+fn keepalived_moves_the_vips_on_af_xdp() {
+    keepalived_moves_the_vips(Backend::AfXdp);
+}
+
+#[test]
+fn keepalived_moves_the_vips_on_dpdk() {
+    keepalived_moves_the_vips(Backend::Dpdk);
 }

@@ -876,10 +876,37 @@ fn render_stats(s: &StatsSnapshot, out: &mut String) {
         out.push('\n');
         render_l2_counters(l2, out);
     }
+    if let Some(g) = &s.flow_guard {
+        out.push('\n');
+        render_flow_guard(g, out);
+    }
     if let Some(sync) = &s.sync {
         out.push('\n');
         render_sync_counters(sync, out);
     }
+}
+
+/// The new-flow flood guard, one line.
+fn render_flow_guard(g: &lbfwd_control::protocol::FlowGuardStats, out: &mut String) {
+    if g.rate == 0 {
+        let _ = writeln!(
+            out,
+            "flow guard  off (new_flow_rate = 0): every new flow is remembered"
+        );
+        return;
+    }
+    let engaged = if g.engaged_workers.is_empty() {
+        "not engaged".to_string()
+    } else {
+        let ids: Vec<String> = g.engaged_workers.iter().map(|w| w.to_string()).collect();
+        format!("ENGAGED on worker {}", ids.join(","))
+    };
+    let _ = writeln!(
+        out,
+        "flow guard  {engaged}; limit {}/s per worker (burst {}), above it {}; \
+         not remembered {}, dropped {}",
+        g.rate, g.burst, g.excess, g.not_remembered, g.dropped
+    );
 }
 
 /// The exception sync counters (`[sync]`), two lines.

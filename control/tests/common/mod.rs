@@ -224,6 +224,14 @@ impl lbfwd_control::Handler for MemHandler {
                     }],
                     health: Vec::new(),
                     l2: None,
+                    flow_guard: Some(lbfwd_control::protocol::FlowGuardStats {
+                        rate: 1000,
+                        burst: 200,
+                        excess: "forward".into(),
+                        engaged_workers: vec![0],
+                        not_remembered: 4242,
+                        dropped: 0,
+                    }),
                     sync: None,
                 }))
             }

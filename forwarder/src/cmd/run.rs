@@ -9,7 +9,7 @@ use lbfwd_forwarder::announce::{self, Announcer};
 use lbfwd_forwarder::daemon::{Daemon, DaemonError};
 use lbfwd_forwarder::dataplane::{Dataplane, VipSink};
 use lbfwd_forwarder::flow::persist::FlowStore;
-use lbfwd_forwarder::io::open::{queue_places, Backend, OpenOptions, RunQueues};
+use lbfwd_forwarder::io::open::{egress_mac, queue_places, Backend, OpenOptions, RunQueues};
 use lbfwd_forwarder::io::{IoError, WorkerQueue};
 use lbfwd_forwarder::l2::L2;
 use lbfwd_forwarder::pipeline::{Pipeline, PipelineConfig};
@@ -43,17 +43,6 @@ pub fn main(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The MAC address of an interface, from sysfs.
-fn interface_mac(name: &str) -> Option<[u8; 6]> {
-    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
-    let mut mac = [0u8; 6];
-    let mut parts = text.trim().split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    Some(mac)
 }
 
 /// The runtime as what runs the backend's queues, each worker with its
@@ -111,11 +100,8 @@ fn run(args: &Args) -> Result<(), String> {
             .install_signal_handlers()
             .map_err(|e| error_chain(&e))?,
     }
-    let egress = dp
-        .egress_interface
-        .clone()
-        .or_else(|| dp.interfaces.first().cloned());
-    let mac = egress.as_deref().and_then(interface_mac);
+    // The egress MAC before the tables are built (DPDK: EAL starts here).
+    let mac = egress_mac(dp).map_err(|e| error_chain(&e))?;
     let underlay = UnderlayParams::from_settings(&config.settings.underlay, mac);
     // Before the first tables: it reads the slot directory the previous run
     // left, which they replace.

@@ -266,6 +266,10 @@ impl ControlHandler {
         *last = Some((sample, now));
         snap.health = self.daemon.health.list();
         snap.l2 = self.daemon.announcer.get().and_then(|a| a.l2_status());
+        snap.flow_guard = Some(crate::report::flow_guard_stats(
+            &self.daemon.config().settings.flow.guard,
+            &views,
+        ));
         snap.sync = self.dataplane.sync().map(|s| Box::new(s.stats()));
         snap
     }

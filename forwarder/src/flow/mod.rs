@@ -3,10 +3,13 @@
 //! XXH3 and XXH64 primitives, bit-exact with the reference), and the
 //! per-worker table that remembers each flow's target ([`table`]), and the
 //! per-worker fragment tracker, which remembers what happened to each
-//! fragmented datagram's first fragment ([`frag`]), and the files that keep
-//! the flow tables across a restart ([`persist`]).
+//! fragmented datagram's first fragment ([`frag`]), the new-flow flood
+//! guard that limits how many new flows per second enter the table
+//! ([`guard`]), and the files that keep the flow tables across a restart
+//! ([`persist`]).
 
 pub mod frag;
+pub mod guard;
 pub mod hash;
 pub mod key;
 pub mod persist;

@@ -68,6 +68,46 @@ pub fn queue_places(dp: &DataplaneSettings) -> Vec<QueuePlace> {
         .collect()
 }
 
+/// The MAC the dataplane sends from (the encapsulation's Ethernet source):
+/// that of `egress_interface`, else of the first interface. Kernel
+/// backends: the interface's address in sysfs. DPDK: the port's own
+/// address, with EAL started here ([`Backend::open`] finds it started):
+/// there is no kernel interface of that name, and a frame from MAC zero is
+/// dropped by every bridge and switch. `None` when there is none to read
+/// (pcap, memory).
+pub fn egress_mac(dp: &DataplaneSettings) -> Result<Option<[u8; 6]>, OpenError> {
+    let Some(name) = dp
+        .egress_interface
+        .as_deref()
+        .or(dp.interfaces.first().map(String::as_str))
+    else {
+        return Ok(None);
+    };
+    if dp.backend == BackendKind::Dpdk {
+        #[cfg(feature = "dpdk")]
+        {
+            use super::dpdk::{init_eal, port_mac, DpdkOptions};
+            let failed = |what: &'static str| move |source| OpenError::Dpdk { what, source };
+            init_eal(&DpdkOptions::from(&dp.dpdk)).map_err(failed("starting EAL"))?;
+            return port_mac(name)
+                .map(Some)
+                .map_err(failed("reading the egress port's MAC"));
+        }
+    }
+    Ok(sysfs_mac(name))
+}
+
+/// The MAC address of kernel interface `name`, from sysfs.
+fn sysfs_mac(name: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    Some(mac)
+}
+
 /// What [`Backend::open`] may do beyond opening the backend.
 pub struct OpenOptions<'a> {
     /// AF_PACKET: set the interfaces' forwarding sysctls to 0 (else refuse
@@ -523,5 +563,16 @@ mod tests {
         assert!(err
             .to_string()
             .contains(&format!("built without the {feature} feature")));
+    }
+
+    #[test]
+    fn egress_mac_is_the_egress_interface_s_own() {
+        // The loopback device's address is all zeros, and it always exists.
+        let mut dp = settings(BackendKind::AfPacket, &["lo"], 1);
+        assert_eq!(egress_mac(&dp).unwrap(), Some([0; 6]));
+        dp.egress_interface = Some("lbfwd-no-such0".into());
+        assert_eq!(egress_mac(&dp).unwrap(), None);
+        let none = settings(BackendKind::Memory, &[], 1);
+        assert_eq!(egress_mac(&none).unwrap(), None);
     }
 }

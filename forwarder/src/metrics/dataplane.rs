@@ -47,7 +47,7 @@ impl DataplaneCollector {
 
 /// Names and help of the counters [`extra_counters`] lists; a counter
 /// added there without an entry here is exported as `lbfwd_NAME_total`.
-const EXTRA: [(&str, &str, &str); 7] = [
+const EXTRA: [(&str, &str, &str); 8] = [
     (
         "host_not_vip",
         "lbfwd_host_not_vip_packets_total",
@@ -82,6 +82,11 @@ const EXTRA: [(&str, &str, &str); 7] = [
         "flow_repicks",
         "lbfwd_flow_repicks_total",
         "Flows re-picked because their target left the routing.",
+    ),
+    (
+        "flows_not_remembered",
+        "lbfwd_flows_not_remembered_total",
+        "New flows above [flow] new_flow_rate forwarded to their Maglev pick without a flow-table entry.",
     ),
 ];
 
@@ -178,6 +183,15 @@ impl Collect for DataplaneCollector {
             let mut f = out.gauge("lbfwd_flows", "Live entries in the worker's flow table.");
             for (i, c) in counters.iter().enumerate() {
                 f.sample(&[("worker", &ids[i])], c.flows_live.get());
+            }
+        }
+        {
+            let mut f = out.gauge(
+                "lbfwd_flow_guard_engaged",
+                "1 while the worker's new-flow flood guard refuses new flows (it refused one within the last second).",
+            );
+            for (i, c) in counters.iter().enumerate() {
+                f.sample(&[("worker", &ids[i])], c.flow_guard_engaged.get());
             }
         }
         if let Some(first) = counters.first() {

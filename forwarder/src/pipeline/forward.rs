@@ -86,8 +86,9 @@ impl State {
             let verdict = self.filtered(lb, DropReason::PortNotAllowed);
             return self.count(verdict, frame.len());
         }
-        let Some((target, hash)) = self.pick_found(t, slow.lb_idx, lb, flow, slow.found) else {
-            return self.count(Verdict::Drop(DropReason::NoTarget), frame.len());
+        let (target, hash) = match self.pick_found(t, slow.lb_idx, lb, flow, slow.found) {
+            Ok(picked) => picked,
+            Err(reason) => return self.count(Verdict::Drop(reason), frame.len()),
         };
         let Some(tpl) = t.template(lb, target) else {
             let reason = internal("target without a template");

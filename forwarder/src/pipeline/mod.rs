@@ -64,6 +64,8 @@ mod state;
 pub use state::Verdict;
 
 #[cfg(test)]
+mod guard_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::counters::{DropReason, WorkerCounters, MAX_LB_SLOTS};
@@ -90,6 +92,9 @@ pub struct PipelineConfig {
     pub frag: FragConfig,
     /// ICMP too-big answers per second (0: never answer, only count).
     pub too_big_rate: u32,
+    /// The new-flow flood guard ([`crate::flow::guard`]); off in
+    /// [`PipelineConfig::default`], on by default in `[flow]`.
+    pub guard: crate::flow::guard::GuardConfig,
 }
 
 impl PipelineConfig {
@@ -113,6 +118,7 @@ impl PipelineConfig {
                 ..FragConfig::default()
             },
             too_big_rate: flow.icmp_too_big_rate,
+            guard: flow.guard,
         }
     }
 }
@@ -124,6 +130,7 @@ impl Default for PipelineConfig {
             timeouts: FlowTimeouts::default(),
             frag: FragConfig::default(),
             too_big_rate: 100,
+            guard: crate::flow::guard::GuardConfig::OFF,
         }
     }
 }
@@ -214,6 +221,7 @@ impl Pipeline {
                 census: vec![0; MAX_LB_SLOTS].into_boxed_slice(),
                 census_touched: Vec::with_capacity(MAX_LB_SLOTS),
                 l2: crate::l2::Responder::default(),
+                guard: crate::flow::guard::NewFlowGuard::new(config.guard),
                 sync: None,
             },
         })
@@ -274,6 +282,9 @@ impl Pipeline {
             st.publish_census(t);
         }
         st.counters.flows_live.set(st.flows.len() as u64);
+        st.counters
+            .flow_guard_engaged
+            .set(u64::from(st.guard.engaged(now_ns)));
     }
 
     /// Runs one frame through every stage, in place, counts the verdict and
@@ -444,9 +455,12 @@ impl State {
         }
         // 4. Pick.
         let flow = crate::flow::FlowKey::new(p.src, p.dst, proto, ports.src, ports.dst, lb.vni);
-        let Some((target, hash)) = self.pick(t, lb_idx, lb, &flow) else {
-            self.first_fragment_done(first, None);
-            return Verdict::Drop(DropReason::NoTarget);
+        let (target, hash) = match self.pick(t, lb_idx, lb, &flow) {
+            Ok(picked) => picked,
+            Err(reason) => {
+                self.first_fragment_done(first, None);
+                return Verdict::Drop(reason);
+            }
         };
         // 5. Forward.
         let target = &lb.targets[target as usize];

@@ -5,9 +5,13 @@
 //! left, or a new flow, gets a Maglev pick ([`maglev`]) with its flow hash
 //! (XXH3 of the 5-tuple and the VNI). The common path, the full path and
 //! ICMP errors (which follow the flow they quote, without making one) all
-//! choose through these two functions.
+//! choose through these two functions. A new flow is remembered only if the
+//! new-flow flood guard ([`crate::flow::guard`]) admits it; above its rate
+//! it is forwarded without an entry, or dropped ([`State::pick_found`]).
 
 use super::state::{FlowValue, State};
+use crate::counters::DropReason;
+use crate::flow::guard::Excess;
 use crate::flow::FlowKey;
 use crate::tables::{LbTable, Tables};
 
@@ -65,9 +69,11 @@ impl State {
     }
 
     /// The target index of a flow and its flow hash: its remembered target
-    /// if that is still in the routing, else a Maglev pick (remembered).
-    /// The flow hash (XXH3) is computed only for a flow not in the table;
-    /// the table itself is indexed by the cheaper [`FlowKey::table_hash`].
+    /// if that is still in the routing, else a Maglev pick (remembered, if
+    /// the new-flow guard admits it). The flow hash (XXH3) is computed only
+    /// for a flow not in the table; the table itself is indexed by the
+    /// cheaper [`FlowKey::table_hash`]. `Err`: why the packet is dropped (no
+    /// target; a new flow above the guard's rate, with `excess = drop`).
     #[inline]
     pub(super) fn pick(
         &mut self,
@@ -75,7 +81,7 @@ impl State {
         lb_idx: u32,
         lb: &LbTable,
         flow: &FlowKey,
-    ) -> Option<(u32, u64)> {
+    ) -> Result<(u32, u64), DropReason> {
         let found = self.lookup(flow);
         self.pick_found(t, lb_idx, lb, flow, found)
     }
@@ -89,13 +95,13 @@ impl State {
         lb: &LbTable,
         flow: &FlowKey,
         found: Lookup,
-    ) -> Option<(u32, u64)> {
+    ) -> Result<(u32, u64), DropReason> {
         if let Some(v) = found.found {
             let hash = v.hash();
             // New tables since: is its target still in the routing? Else
             // re-pick this flow only.
             let index = match remembered(t, lb_idx, lb, &v) {
-                Remembered::Current(i) => return Some((i, hash)),
+                Remembered::Current(i) => return Ok((i, hash)),
                 Remembered::Revalidated(i) => {
                     if let Some(s) = &self.sync {
                         s.revalidated(lb, i, maglev(lb, hash), flow);
@@ -103,7 +109,7 @@ impl State {
                     i
                 }
                 Remembered::Gone => {
-                    let i = maglev(lb, hash)?;
+                    let i = maglev(lb, hash).ok_or(DropReason::NoTarget)?;
                     self.counters.flow_repicks.inc();
                     i
                 }
@@ -111,15 +117,18 @@ impl State {
             if let Some(entry) = self.flows.peek_mut(flow, found.bucket_hash) {
                 *entry = FlowValue::new(t, lb, index, hash);
             }
-            return Some((index, hash));
+            return Ok((index, hash));
         }
         let hash = flow.flow_hash();
         // A flow a peer keeps off its Maglev pick (`[sync]`) stays there.
         let adopted = self.sync.as_ref().and_then(|s| s.adopt(lb, flow));
         let index = match adopted {
             Some(i) => i,
-            None => maglev(lb, hash)?,
+            None => maglev(lb, hash).ok_or(DropReason::NoTarget)?,
         };
+        if !self.guard.admit(self.now) {
+            return self.new_flow_refused(index, hash);
+        }
         self.flows.insert(
             *flow,
             found.bucket_hash,
@@ -127,7 +136,21 @@ impl State {
             self.now,
         );
         self.counters.flow_picks.inc();
-        Some((index, hash))
+        Ok((index, hash))
+    }
+
+    /// A new flow the flood guard refused (above its rate): forwarded to
+    /// its Maglev pick `index` without an entry, or dropped.
+    #[cold]
+    #[inline(never)]
+    fn new_flow_refused(&mut self, index: u32, hash: u64) -> Result<(u32, u64), DropReason> {
+        match self.guard.excess() {
+            Excess::Forward => {
+                self.counters.flows_not_remembered.inc();
+                Ok((index, hash))
+            }
+            Excess::Drop => Err(DropReason::NewFlowLimit),
+        }
     }
 
     /// The target of a flow an ICMP error quotes, and its flow hash: its

@@ -237,6 +237,8 @@ pub(super) struct State {
     pub census_touched: Vec<u32>,
     /// ARP/NDP answers for the VIPs (`[l2]`; inactive by default).
     pub l2: crate::l2::Responder,
+    /// The new-flow flood guard, asked on flow-table misses only.
+    pub guard: crate::flow::guard::NewFlowGuard,
     /// Exception sync with other appliances (`[sync]`; `None`: off).
     pub sync: Option<crate::sync::SyncPort>,
 }

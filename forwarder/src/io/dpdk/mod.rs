@@ -455,7 +455,7 @@ mod queue;
 pub mod testing;
 
 pub use eal::{attach_vdev, detach_vdev, init_eal, port_names, register_current_thread};
-pub use port::{DpdkPort, LinkStatus, PortOptions, PortSpec, PortStats, PortSummary};
+pub use port::{port_mac, DpdkPort, LinkStatus, PortOptions, PortSpec, PortStats, PortSummary};
 pub use queue::DpdkQueue;
 
 #[cfg(test)]

@@ -287,6 +287,16 @@ pub(super) fn find_port(name: &str) -> Result<u16, DpdkError> {
     Ok(id)
 }
 
+/// The hardware address of the port EAL knows as `name` (a PCI address
+/// or a virtual device's name), read before the port is configured: the
+/// encapsulation writes it as its Ethernet source, and the tables are
+/// built before the ports open.
+pub fn port_mac(name: &str) -> Result<[u8; 6], DpdkError> {
+    eal_ready()?;
+    let id = find_port(name)?;
+    Ok(port_info(name, id)?.mac)
+}
+
 /// A port being opened; field order is drop order (ports before the pool).
 pub(super) struct Parts {
     pub(super) wire: OpenPort,
