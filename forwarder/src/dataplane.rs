@@ -107,7 +107,7 @@ impl Dataplane {
 
     fn record_slots(&self, tables: &Tables) {
         if let Some(store) = self.flow_store.get() {
-            if let Err(e) = store.record(tables) {
+            if let Err(e) = store.record(&tables.target_slots()) {
                 log::warn!("slot directory of the flow tables: {e} (a restart discards them)");
             }
         }

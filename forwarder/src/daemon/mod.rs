@@ -421,7 +421,7 @@ impl Daemon {
             self.metrics.register(
                 "sync",
                 Arc::new(move |out: &mut crate::metrics::Exposition| {
-                    crate::sync::metrics::collect(&sync.stats(), out)
+                    crate::metrics::sync::collect(&sync.stats(), out)
                 }),
             );
         }

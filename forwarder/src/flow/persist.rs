@@ -40,7 +40,6 @@
 use super::table::{FlowTable, FlowTableError, FlowTimeouts, HEADER_WORDS, MAX_TIMEOUT};
 use super::FlowKey;
 use crate::io::sys::{self, Plain};
-use crate::tables::Tables;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -126,6 +125,20 @@ struct DirectoryFile {
 /// A target as every run knows it: load balancer, target name and uid (the
 /// key of the slot registry).
 type TargetId = (String, String, String);
+
+/// One target of the tables in use and its slot: what the slot directory
+/// records (the tables list theirs, `Tables::target_slots`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetSlot {
+    /// The target's slot in this run.
+    pub slot: u32,
+    /// Its load balancer's name.
+    pub lb: String,
+    /// The target's name.
+    pub name: String,
+    /// The target's uid.
+    pub uid: String,
+}
 
 /// The directory of the flow-table files of one lbfwd (module docs).
 #[derive(Debug)]
@@ -215,21 +228,16 @@ impl FlowStore {
         self.dir.join(format!("worker-{worker}.flows"))
     }
 
-    /// Writes the slot directory of `tables` (call it before they are
+    /// Writes the slot directory of the tables whose targets are `targets` (call it before they are
     /// published, so that it covers every slot an entry can hold). When it
     /// cannot be written, the old one is removed (a later run then discards
     /// the files instead of misreading their slots) and the error returned.
-    pub fn record(&self, tables: &Tables) -> Result<(), PersistError> {
+    pub fn record(&self, targets: &[TargetSlot]) -> Result<(), PersistError> {
         let file = DirectoryFile {
             run: self.run,
-            targets: tables
-                .lbs
+            targets: targets
                 .iter()
-                .flat_map(|lb| {
-                    lb.targets
-                        .iter()
-                        .map(|t| (t.slot, lb.name.clone(), t.name.clone(), t.uid.clone()))
-                })
+                .map(|t| (t.slot, t.lb.clone(), t.name.clone(), t.uid.clone()))
                 .collect(),
         };
         let path = self.dir.join("slots.json");
@@ -250,10 +258,10 @@ impl FlowStore {
         worker: usize,
         capacity: usize,
         timeouts: FlowTimeouts,
-        tables: &Tables,
+        targets: &[TargetSlot],
     ) -> Option<(FlowTable<V>, u64)> {
         let path = self.path(worker);
-        match self.attach(worker, capacity, timeouts, tables) {
+        match self.attach(worker, capacity, timeouts, targets) {
             Ok((table, seed, Attach::Reattached { kept, dropped })) => {
                 log::info!(
                     "flow table of worker {worker} re-attached from {}: {kept} flow(s) kept, \
@@ -284,14 +292,14 @@ impl FlowStore {
     /// Worker `worker`'s table of `capacity` entries in its file, and the
     /// table's hash seed: the previous run's table when the file passes
     /// every check (module docs), its entries moved to the slots of
-    /// `tables` (those whose target is gone dropped, the rest marked not
+    /// the tables of `targets` (those whose target is gone dropped, the rest marked not
     /// current), else a new empty table with a new seed. Says what it did.
     pub fn attach<V: Persisted>(
         &self,
         worker: usize,
         capacity: usize,
         timeouts: FlowTimeouts,
-        tables: &Tables,
+        targets: &[TargetSlot],
     ) -> Result<(FlowTable<V>, u64, Attach), PersistError> {
         let path = self.path(worker);
         let parts = Parts::of::<V>(capacity);
@@ -317,7 +325,7 @@ impl FlowStore {
         match verdict {
             Ok((seed, old_slots)) => {
                 let mut table = parts.map::<V>(&file, timeouts).map_err(table_err)?;
-                let new_slots = slots_of(tables);
+                let new_slots = slots_of(targets);
                 let remap: BTreeMap<u32, u32> = old_slots
                     .iter()
                     .filter_map(|(old, id)| new_slots.get(id).map(|&new| (*old, new)))
@@ -522,16 +530,11 @@ fn write_word(file: &File, word: usize, value: u64) -> std::io::Result<()> {
     file.write_all_at(&value.to_le_bytes(), (word * 8) as u64)
 }
 
-/// Every target of `tables` by its identity, with its slot.
-fn slots_of(tables: &Tables) -> BTreeMap<TargetId, u32> {
-    tables
-        .lbs
+/// Every target of `targets` by its identity, with its slot.
+fn slots_of(targets: &[TargetSlot]) -> BTreeMap<TargetId, u32> {
+    targets
         .iter()
-        .flat_map(|lb| {
-            lb.targets
-                .iter()
-                .map(|t| ((lb.name.clone(), t.name.clone(), t.uid.clone()), t.slot))
-        })
+        .map(|t| ((t.lb.clone(), t.name.clone(), t.uid.clone()), t.slot))
         .collect()
 }
 

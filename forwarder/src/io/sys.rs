@@ -89,12 +89,6 @@ unsafe impl Plain for u128 {}
 // SAFETY: as above.
 unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 
-// SAFETY: a flow key is `repr(C)` of two `[u8; 16]`, a `u32`, two `u16` and
-// a `u8` (and tail padding): integers only. The size check below fails the
-// build when a field is added, so that this argument is looked at again.
-unsafe impl Plain for crate::flow::FlowKey {}
-const _: () = assert!(std::mem::size_of::<crate::flow::FlowKey>() == 44);
-
 /// What a [`Region`]'s memory is.
 #[derive(Debug)]
 enum Backing {

@@ -32,6 +32,7 @@
 pub mod control;
 pub mod dataplane;
 pub mod server;
+pub mod sync;
 
 /// `promtool check metrics` (Debian `prometheus`), where installed, finds
 /// nothing in `text`.

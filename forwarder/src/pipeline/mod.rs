@@ -189,7 +189,7 @@ impl Pipeline {
             worker,
             config.flow_capacity,
             config.timeouts,
-            reader.tables(),
+            &reader.tables().target_slots(),
         );
         match attached {
             Some((flows, seed)) => Self::with_flows(reader, counters, config, flows, seed),

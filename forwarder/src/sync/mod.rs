@@ -39,7 +39,6 @@
 //! exception found.
 
 pub mod map;
-pub mod metrics;
 pub mod ring;
 pub mod service;
 pub mod wire;

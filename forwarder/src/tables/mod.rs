@@ -92,6 +92,22 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// Every target of these tables with its slot, for the flow tables'
+    /// slot directory (off the fast path; allocates).
+    pub fn target_slots(&self) -> Vec<crate::flow::persist::TargetSlot> {
+        self.lbs
+            .iter()
+            .flat_map(|lb| {
+                lb.targets.iter().map(|t| crate::flow::persist::TargetSlot {
+                    slot: t.slot,
+                    lb: lb.name.clone(),
+                    name: t.name.clone(),
+                    uid: t.uid.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// The load balancer owning `addr`, if it is a VIP.
     #[inline(always)]
     pub fn lb_for(&self, addr: AddrKey) -> Option<(u32, &LbTable)> {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::encap::tests::underlay;
-use crate::tables::TableBuilder;
+use crate::tables::{TableBuilder, Tables};
 use lbfwd_config::model::*;
 
 /// A test value: `[target slot, 1 while current]`.
@@ -101,9 +101,9 @@ type Table = FlowTable<[u32; 2]>;
 fn run(dir: &Path, workers: usize, names: &[&str]) -> (FlowStore, Tables, Table, u64, Attach) {
     let store = FlowStore::open(dir, workers, "af_packet").unwrap();
     let t = tables(&mut TableBuilder::new(), names);
-    store.record(&t).unwrap();
+    store.record(&t.target_slots()).unwrap();
     let (table, seed, how) = store
-        .attach::<[u32; 2]>(0, CAPACITY, FlowTimeouts::default(), &t)
+        .attach::<[u32; 2]>(0, CAPACITY, FlowTimeouts::default(), &t.target_slots())
         .unwrap();
     (store, t, table, seed, how)
 }
@@ -173,16 +173,16 @@ fn another_worker_count_capacity_or_backend_discards_the_file() {
         "a file of a worker this run does not have is removed"
     );
     let t = tables(&mut TableBuilder::new(), &["a"]);
-    store.record(&t).unwrap();
+    store.record(&t.target_slots()).unwrap();
     let (_, _, how) = store
-        .attach::<[u32; 2]>(0, CAPACITY * 2, FlowTimeouts::default(), &t)
+        .attach::<[u32; 2]>(0, CAPACITY * 2, FlowTimeouts::default(), &t.target_slots())
         .unwrap();
     assert!(discarded(how).contains("capacity changed from 1024 to 2048"));
     drop(store);
     let store = FlowStore::open(&dir.0, 1, "af_xdp").unwrap();
-    store.record(&t).unwrap();
+    store.record(&t.target_slots()).unwrap();
     let (_, _, how) = store
-        .attach::<[u32; 2]>(0, CAPACITY * 2, FlowTimeouts::default(), &t)
+        .attach::<[u32; 2]>(0, CAPACITY * 2, FlowTimeouts::default(), &t.target_slots())
         .unwrap();
     let why = discarded(how);
     assert!(why.contains("from af_packet to af_xdp"), "{why}");
@@ -230,7 +230,7 @@ fn a_run_that_died_before_attaching_leaves_slots_the_next_one_does_not_trust() {
     {
         let store = FlowStore::open(&dir.0, 1, "af_packet").unwrap();
         store
-            .record(&tables(&mut TableBuilder::new(), &["b"]))
+            .record(&tables(&mut TableBuilder::new(), &["b"]).target_slots())
             .unwrap();
     }
     let (_, _, table, _, how) = run(&dir.0, 1, &["a", "b"]);
@@ -241,7 +241,7 @@ fn a_run_that_died_before_attaching_leaves_slots_the_next_one_does_not_trust() {
     let store = FlowStore::open(&dir.0, 1, "af_packet").unwrap();
     let t = tables(&mut TableBuilder::new(), &["a"]);
     let (_, _, how) = store
-        .attach::<[u32; 2]>(0, CAPACITY, FlowTimeouts::default(), &t)
+        .attach::<[u32; 2]>(0, CAPACITY, FlowTimeouts::default(), &t.target_slots())
         .unwrap();
     assert!(discarded(how).contains("slots.json"));
 }

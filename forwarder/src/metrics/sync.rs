@@ -1,7 +1,7 @@
 //! The exception sync's Prometheus families (`lbfwd_sync_*`), rendered at
 //! scrape time from what `lbctl stats` shows.
 
-use crate::metrics::Exposition;
+use super::Exposition;
 use lbfwd_control::protocol::SyncStats;
 
 /// Writes the sync families of `s`.
