@@ -12,7 +12,7 @@
 //! 2. with `[sync]` (HMAC key), lb1 told lb2 its exceptions before it died:
 //!    no connection breaks or moves, and lb2's `lbctl stats` shows the
 //!    peer's exceptions it adopted; nor when lb1, restarted with an empty
-//!    flow table, gets its flows back from ECMP (it learns lb2's exceptions
+//!    flow table (`[flow] persist = false` here), gets its flows back from ECMP (it learns lb2's exceptions
 //!    with its hello).
 //!
 //! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test sync -- --nocapture` as root.
@@ -63,6 +63,11 @@ fn config(topo: &Topology, n: u8, phase: &str, sync: bool) -> PathBuf {
         })
         .collect::<Vec<_>>()
         .join("\n");
+    // The flow tables' persistence across a restart (tests/tests/persist.rs)
+    // is off here: it would carry a phase's flows into the next phase, and a
+    // restarted lb1 would keep its own flows instead of learning lb2's
+    // exceptions, which is what this test shows.
+    text.push_str("\n\n[flow]\npersist = false\n");
     if sync {
         let other = 3 - n;
         text.push_str(&format!(
