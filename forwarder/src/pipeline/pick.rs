@@ -154,8 +154,9 @@ impl State {
     }
 
     /// The target of a flow an ICMP error quotes, and its flow hash: its
-    /// remembered target if that is still in the routing, else the Maglev
-    /// pick a new packet of it would get. Makes and changes no flow entry
+    /// remembered target if that is still in the routing, else the target a
+    /// new packet of it would get (a peer's exception, or the Maglev pick).
+    /// Makes and changes no flow entry
     /// (an ICMP error is no packet of the flow).
     pub(super) fn pick_quoted(
         &mut self,
@@ -172,9 +173,14 @@ impl State {
             },
             None => None,
         };
+        // Else where a new packet of it would go: a peer's exception
+        // (`[sync]`), or its Maglev pick.
         let target = match remembered {
             Some(i) => i,
-            None => maglev(lb, hash)?,
+            None => match self.sync.as_ref().and_then(|s| s.peer_target(lb, flow)) {
+                Some(i) => i,
+                None => maglev(lb, hash)?,
+            },
         };
         Some((target, hash))
     }

@@ -314,17 +314,24 @@ impl SyncPort {
         }
     }
 
-    /// On a flow-table miss: the target of `lb` a peer keeps `flow` on, if
-    /// a peer has such an exception and that target is still in the
-    /// routing (counted).
+    /// The target of `lb` a peer keeps `flow` on, if a peer has such an
+    /// exception and that target is still in the routing (not counted: an
+    /// ICMP error quoting the flow asks too).
     #[inline]
-    pub fn adopt(&self, lb: &LbTable, flow: &FlowKey) -> Option<u32> {
+    pub fn peer_target(&self, lb: &LbTable, flow: &FlowKey) -> Option<u32> {
         let target = self.map.get(flow)?;
         let index = lb
             .targets
             .iter()
             .position(|t| underlay_bytes(&t.underlay) == target)?;
-        self.counters().adopted.inc();
         Some(index as u32)
+    }
+
+    /// On a flow-table miss: [`Self::peer_target`], counted as adopted.
+    #[inline]
+    pub fn adopt(&self, lb: &LbTable, flow: &FlowKey) -> Option<u32> {
+        let index = self.peer_target(lb, flow)?;
+        self.counters().adopted.inc();
+        Some(index)
     }
 }
