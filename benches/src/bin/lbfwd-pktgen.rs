@@ -27,6 +27,7 @@ use lbfwd_benches::traffic::{GenQueue, Packets, TrafficSpec, GEN_BUFFERS};
 use lbfwd_config::model::Encap;
 use lbfwd_forwarder::counters::WorkerCounters;
 use lbfwd_forwarder::dataplane::Dataplane;
+use lbfwd_forwarder::flow::persist::FlowStore;
 use lbfwd_forwarder::frame::Frame;
 use lbfwd_forwarder::io::Processor;
 use lbfwd_forwarder::io::{Disposition, IoError, WorkerQueue};
@@ -194,6 +195,11 @@ struct MemoryArgs {
     /// Name of the sweep in the results (workers, size, flows, ...).
     #[arg(long, default_value = "target")]
     sweep: String,
+    /// Keep each worker's flow table in a file of this directory, mapped
+    /// shared, as lbfwd does with `[flow] persist` (default: in memory, as
+    /// without it). The directory's files are replaced.
+    #[arg(long)]
+    flow_dir: Option<PathBuf>,
     /// Append the JSON records to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -467,6 +473,22 @@ fn pipeline_config(flows_per_worker: usize) -> PipelineConfig {
     }
 }
 
+/// How much of this process is mapped with huge pages (anonymous, shared
+/// memory, files), from `/proc/self/smaps_rollup`.
+fn huge_pages_in_use() -> String {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    rollup
+        .lines()
+        .filter(|l| {
+            ["AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A processor that does nothing: measures the generator alone.
 struct Null;
 
@@ -617,11 +639,23 @@ fn memory_point(
         .map(|p| p.mix().flows - p.mix().dropped)
         .sum();
     let pcfg = pipeline_config(traffic.flows as usize / workers + 1);
+    let store = match &a.flow_dir {
+        Some(dir) => {
+            // A new table each point: no flow of an earlier point re-attached.
+            let _ = std::fs::remove_dir_all(dir);
+            Some(FlowStore::open(dir, workers, "memory").map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     let pipelines: Vec<Option<Pipeline>> = (0..workers)
         .map(|i| {
-            Pipeline::new(dp.publisher().reader(i), dp.counters()[i].clone(), &pcfg)
-                .map(Some)
-                .map_err(|e| e.to_string())
+            let (reader, counters) = (dp.publisher().reader(i), dp.counters()[i].clone());
+            match &store {
+                Some(store) => Pipeline::persisted(reader, counters, &pcfg, store, i),
+                None => Pipeline::new(reader, counters, &pcfg),
+            }
+            .map(Some)
+            .map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
     let pipelines = Mutex::new(pipelines);
@@ -730,7 +764,11 @@ fn memory_point(
             {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            eprintln!("warm-up {:.1} s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "warm-up {:.1} s; huge pages: {}",
+                started.elapsed().as_secs_f64(),
+                huge_pages_in_use()
+            );
             let (r0, t0, c0) = (rx_now(), Instant::now(), worker_cpu_ns());
             std::thread::sleep(Duration::from_secs_f64(a.seconds));
             let (r1, t1, c1) = (rx_now(), Instant::now(), worker_cpu_ns());

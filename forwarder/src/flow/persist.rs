@@ -191,6 +191,18 @@ impl FlowStore {
             Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
         remove_files_of_other_workers(dir, workers);
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let shmem = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+            .unwrap_or_default();
+        let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        if let Some(mount) = tmpfs_without_huge_pages(&mounts, &shmem, &canonical) {
+            log::warn!(
+                "{}: on tmpfs {mount} without huge pages: the flow tables get 4 KiB pages \
+                 (about 9 % slower at 1M flows, benches/README.md); mount it with \
+                 huge=within_size, or set [flow] persist_dir to such a mount",
+                dir.display()
+            );
+        }
         let previous = std::fs::read(dir.join("slots.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<DirectoryFile>(&b).ok())
@@ -487,6 +499,32 @@ impl Parts {
     ) -> Result<FlowTable<V>, FlowTableError> {
         FlowTable::map_file(file, self.capacity, timeouts, self.meta, self.slots)
     }
+}
+
+/// The mount point of `dir` when it is a tmpfs whose files get no huge
+/// pages: no `huge=` option (or `huge=never`) in `mounts` (the text of
+/// `/proc/self/mounts`), and `shmem` (the text of
+/// `/sys/kernel/mm/transparent_hugepage/shmem_enabled`) does not force
+/// them. A shared mapping of such a file is backed by 4 KiB pages whatever
+/// `madvise` asks (the blocks are allocated by `fallocate`, before any
+/// mapping), so a large flow table pays a TLB miss on most look-ups.
+fn tmpfs_without_huge_pages(mounts: &str, shmem: &str, dir: &Path) -> Option<PathBuf> {
+    // The mount holding `dir`: the longest mount point it lies under.
+    let (point, fstype, options) = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, fstype, options) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            // Spaces in a mount point are written as \040.
+            let point = PathBuf::from(point.replace("\\040", " "));
+            dir.starts_with(&point).then_some((point, fstype, options))
+        })
+        .max_by_key(|(point, _, _)| point.components().count())?;
+    let forced = shmem.contains("[force]");
+    let huge = options
+        .split(',')
+        .any(|o| o.starts_with("huge=") && o != "huge=never");
+    (fstype == "tmpfs" && !huge && !forced).then_some(point)
 }
 
 /// Removes the files of workers `workers..` (a run with more workers left

@@ -264,3 +264,26 @@ fn the_sweep_writes_the_heartbeat() {
     let f = File::open(dir.0.join("worker-0.flows")).unwrap();
     assert_eq!(read_header(&f).unwrap()[W_HEARTBEAT], now);
 }
+
+#[test]
+fn tmpfs_without_huge_pages_is_told() {
+    let mounts = "/dev/vda / ext4 rw,relatime 0 0\n\
+                  tmpfs /run tmpfs rw,nosuid,nodev,size=1G,mode=755 0 0\n\
+                  none /run/lbfwd/huge tmpfs rw,relatime,huge=within_size 0 0\n\
+                  none /run/never tmpfs rw,huge=never 0 0\n";
+    let never = "always within_size advise [never] deny force";
+    let forced = "always within_size advise never deny [force]";
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("/run/lbfwd/flows", never, Some("/run")),
+        ("/run/lbfwd/huge/flows", never, None),
+        ("/run/never/flows", never, Some("/run/never")),
+        ("/var/lib/lbfwd", never, None),
+        ("/run/lbfwd/flows", forced, None),
+        // "/run/lbfwd/hugely" is not under "/run/lbfwd/huge".
+        ("/run/lbfwd/hugely", never, Some("/run")),
+    ];
+    for (dir, shmem, want) in cases {
+        let got = tmpfs_without_huge_pages(mounts, shmem, Path::new(dir));
+        assert_eq!(got.as_deref(), want.map(Path::new), "{dir} with {shmem}");
+    }
+}
