@@ -197,10 +197,11 @@ impl FlowStore {
         let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         if let Some(mount) = tmpfs_without_huge_pages(&mounts, &shmem, &canonical) {
             log::warn!(
-                "{}: on tmpfs {mount} without huge pages: the flow tables get 4 KiB pages \
+                "{}: on tmpfs {} without huge pages: the flow tables get 4 KiB pages \
                  (about 9 % slower at 1M flows, benches/README.md); mount it with \
                  huge=within_size, or set [flow] persist_dir to such a mount",
-                dir.display()
+                dir.display(),
+                mount.display()
             );
         }
         let previous = std::fs::read(dir.join("slots.json"))
