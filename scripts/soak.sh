@@ -15,12 +15,16 @@
 # reload`), checked against lbfwd's own routing afterwards, or an invalid
 # one, which must be refused with its exit code and error and leave `lbctl
 # export` as it was. Every ~20 s lbfwd is killed with SIGKILL and started
-# again: `lbctl export` must print what it printed before.
+# again: `lbctl export` must print what it printed before, and every
+# worker's flow table must have been re-attached from its file (`[flow]
+# persist`), so that no flow pinned to a target other than its Maglev pick
+# moves.
 #
-# It asserts: no request to a target that stayed live fails (the precise
-# rule is at the top of scripts/lib/soak.py), every invalid change is
-# refused, export is unchanged by restarts; prints a summary and exits 1 if
-# any of them was violated. The network is deleted on every exit.
+# It asserts: no request to a target that stayed live fails, also across a
+# restart after routing changes (the precise rule is at the top of
+# scripts/lib/soak.py), every invalid change is refused, export is
+# unchanged by restarts, the flow tables survive them; prints a summary and
+# exits 1 if any of them was violated. The network is deleted on every exit.
 #
 # Environment:
 #   LBFWD_SOAK_PREFIX   namespace prefix (1-8 of [a-z0-9]; default soak)
@@ -29,6 +33,9 @@
 #   LBFWD_SOAK_BACKEND  af_packet (default) or af_xdp
 #   LBFWD_SOAK_SEED     the random seed (default: from the clock; printed)
 #   LBFWD_SOAK_RESTART_EVERY  mean seconds between kill -9 restarts (20)
+#   LBFWD_SOAK_PERSIST  1 (default) or 0: lbfwd with `[flow] persist = false`,
+#                       to see the judge catch the flows a restart re-maps
+#                       (the run then fails)
 #   LBFWD_SOAK_LOG_DIR  where lbfwd's log, the servers' accept logs, every
 #                       change (events.jsonl) and summary.json are kept
 #                       (default /tmp/lbfwd-soak-PREFIX)
@@ -49,6 +56,12 @@ P="${LBFWD_SOAK_PREFIX:-soak}"
 BACKEND="${LBFWD_SOAK_BACKEND:-af_packet}"
 SEED="${LBFWD_SOAK_SEED:-$(( $(date +%s) % 100000 ))}"
 RESTART_EVERY="${LBFWD_SOAK_RESTART_EVERY:-20}"
+PERSIST="${LBFWD_SOAK_PERSIST:-1}"
+case "$PERSIST" in
+  1) PERSIST_ARGS=() ;;
+  0) PERSIST_ARGS=(--no-persist) ;;
+  *) echo "soak.sh: LBFWD_SOAK_PERSIST must be 0 or 1, got '$PERSIST'" >&2; exit 2 ;;
+esac
 LOG_DIR="${LBFWD_SOAK_LOG_DIR:-/tmp/lbfwd-soak-$P}"
 case "$BACKEND" in
   af_packet) FEATURES=() ;;
@@ -124,11 +137,12 @@ done
 topo_config "$P" --backend "$BACKEND" --idle backoff --no-load-balancer \
   | sed '/^\[\[pool\]\]/,$d' >"$ST/appliance.toml"
 printf '[flow]\ncapacity = 65536\n' >>"$ST/appliance.toml"
+[ "$PERSIST" = 1 ] || printf 'persist = false\n' >>"$ST/appliance.toml"
 
-echo "== soak: $DURATION s, seed $SEED, backend $BACKEND, a restart every ~$RESTART_EVERY s"
+echo "== soak: $DURATION s, seed $SEED, backend $BACKEND, a restart every ~$RESTART_EVERY s, flow persist $PERSIST"
 rc=0
 ip netns exec "$P-client" "$PY" scripts/lib/soak.py --seconds "$DURATION" --prefix "$P" \
   --lbfwd "$LBFWD" --lbctl "$LBCTL" --appliance "$ST/appliance.toml" --config "$ST/lbfwd.toml" \
   --socket "$ST/lbfwd.sock" --run-dir "$ST" --network "net-$P" --vni "$T_VNI" "${NIC_ARGS[@]}" \
-  --seed "$SEED" --restart-every "$RESTART_EVERY" || rc=$?
+  --seed "$SEED" --restart-every "$RESTART_EVERY" "${PERSIST_ARGS[@]}" || rc=$?
 exit "$rc"

@@ -7,7 +7,7 @@ judges every failed request afterwards.
 Usage: soak.py --seconds N --prefix P --lbfwd PATH --lbctl PATH
                --appliance FILE --config FILE --socket PATH --run-dir DIR
                --network NAME --vni N --nic NAME,UID,UNDERLAY,MAC (x3)
-               [--seed N] [--restart-every SECONDS]
+               [--seed N] [--restart-every SECONDS] [--no-persist]
 
 What a request is, and when its failure is a violation ("stayed live"):
 
@@ -32,23 +32,30 @@ What a request is, and when its failure is a violation ("stayed live"):
   one of those states, and the load balancer existed in all of them.
 
 A failed request is then one of:
-- violation_live_target: its target stayed live, and no restart happened
-  while its flow could have been re-mapped (below);
+- violation_live_target: its target stayed live, and no restart fell in
+  its window after a routing change (below);
+- violation_restart_remapped: its target stayed live, a restart (kill -9)
+  fell in the window, and the load balancer's routing changed between the
+  first connection of this flow (5-tuple; an earlier connection with the
+  same source port within the flow timeout may have pinned it) and the
+  restart. Without the flow table the restarted lbfwd would send such a
+  flow to its current Maglev pick, which may be another target; with
+  `[flow] persist` (lbfwd's default) the table survives the restart and
+  this is a violation like the first (counted apart so that a run with
+  --no-persist shows what persistence prevents);
 - violation_no_target: its target is unknown, yet every destination stayed
-  in every state of the window and no restart after a change fell in it;
+  in every state of the window (a restart in it is no excuse: the flow
+  table, and so the flow's pinning, survives it);
 - excused_target_left: its target left the routing (label, state, routing
   or load balancer deleted) during the window;
 - excused_unknown_target_churn: target unknown, and some destination of
-  its load balancer left during the window (it may have been that one) or
-  a restart after a routing change fell in it;
-- restart_remapped: a restart (kill -9) fell in the window and the load
-  balancer's routing changed between the first connection of this flow
-  (5-tuple; an earlier connection with the same source port within the
-  flow timeout may have pinned it) and the restart: the restarted lbfwd
-  has no flow table and sends the flow to its current Maglev pick, which
-  may be another target. Counted apart, never hidden: once flows survive a
-  restart this count must be 0.
+  its load balancer left during the window (it may have been that one).
+
+After every restart each worker's flow table must have been re-attached
+from its file (lbfwd's log line "flow table of worker N re-attached"),
+unless --no-persist.
 """
+import re
 import argparse
 import copy
 import json
@@ -60,6 +67,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 
 REQUEST_TIMEOUT = 15.0
 STATE_MARGIN = 0.05
@@ -407,10 +415,13 @@ class Soak:
         self.model = Model(args.network, args.vni, nics)
         self.appliance = open(args.appliance).read()
         self.lbfwd = None
-        self.lbfwd_log = open(os.path.join(args.run_dir, "lbfwd.log"), "ab")
+        self.lbfwd_log_path = os.path.join(args.run_dir, "lbfwd.log")
+        self.lbfwd_log = open(self.lbfwd_log_path, "ab")
+        # One worker (and flow table) per core of `[dataplane] workers`.
+        self.workers = len(tomllib.loads(self.appliance)["dataplane"]["workers"])
         self.events = open(os.path.join(args.run_dir, "events.jsonl"), "w", buffering=1)
         self.timeline = []  # {"sent", "done", "lbs": {lb: {dest: weight}}}
-        self.restarts = []  # {"kill", "ready", "export_equal"}
+        self.restarts = []  # {"kill", "ready", "export_equal", "kept", "dropped"}
         self.applied = {}
         self.refused = {}
         self.violations = []
@@ -435,7 +446,38 @@ class Soak:
             f.write(text)
         os.replace(tmp, self.args.config)
 
+    FLOW_TABLE_LINE = re.compile(
+        r"flow table of worker (\d+) (?:re-attached from \S+: (\d+) flow\(s\) kept, (\d+) dropped"
+        r"|(.*))")
+
+    def flow_tables(self, offset):
+        """The flow-table lines lbfwd logged after `offset` of its log: {worker:
+        (kept, dropped) when re-attached, else the rest of the line}. Waits
+        (up to 10 s) until every worker has logged one: the workers attach
+        their tables on their own threads, maybe after the control socket
+        answers."""
+        deadline = now() + 10
+        while True:
+            self.lbfwd_log.flush()
+            with open(self.lbfwd_log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode("utf-8", "replace")
+            found = {}
+            for line in text.splitlines():
+                m = self.FLOW_TABLE_LINE.search(line)
+                if m:
+                    w = int(m.group(1))
+                    found[w] = (int(m.group(2)), int(m.group(3))) if m.group(2) else m.group(4).strip()
+                elif "flow tables kept in memory only" in line:
+                    found[-1] = line.strip()
+            if not self.args.persist:
+                return found
+            if len(found) >= self.workers or -1 in found or now() >= deadline:
+                return found
+            time.sleep(0.05)
+
     def start_lbfwd(self):
+        offset = os.path.getsize(self.lbfwd_log_path)
         self.lbfwd = subprocess.Popen(
             ["ip", "netns", "exec", "%s-lb" % self.args.prefix, self.args.lbfwd, "run", "--config", self.args.config],
             stdin=subprocess.DEVNULL, stdout=self.lbfwd_log, stderr=subprocess.STDOUT,
@@ -446,10 +488,13 @@ class Soak:
                 raise SystemExit("soak: lbfwd exited with %s at start (see lbfwd.log)" % self.lbfwd.returncode)
             try:
                 control(self.args.socket, "status", timeout=1)
-                return
+                break
             except (OSError, ControlError, ValueError):
                 time.sleep(0.05)
-        raise SystemExit("soak: lbfwd's control socket did not answer within 60 s")
+        else:
+            raise SystemExit("soak: lbfwd's control socket did not answer within 60 s")
+        ready = now()
+        return ready, self.flow_tables(offset)
 
     def lbctl(self, *argv, stdin=None):
         p = subprocess.run([self.args.lbctl, "--socket", self.args.socket, *argv], input=stdin,
@@ -666,16 +711,26 @@ class Soak:
         self.lbfwd.send_signal(signal.SIGKILL)
         self.lbfwd.wait()
         self.event(restart="killed")
-        self.start_lbfwd()
-        ready = now()
+        ready, tables = self.start_lbfwd()
         after = self.export()
         equal = before == after
-        self.restarts.append({"kill": kill, "ready": ready, "export_equal": equal})
+        kept = sum(t[0] for t in tables.values() if isinstance(t, tuple))
+        dropped = sum(t[1] for t in tables.values() if isinstance(t, tuple))
+        reattached = sorted(w for w, t in tables.items() if isinstance(t, tuple))
+        self.restarts.append({"kill": kill, "ready": ready, "export_equal": equal, "kept": kept,
+                              "dropped": dropped, "reattached": len(reattached)})
+        self.event(restart="ready", flow_tables={str(w): t for w, t in tables.items()})
         self.record_state(kill, "restart")
         if not equal:
             self.violation("export_differs_after_restart", "lbctl export before kill -9 and after restart differ")
-        log("restart %d: kill -9, control socket back after %.2f s, export %s"
-            % (len(self.restarts), ready - kill, "equal" if equal else "DIFFERS"))
+        if self.args.persist and reattached != list(range(self.workers)):
+            self.violation("flow_table_not_reattached",
+                           "restart %d: %d worker(s) at the first start, re-attached %s; lbfwd logged %s"
+                           % (len(self.restarts), self.workers, reattached,
+                              {w: t for w, t in tables.items() if not isinstance(t, tuple)} or "nothing"))
+        log("restart %d: kill -9, control socket back after %.2f s, export %s, flow tables re-attached %d/%d "
+            "(%d flows kept, %d dropped)" % (len(self.restarts), ready - kill, "equal" if equal else "DIFFERS",
+                                            len(reattached), self.workers, kept, dropped))
 
     def run(self):
         args = self.args
@@ -790,14 +845,14 @@ class Soak:
                 if any(st is None or target not in st for st in states):
                     verdict = "excused_target_left"
                 elif remapped:
-                    verdict = "restart_remapped"
+                    verdict = "violation_restart_remapped"
                 else:
                     verdict = "violation_live_target"
             else:
                 present = [set(st) for st in states if st is not None]
                 left = any(st is None for st in states) or (present and set.union(*present) != set.intersection(*present))
                 unusable = any(st is None or not any(w > 0 for w in st.values()) for st in states)
-                if left or unusable or remapped:
+                if left or unusable:
                     verdict = "excused_unknown_target_churn"
                 else:
                     verdict = "violation_no_target"
@@ -819,6 +874,12 @@ class Soak:
             "restarts": len(self.restarts),
             "restart_down_s_max": round(max((x["ready"] - x["kill"] for x in self.restarts), default=0), 2),
             "exports_equal_after_restart": sum(1 for x in self.restarts if x["export_equal"]),
+            "persist": self.args.persist,
+            "workers": self.workers,
+            "restarts_flow_tables_reattached": sum(1 for x in self.restarts if x["reattached"] == self.workers),
+            "flows_kept_across_restarts": sum(x["kept"] for x in self.restarts),
+            "flows_dropped_at_restarts": sum(x["dropped"] for x in self.restarts),
+            "restart_remapped": sum(n for k, n in failures.items() if k.endswith("/violation_restart_remapped")),
             "violations": len(self.violations),
         }
         with open(os.path.join(self.args.run_dir, "summary.json"), "w") as f:
@@ -848,6 +909,10 @@ def print_summary(s, examples):
           % (refused, ", ".join("%s %d" % kv for kv in s["invalid_changes_refused"].items())))
     print("restarts (kill -9): %d, lbctl export equal after each: %d, longest until the control socket answered: %s s"
           % (s["restarts"], s["exports_equal_after_restart"], s["restart_down_s_max"]))
+    print("flow tables (%d worker(s), persist %s): re-attached after %d of %d restarts, %d flows kept, "
+          "%d dropped (their targets had left); failures remapped by a restart: %d"
+          % (s["workers"] or 0, "on" if s["persist"] else "off", s["restarts_flow_tables_reattached"], s["restarts"],
+             s["flows_kept_across_restarts"], s["flows_dropped_at_restarts"], s["restart_remapped"]))
     print("violated assertions: %d" % s["violations"])
     print("RESULT: %s" % ("PASS" if s["violations"] == 0 else "FAIL"))
 
@@ -867,6 +932,8 @@ def main():
     ap.add_argument("--nic", action="append", required=True)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     ap.add_argument("--restart-every", type=float, default=20.0)
+    ap.add_argument("--no-persist", dest="persist", action="store_false",
+                    help="lbfwd runs with [flow] persist = false (its flows do not survive a restart)")
     args = ap.parse_args()
     soak = Soak(args)
     try:

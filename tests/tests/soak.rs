@@ -2,7 +2,9 @@
 //! under fresh and kept-alive HTTP and UDP traffic, a random valid change
 //! every ~100 ms, invalid changes in between and a kill -9 plus restart
 //! every ~20 s — passes, and did what it says (enough traffic, changes,
-//! refusals and restarts for its verdict to mean something). The script
+//! refusals and restarts for its verdict to mean something; every restart
+//! re-attached the flow tables with flows in them, and no flow was
+//! re-mapped by a restart). The script
 //! judges the requests itself (the rule is at the top of
 //! `scripts/lib/soak.py`); this test runs it on the binaries under test and
 //! makes sure its namespaces are gone afterwards, also when it fails or has
@@ -114,4 +116,15 @@ fn soak_60_seconds_of_traffic_changes_and_restarts() {
     let restarts = s["restarts"].as_u64().unwrap_or(0);
     assert!(restarts >= 2, "{restarts} restarts\n{text}");
     assert_eq!(s["exports_equal_after_restart"].as_u64(), Some(restarts));
+    assert_eq!(s["persist"], true, "{text}");
+    assert_eq!(
+        s["restarts_flow_tables_reattached"].as_u64(),
+        Some(restarts),
+        "a restart did not re-attach every flow table\n{text}"
+    );
+    assert!(
+        s["flows_kept_across_restarts"].as_u64().unwrap_or(0) >= restarts * 10,
+        "too few flows kept across the restarts for them to show anything\n{text}"
+    );
+    assert_eq!(s["restart_remapped"], 0, "{text}");
 }
