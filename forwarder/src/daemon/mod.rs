@@ -128,6 +128,13 @@ impl Services {
 
 /// Writes `text` to `dir/name` atomically: temporary file, fsync, keep the
 /// old file as the previous copy, rename, fsync of the directory.
+///
+/// The previous copy is a second link to the old file (its data was made
+/// durable when it was written), put in place by a rename and made durable
+/// by a directory fsync before the new file replaces the old one; where
+/// the file system has no hard links it is a copy, as before. Either way
+/// the last good copy survives even if the final rename is the last thing
+/// that happens.
 pub fn write_atomic(dir: &Path, name: &str, previous: &str, text: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -138,11 +145,17 @@ pub fn write_atomic(dir: &Path, name: &str, previous: &str, text: &str) -> std::
     }
     let target = dir.join(name);
     if target.exists() {
-        // The last good copy survives even if the rename below is the last
-        // thing that happens.
         let prev = dir.join(previous);
-        std::fs::copy(&target, &prev)?;
-        std::fs::File::open(&prev)?.sync_all()?;
+        let prev_tmp = dir.join(format!(".{previous}.tmp"));
+        let _ = std::fs::remove_file(&prev_tmp);
+        match std::fs::hard_link(&target, &prev_tmp) {
+            Ok(()) => std::fs::rename(&prev_tmp, &prev)?,
+            Err(_) => {
+                std::fs::copy(&target, &prev)?;
+                std::fs::File::open(&prev)?.sync_all()?;
+            }
+        }
+        std::fs::File::open(dir)?.sync_all()?;
     }
     std::fs::rename(&tmp, &target)?;
     std::fs::File::open(dir)?.sync_all()?;
