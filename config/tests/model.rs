@@ -944,3 +944,73 @@ health_check = { kind = "tcp", port = 22 }
     // Saved twice, the text is the same (nothing depends on history).
     assert_eq!(back.to_toml(), saved);
 }
+
+/// `apply_from` (the daemon's way: the resolution it holds as the state
+/// before, one resolution per change) gives exactly what `apply` (which
+/// resolves before and after) gives: the same summary, the same state,
+/// the same errors; and its resolution is a full resolution of the new
+/// state.
+#[test]
+fn applying_from_the_held_resolution_equals_a_full_apply() {
+    let c = Config::from_toml_str(&format!("{SETTINGS}{ROUTED}"), "t.toml").unwrap();
+    let u = &c.settings.underlay;
+    let mut full = c.state.clone();
+    full.apply(&[], u).unwrap();
+    let mut held = full.clone();
+    let mut resolved = held.resolve(u).unwrap().resolved;
+    let lb = |name: &str| {
+        let mut l = LoadBalancerSpec::new(name, LoadBalancerType::Public, "n");
+        l.network_interface_selector = Some(LabelSelector {
+            match_labels: labels(&[("app", "web")]),
+            ..LabelSelector::default()
+        });
+        Change::Upsert(Object::LoadBalancer(l))
+    };
+    let steps: Vec<Vec<Change>> = vec![
+        vec![Change::SetWeight {
+            load_balancer: "web".into(),
+            destination: "alpha".into(),
+            weight: 300,
+        }],
+        vec![lb("new-1"), lb("new-2")],
+        vec![Change::RemoveLabels {
+            interface: "zeta".into(),
+            keys: vec!["app".into()],
+        }],
+        // Refused: nothing may change on either side.
+        vec![
+            lb("new-3"),
+            Change::Delete {
+                kind: Kind::Network,
+                name: "n".into(),
+            },
+        ],
+        vec![Change::Delete {
+            kind: Kind::LoadBalancer,
+            name: "new-1".into(),
+        }],
+        vec![Change::SetWeight {
+            load_balancer: "fed".into(),
+            destination: "u-3".into(),
+            weight: 0,
+        }],
+        vec![],
+    ];
+    let mut refused = 0;
+    for (i, changes) in steps.iter().enumerate() {
+        let a = full.apply(changes, u);
+        let b = held.apply_from(changes, u, Some(&resolved));
+        assert_eq!(a, b, "step {i}");
+        assert_eq!(full, held, "step {i}");
+        match b {
+            Ok(s) => {
+                let r = s.resolution.expect("a resolution").resolved;
+                assert_eq!(r, held.resolve(u).unwrap().resolved, "step {i}");
+                resolved = r;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(refused, 1, "one step is refused");
+    assert!(full.load_balancer("new-2").is_some());
+}

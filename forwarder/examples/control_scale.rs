@@ -93,6 +93,27 @@ addresses = ["100.64.0.0/15"]
     t
 }
 
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (its
+/// first field, in nanoseconds): unlike the wall clock, it does not grow
+/// when other processes take the core.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(
+        stat.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// Runs `f`; returns its result, the wall-clock time and this thread's CPU
+/// time it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, (Duration, Duration)) {
+    let (t, cpu) = (Instant::now(), thread_cpu());
+    let out = f();
+    (out, (t.elapsed(), thread_cpu().saturating_sub(cpu)))
+}
+
 /// Resident memory of this process in bytes (`VmRSS`).
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -353,6 +374,7 @@ fn main() {
     let idle_to = Instant::now();
 
     let mut times = Vec::new();
+    let mut cpu_times = Vec::new();
     let busy_from = Instant::now();
     for c in 0..changes {
         let lb = (c * 7919) % lbs;
@@ -362,17 +384,18 @@ fn main() {
             destination: format!("nic-{nic}"),
             weight: 200 + c as u32,
         });
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), thread_cpu());
         let response = answer(request.to_line().as_bytes(), &*handler);
-        let took = t.elapsed();
+        let (took, cpu) = (t.elapsed(), thread_cpu().saturating_sub(cpu));
         match response.0 {
             Ok(Payload::Changed(s)) => {
                 println!(
-                    "change {c}: weight svc-{lb} nic-{nic} {}: {took:.2?} (table version {})",
+                    "change {c}: weight svc-{lb} nic-{nic} {}: {took:.2?}, control thread CPU {cpu:.2?} (table version {})",
                     200 + c,
                     s.table_version
                 );
                 times.push(took);
+                cpu_times.push(cpu);
             }
             other => panic!("change {c} failed: {other:?}"),
         }
@@ -390,29 +413,27 @@ fn main() {
         .expect("a valid change");
     let current = daemon.config();
     let before = daemon.resolved();
-    let t = Instant::now();
-    let mut next = current.state.clone();
-    let copy = t.elapsed();
-    let t = Instant::now();
-    let summary = next
-        .apply_in_place(&changes, &current.settings.underlay, Some(&before))
-        .expect("the change applies");
-    let apply = t.elapsed();
-    let t = Instant::now();
-    let text = next.to_toml();
-    let render = t.elapsed();
-    let t = Instant::now();
-    write_atomic(&dir.join("state"), STATE_FILE, STATE_PREVIOUS, &text).expect("saved");
-    let write = t.elapsed();
+    let (mut next, copy) = timed(|| current.state.clone());
+    let (summary, apply) = timed(|| {
+        next.apply_in_place(&changes, &current.settings.underlay, Some(&before))
+            .expect("the change applies")
+    });
+    let (text, render) = timed(|| next.to_toml());
+    let ((), write) = timed(|| {
+        write_atomic(&dir.join("state"), STATE_FILE, STATE_PREVIOUS, &text).expect("saved")
+    });
     let resolved = summary.resolution.expect("resolved").resolved;
-    let t = Instant::now();
-    dataplane.publish(&resolved).expect("published");
-    let publish = t.elapsed();
+    let (_, publish) = timed(|| dataplane.publish(&resolved).expect("published"));
+    let show = |(wall, cpu): (Duration, Duration)| format!("{wall:.2?} (CPU {cpu:.2?})");
     println!(
-        "one change by stage: copy the state {copy:.2?}, validate and resolve (once) {apply:.2?}, \
-         render the state file {render:.2?} ({:.1} MiB), write and fsync it {write:.2?}, \
-         build and publish the tables {publish:.2?}",
-        mib(text.len() as u64)
+        "one change by stage, wall clock (control thread CPU): copy the state {}, validate and resolve (once) {}, \
+         render the state file {} ({:.1} MiB), write and fsync it {}, build and publish the tables {}",
+        show(copy),
+        show(apply),
+        show(render),
+        mib(text.len() as u64),
+        show(write),
+        show(publish)
     );
     drop((current, before, next, text, resolved));
     let busy_to = Instant::now();
@@ -420,10 +441,14 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let forwarded = worker.join().expect("worker");
     times.sort();
+    cpu_times.sort();
     if let (Some(min), Some(max)) = (times.first(), times.last()) {
         println!(
-            "one change through the control handler (validate, resolve, build, publish, save): median {:.2?}, min {min:.2?}, max {max:.2?}",
-            times[times.len() / 2]
+            "one change through the control handler (validate, resolve, build, publish, save): median {:.2?}, min {min:.2?}, max {max:.2?}; control thread CPU median {:.2?}, min {:.2?}, max {:.2?}",
+            times[times.len() / 2],
+            cpu_times[cpu_times.len() / 2],
+            cpu_times[0],
+            cpu_times[cpu_times.len() - 1]
         );
     }
     let (idle, idle_min, n_idle) = rate(&forwarded.samples, idle_from, idle_to);

@@ -134,11 +134,11 @@ impl ControlHandler {
         // Unhealthy destinations leave the tables (the health checks keep
         // their records across the change).
         let health = &self.daemon.health;
-        health.sync(&next.state, &resolved);
+        health.sync(&health_checked(&next.state), &resolved);
         let version = match self.dataplane.publish(&health.effective(&resolved)) {
             Ok(v) => v,
             Err(e) => {
-                health.sync(&state.config.state, &state.resolved);
+                health.sync(&health_checked(&state.config.state), &state.resolved);
                 // A VIP sink fails after the new tables went out: put the
                 // current ones back, so that the dataplane keeps forwarding
                 // what the (unchanged) state says.
