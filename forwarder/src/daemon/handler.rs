@@ -135,7 +135,16 @@ impl ControlHandler {
         // their records across the change).
         let health = &self.daemon.health;
         health.sync(&health_checked(&next.state), &resolved);
-        let version = match self.dataplane.publish(&health.effective(&resolved)) {
+        // Without any check the effective state is `resolved` itself: no
+        // copy of 100,000 destinations to build from.
+        let effective;
+        let build_from = if health.book().lbs.is_empty() {
+            &resolved
+        } else {
+            effective = health.effective(&resolved);
+            &effective
+        };
+        let version = match self.dataplane.publish(build_from) {
             Ok(v) => v,
             Err(e) => {
                 health.sync(&health_checked(&state.config.state), &state.resolved);
