@@ -8,7 +8,7 @@
 //! that a [`SlotRegistry`] on the control side hands out by name, so counters
 //! survive table rebuilds (a load balancer keeps its slot while it exists).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most load balancers counted at once.
@@ -275,14 +275,30 @@ impl WorkerCounters {
 
 /// Stable slot numbers for load balancers and targets, kept by the control
 /// side across table builds.
+///
+/// An assignment costs one hash lookup per load balancer and target given,
+/// plus one pass over the held slots to find the ones no longer wanted (no
+/// copy of the names): with 100,000 targets a rebuild that changes one of
+/// them allocates nothing for the 99,999 others.
 #[derive(Debug, Default)]
 pub struct SlotRegistry {
-    lbs: BTreeMap<String, u32>,
-    targets: BTreeMap<(String, String), u32>,
+    lbs: HashMap<String, Held>,
+    /// By load balancer name, then destination key.
+    targets: HashMap<String, HashMap<String, Held>>,
     free_lbs: Vec<u32>,
     free_targets: Vec<u32>,
     next_lb: u32,
     next_target: u32,
+    /// Grows on every assignment; a slot wanted by the current one has
+    /// `seen == epoch`.
+    epoch: u64,
+}
+
+/// A slot given out, and the last assignment that wanted it.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    slot: u32,
+    seen: u64,
 }
 
 /// Errors of the slot registry.
@@ -299,85 +315,125 @@ pub enum SlotError {
 /// The slots a set of load balancers and targets were given.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SlotAssignment {
-    /// Slot of each load balancer, by name.
-    pub lbs: BTreeMap<String, u32>,
-    /// Slot of each target, by (load balancer name, destination key).
-    pub targets: BTreeMap<(String, String), u32>,
+    /// Slot of each load balancer, in the order they were given.
+    pub lbs: Vec<u32>,
+    /// Slot of each target, in the order they were given.
+    pub targets: Vec<u32>,
     /// Slots freed by this assignment (their counters should be reset
-    /// before reuse).
+    /// before reuse), in the order of their names.
     pub released_targets: Vec<u32>,
-    /// Load-balancer slots freed by this assignment.
+    /// Load-balancer slots freed by this assignment, in the order of their
+    /// names.
     pub released_lbs: Vec<u32>,
+}
+
+/// Marks `held` as wanted by `epoch`; whether it was not yet (a distinct
+/// name of this assignment).
+fn mark(held: &mut Held, epoch: u64) -> bool {
+    let first = held.seen != epoch;
+    held.seen = epoch;
+    first
+}
+
+/// The next free slot: the last one released, else a new one.
+fn take_slot(free: &mut Vec<u32>, next: &mut u32) -> u32 {
+    free.pop().unwrap_or_else(|| {
+        *next += 1;
+        *next - 1
+    })
 }
 
 impl SlotRegistry {
     /// Gives slots to exactly these load balancers and targets: existing
-    /// ones keep theirs, new ones get free ones, the rest are released.
+    /// ones keep theirs, new ones get free ones (in the order of their
+    /// names), the rest are released. A name given twice has one slot.
     /// Nothing changes when it fails.
     pub fn assign<'a>(
         &mut self,
         lbs: impl IntoIterator<Item = &'a str>,
         targets: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<SlotAssignment, SlotError> {
-        let want_lbs: std::collections::BTreeSet<String> =
-            lbs.into_iter().map(str::to_owned).collect();
-        let want_targets: std::collections::BTreeSet<(String, String)> = targets
-            .into_iter()
-            .map(|(l, t)| (l.to_owned(), t.to_owned()))
-            .collect();
-        if want_lbs.len() > MAX_LB_SLOTS {
+        let lbs: Vec<&str> = lbs.into_iter().collect();
+        let targets: Vec<(&str, &str)> = targets.into_iter().collect();
+        // Marking what is wanted changes nothing a later assignment sees
+        // (it has its own epoch): a refused assignment leaves the registry
+        // as it was.
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut held_lbs = 0usize;
+        let mut new_lbs = BTreeSet::new();
+        for &name in &lbs {
+            match self.lbs.get_mut(name) {
+                Some(h) => held_lbs += usize::from(mark(h, epoch)),
+                None => {
+                    new_lbs.insert(name);
+                }
+            }
+        }
+        if held_lbs + new_lbs.len() > MAX_LB_SLOTS {
             return Err(SlotError::TooManyLoadBalancers);
         }
-        if want_targets.len() > MAX_TARGET_SLOTS {
+        let mut held_targets = 0usize;
+        let mut new_targets = BTreeSet::new();
+        for &(lb, key) in &targets {
+            match self.targets.get_mut(lb).and_then(|m| m.get_mut(key)) {
+                Some(h) => held_targets += usize::from(mark(h, epoch)),
+                None => {
+                    new_targets.insert((lb, key));
+                }
+            }
+        }
+        if held_targets + new_targets.len() > MAX_TARGET_SLOTS {
             return Err(SlotError::TooManyTargets);
         }
         let mut out = SlotAssignment::default();
-        let old_lbs = std::mem::take(&mut self.lbs);
-        for (name, slot) in old_lbs {
-            if want_lbs.contains(&name) {
-                self.lbs.insert(name, slot);
-            } else {
-                self.free_lbs.push(slot);
-                out.released_lbs.push(slot);
+        // Release what is not wanted, in the order of the names (the free
+        // lists hand out the last released first).
+        let mut gone: Vec<(String, u32)> = Vec::new();
+        self.lbs.retain(|name, h| {
+            let keep = h.seen == epoch;
+            if !keep {
+                gone.push((name.clone(), h.slot));
             }
+            keep
+        });
+        gone.sort_unstable();
+        for (_, slot) in gone {
+            self.free_lbs.push(slot);
+            out.released_lbs.push(slot);
         }
-        let old_targets = std::mem::take(&mut self.targets);
-        for (key, slot) in old_targets {
-            if want_targets.contains(&key) {
-                self.targets.insert(key, slot);
-            } else {
-                self.free_targets.push(slot);
-                out.released_targets.push(slot);
-            }
-        }
-        for name in want_lbs {
-            let slot = match self.lbs.get(&name) {
-                Some(&s) => s,
-                None => {
-                    let s = self.free_lbs.pop().unwrap_or_else(|| {
-                        self.next_lb += 1;
-                        self.next_lb - 1
-                    });
-                    self.lbs.insert(name.clone(), s);
-                    s
+        let mut gone: Vec<((String, String), u32)> = Vec::new();
+        self.targets.retain(|lb, by_key| {
+            by_key.retain(|key, h| {
+                let keep = h.seen == epoch;
+                if !keep {
+                    gone.push(((lb.clone(), key.clone()), h.slot));
                 }
-            };
-            out.lbs.insert(name, slot);
+                keep
+            });
+            !by_key.is_empty()
+        });
+        gone.sort_unstable();
+        for (_, slot) in gone {
+            self.free_targets.push(slot);
+            out.released_targets.push(slot);
         }
-        for key in want_targets {
-            let slot = match self.targets.get(&key) {
-                Some(&s) => s,
-                None => {
-                    let s = self.free_targets.pop().unwrap_or_else(|| {
-                        self.next_target += 1;
-                        self.next_target - 1
-                    });
-                    self.targets.insert(key.clone(), s);
-                    s
-                }
-            };
-            out.targets.insert(key, slot);
+        for name in new_lbs {
+            let slot = take_slot(&mut self.free_lbs, &mut self.next_lb);
+            self.lbs.insert(name.to_owned(), Held { slot, seen: epoch });
         }
+        for (lb, key) in new_targets {
+            let slot = take_slot(&mut self.free_targets, &mut self.next_target);
+            self.targets
+                .entry(lb.to_owned())
+                .or_default()
+                .insert(key.to_owned(), Held { slot, seen: epoch });
+        }
+        out.lbs = lbs.iter().map(|name| self.lbs[*name].slot).collect();
+        out.targets = targets
+            .iter()
+            .map(|(lb, key)| self.targets[*lb][*key].slot)
+            .collect();
         Ok(out)
     }
 }
@@ -393,18 +449,121 @@ mod tests {
             .assign(["a", "b"], [("a", "x"), ("a", "y"), ("b", "z")])
             .unwrap();
         let b = reg.assign(["a"], [("a", "y"), ("a", "x")]).unwrap();
-        assert_eq!(a.lbs["a"], b.lbs["a"]);
-        assert_eq!(
-            a.targets[&("a".into(), "x".into())],
-            b.targets[&("a".into(), "x".into())]
-        );
-        assert_eq!(b.released_lbs, vec![a.lbs["b"]]);
-        assert_eq!(
-            b.released_targets,
-            vec![a.targets[&("b".into(), "z".into())]]
-        );
+        assert_eq!(a.lbs[0], b.lbs[0]);
+        assert_eq!(a.targets[0], b.targets[1], "a/x keeps its slot");
+        assert_eq!(a.targets[1], b.targets[0], "a/y keeps its slot");
+        assert_eq!(b.released_lbs, vec![a.lbs[1]]);
+        assert_eq!(b.released_targets, vec![a.targets[2]]);
         let c = reg.assign(["a", "c"], [("c", "w")]).unwrap();
-        assert_eq!(c.lbs["c"], a.lbs["b"], "released slot is reused");
+        assert_eq!(c.lbs[1], a.lbs[1], "released slot is reused");
+    }
+
+    #[test]
+    fn refused_assignment_changes_nothing() {
+        let mut reg = SlotRegistry::default();
+        let a = reg.assign(["a"], [("a", "x"), ("a", "y")]).unwrap();
+        let names: Vec<String> = (0..=MAX_LB_SLOTS).map(|i| format!("lb{i}")).collect();
+        assert_eq!(
+            reg.assign(names.iter().map(String::as_str), []),
+            Err(SlotError::TooManyLoadBalancers)
+        );
+        let b = reg.assign(["a"], [("a", "x"), ("a", "y")]).unwrap();
+        assert_eq!(a.lbs, b.lbs);
+        assert_eq!(a.targets, b.targets);
+        assert!(b.released_lbs.is_empty() && b.released_targets.is_empty());
+    }
+
+    /// The registry as it was before the hash maps (sets of owned names,
+    /// every name copied on every assignment): the reference the fast one
+    /// must equal, slot for slot.
+    #[derive(Default)]
+    struct Reference {
+        lbs: std::collections::BTreeMap<String, u32>,
+        targets: std::collections::BTreeMap<(String, String), u32>,
+        free_lbs: Vec<u32>,
+        free_targets: Vec<u32>,
+        next_lb: u32,
+        next_target: u32,
+    }
+
+    impl Reference {
+        fn assign(&mut self, lbs: &[&str], targets: &[(&str, &str)]) -> SlotAssignment {
+            let want_lbs: BTreeSet<String> = lbs.iter().map(|s| s.to_string()).collect();
+            let want_targets: BTreeSet<(String, String)> = targets
+                .iter()
+                .map(|(l, t)| (l.to_string(), t.to_string()))
+                .collect();
+            let mut out = SlotAssignment::default();
+            for (name, slot) in std::mem::take(&mut self.lbs) {
+                if want_lbs.contains(&name) {
+                    self.lbs.insert(name, slot);
+                } else {
+                    self.free_lbs.push(slot);
+                    out.released_lbs.push(slot);
+                }
+            }
+            for (key, slot) in std::mem::take(&mut self.targets) {
+                if want_targets.contains(&key) {
+                    self.targets.insert(key, slot);
+                } else {
+                    self.free_targets.push(slot);
+                    out.released_targets.push(slot);
+                }
+            }
+            for name in want_lbs {
+                if !self.lbs.contains_key(&name) {
+                    let s = take_slot(&mut self.free_lbs, &mut self.next_lb);
+                    self.lbs.insert(name, s);
+                }
+            }
+            for key in want_targets {
+                if !self.targets.contains_key(&key) {
+                    let s = take_slot(&mut self.free_targets, &mut self.next_target);
+                    self.targets.insert(key, s);
+                }
+            }
+            out.lbs = lbs.iter().map(|n| self.lbs[*n]).collect();
+            out.targets = targets
+                .iter()
+                .map(|(l, t)| self.targets[&(l.to_string(), t.to_string())])
+                .collect();
+            out
+        }
+    }
+
+    #[test]
+    fn assignments_equal_the_reference_over_random_changes() {
+        // A small LCG: the same sequence on every run.
+        let mut seed = 0x2026_u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut fast = SlotRegistry::default();
+        let mut reference = Reference::default();
+        let names: Vec<String> = (0..12).map(|i| format!("lb{i}")).collect();
+        let keys: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+        for round in 0..500 {
+            let lbs: Vec<&str> = (0..next(10))
+                .map(|_| names[next(12) as usize].as_str())
+                .collect();
+            let targets: Vec<(&str, &str)> = (0..next(30))
+                .map(|_| {
+                    (
+                        names[next(12) as usize].as_str(),
+                        keys[next(8) as usize].as_str(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                fast.assign(lbs.iter().copied(), targets.iter().copied())
+                    .unwrap(),
+                reference.assign(&lbs, &targets),
+                "round {round}: {lbs:?} {targets:?}"
+            );
+        }
     }
 
     #[test]

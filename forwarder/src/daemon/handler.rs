@@ -134,7 +134,7 @@ impl ControlHandler {
         // Unhealthy destinations leave the tables (the health checks keep
         // their records across the change).
         let health = &self.daemon.health;
-        health.sync(&health_checked(&next.state), &resolved);
+        health.sync(&next.state, &resolved);
         // Without any check the effective state is `resolved` itself: no
         // copy of 100,000 destinations to build from.
         let effective;
@@ -147,7 +147,7 @@ impl ControlHandler {
         let version = match self.dataplane.publish(build_from) {
             Ok(v) => v,
             Err(e) => {
-                health.sync(&health_checked(&state.config.state), &state.resolved);
+                health.sync(&state.config.state, &state.resolved);
                 // A VIP sink fails after the new tables went out: put the
                 // current ones back, so that the dataplane keeps forwarding
                 // what the (unchanged) state says.

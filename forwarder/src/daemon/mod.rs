@@ -162,22 +162,6 @@ pub fn write_atomic(dir: &Path, name: &str, previous: &str, text: &str) -> std::
     Ok(())
 }
 
-/// What [`HealthMonitor::sync`] reads of a state: the load balancers that
-/// have a health check (it looks each resolved load balancer up by name,
-/// one linear search each; with the whole state, 10,000 load balancers
-/// made that half of a change's time).
-fn health_checked(state: &DesiredState) -> DesiredState {
-    DesiredState {
-        load_balancers: state
-            .load_balancers
-            .iter()
-            .filter(|l| l.health_check.is_some())
-            .cloned()
-            .collect(),
-        ..DesiredState::default()
-    }
-}
-
 fn validation_failed(errors: &Errors) -> ApiError {
     ApiError {
         code: ErrorCode::ValidationFailed,
@@ -394,7 +378,7 @@ impl Daemon {
         // Pin the allocations the first resolution made.
         config.state.allocations = resolution.allocations.clone();
         let health = Arc::new(HealthMonitor::new());
-        health.sync(&health_checked(&config.state), &resolution.resolved);
+        health.sync(&config.state, &resolution.resolved);
         Ok(Arc::new(Daemon {
             config_path: config_path.to_path_buf(),
             state: Mutex::new(State {

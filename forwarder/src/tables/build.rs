@@ -6,6 +6,7 @@ use crate::counters::{SlotError, SlotRegistry, MAX_TARGET_SLOTS};
 use crate::encap::{EncapTemplate, Target, UnderlayParams};
 use crate::maglev::MaglevTable;
 use lbfwd_config::model::{IcmpEcho, Resolved, ResolvedLoadBalancer};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Errors of building tables.
@@ -25,11 +26,11 @@ pub enum BuildError {
 }
 
 /// The key a target is known by in counters and flows.
-fn target_key(d: &lbfwd_config::model::Destination) -> String {
+fn target_key(d: &lbfwd_config::model::Destination) -> Cow<'_, str> {
     if d.uid.is_empty() {
-        d.name.clone()
+        Cow::Borrowed(&d.name)
     } else {
-        format!("{}/{}", d.name, d.uid)
+        Cow::Owned(format!("{}/{}", d.name, d.uid))
     }
 }
 
@@ -78,20 +79,22 @@ impl TableBuilder {
         underlay: &UnderlayParams,
         version: u64,
     ) -> Result<(Tables, Vec<u32>), BuildError> {
+        let keys: Vec<Cow<'_, str>> = resolved
+            .load_balancers
+            .iter()
+            .flat_map(|lb| lb.destinations.iter().map(target_key))
+            .collect();
         let assignment = self.slots.assign(
             resolved.load_balancers.iter().map(|lb| lb.name.as_str()),
             resolved
                 .load_balancers
                 .iter()
-                .flat_map(|lb| {
-                    lb.destinations
-                        .iter()
-                        .map(move |d| (lb.name.as_str(), target_key(d)))
-                })
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|(l, t)| (*l, t.as_str())),
+                .flat_map(|lb| lb.destinations.iter().map(move |_| lb.name.as_str()))
+                .zip(keys.iter().map(|k| k.as_ref())),
         )?;
+        // The targets' slots, in the order of the load balancers and their
+        // destinations (as given to the registry).
+        let mut target_slots = assignment.targets.iter().copied();
         let mut lbs = Vec::with_capacity(resolved.load_balancers.len());
         let mut templates = Vec::new();
         let mut vips = Vec::new();
@@ -108,7 +111,8 @@ impl TableBuilder {
                     underlay: d.underlay.into(),
                     mac: d.mac.map(|m| m.0).unwrap_or_default(),
                     weight: d.weight,
-                    slot: assignment.targets[&(lb.name.clone(), target_key(d))],
+                    // One slot per destination given: never exhausted.
+                    slot: target_slots.next().unwrap_or_default(),
                 })
                 .collect();
             for (t_index, t) in targets.iter().enumerate() {
@@ -150,7 +154,7 @@ impl TableBuilder {
             );
             lbs.push(LbTable {
                 name: lb.name.clone(),
-                slot: assignment.lbs[&lb.name],
+                slot: assignment.lbs[lb_index],
                 vni: lb.vni,
                 filter: PortFilter::new(&lb.ports),
                 icmp_echo_reply: lb.icmp_echo == IcmpEcho::Reply,
