@@ -424,18 +424,24 @@ fn main() {
     });
     let resolved = summary.resolution.expect("resolved").resolved;
     let (_, publish) = timed(|| dataplane.publish(&resolved).expect("published"));
+    let text_len = text.len() as u64;
+    // The handler replaces the held state and resolution by the new ones:
+    // the old ones are freed on the control thread.
+    let ((), free) = timed(|| drop((current, before, text)));
     let show = |(wall, cpu): (Duration, Duration)| format!("{wall:.2?} (CPU {cpu:.2?})");
     println!(
         "one change by stage, wall clock (control thread CPU): copy the state {}, validate and resolve (once) {}, \
-         render the state file {} ({:.1} MiB), write and fsync it {}, build and publish the tables {}",
+         render the state file {} ({:.1} MiB), write and fsync it {}, build and publish the tables {}, \
+         free the replaced state and resolution {}",
         show(copy),
         show(apply),
         show(render),
-        mib(text.len() as u64),
+        mib(text_len),
         show(write),
-        show(publish)
+        show(publish),
+        show(free)
     );
-    drop((current, before, next, text, resolved));
+    drop((next, resolved));
     let busy_to = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
