@@ -30,6 +30,8 @@
 //!   workers on the cores `W` (comma-separated lists, e.g. `0:1`); default:
 //!   lbfwd's worker on the last core (topo.sh), trafgen's one process on
 //!   the first (trafgen pins its process N to core N).
+//! - `LBFWD_FLOOD_CAPACITY`: the flow table's entries per worker instead
+//!   of [`CAPACITY`] ([`CAPACITY_AT_MAX`] at `max`).
 //! - `LBFWD_E2E_BIN`: a prebuilt lbfwd (`scripts/flood.sh` runs this test
 //!   on release binaries at `max`, guard on and off).
 //!
@@ -154,8 +156,14 @@ impl Mode {
         }
     }
 
-    /// The flow table's capacity for this rate.
+    /// The flow table's capacity: `LBFWD_FLOOD_CAPACITY`, or the one for
+    /// this rate.
     fn capacity(&self) -> u32 {
+        if let Ok(v) = std::env::var("LBFWD_FLOOD_CAPACITY") {
+            return v.parse().unwrap_or_else(|_| {
+                panic!("LBFWD_FLOOD_CAPACITY must be a number of entries, got {v:?}")
+            });
+        }
         match self.rate {
             Rate::Pps(_) => CAPACITY,
             Rate::Max => CAPACITY_AT_MAX,
@@ -400,7 +408,8 @@ fn run(test: &str, prefix: &str, guard: &str) -> Option<Outcome> {
         );
         if let Some(e) = c["error"].as_str() {
             broken.push(format!(
-                "connection {id} (on {first}): {e} (in {}); seen {seen:?}; {longest}",
+                "connection {id} (on {first}): {e} (a request started in {}); seen {seen:?}; \
+                 {longest}",
                 c["error_phase"].as_str().unwrap_or("?")
             ));
         } else if seen.len() != 1 {
