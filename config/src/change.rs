@@ -7,7 +7,7 @@
 //! Layer 4 (entry points), with `load`: the control plane's way in.
 
 use crate::error::{Errors, LocatedError};
-use crate::model::Kind;
+use crate::model::{Kind, Resolved};
 use crate::problem::Problem;
 use crate::resolve::Resolution;
 use crate::settings::Underlay;
@@ -284,6 +284,9 @@ impl DesiredState {
     /// resolves the result against `underlay`, and on success replaces this
     /// state with it (its `allocations` updated to the resolution's) and
     /// returns what changed. On any error the state is unchanged.
+    ///
+    /// Resolves this state first to compare against; a caller that holds
+    /// its resolution already uses [`DesiredState::apply_from`].
     pub fn apply(
         &mut self,
         changes: &[Change],
@@ -291,19 +294,49 @@ impl DesiredState {
     ) -> Result<ChangeSummary, Errors> {
         let before = self.resolve(underlay).ok();
         let mut next = self.clone();
+        let summary =
+            next.apply_in_place(changes, underlay, before.as_ref().map(|r| &r.resolved))?;
+        *self = next;
+        Ok(summary)
+    }
+
+    /// [`DesiredState::apply`] for a state whose resolution is known:
+    /// `before` must be what [`DesiredState::resolve`] gives for this state
+    /// (the daemon keeps it), `None` when it does not resolve. The state is
+    /// resolved once, after the change. On any error the state is
+    /// unchanged.
+    pub fn apply_from(
+        &mut self,
+        changes: &[Change],
+        underlay: &Underlay,
+        before: Option<&Resolved>,
+    ) -> Result<ChangeSummary, Errors> {
+        let mut next = self.clone();
+        let summary = next.apply_in_place(changes, underlay, before)?;
+        *self = next;
+        Ok(summary)
+    }
+
+    /// [`DesiredState::apply_from`] without the copy: for a caller that
+    /// works on a copy of its own and throws it away on error. On an error
+    /// this state is left with some of `changes` applied.
+    pub fn apply_in_place(
+        &mut self,
+        changes: &[Change],
+        underlay: &Underlay,
+        before: Option<&Resolved>,
+    ) -> Result<ChangeSummary, Errors> {
         let mut summary = ChangeSummary::default();
         for c in changes {
-            next.apply_one(c, &mut summary)?;
+            self.apply_one(c, &mut summary)?;
         }
-        let resolution = next.resolve(underlay)?;
+        let resolution = self.resolve(underlay)?;
         // Keep the allocations (the explicit `ips` stay in the specs).
-        next.allocations = resolution.allocations.clone();
+        self.allocations.clone_from(&resolution.allocations);
 
         let old: BTreeMap<&str, _> = before
-            .as_ref()
             .map(|r| {
-                r.resolved
-                    .load_balancers
+                r.load_balancers
                     .iter()
                     .map(|l| (l.name.as_str(), l))
                     .collect()
@@ -320,9 +353,11 @@ impl DesiredState {
         let mut new_ips = BTreeSet::new();
         for name in names {
             let (o, n) = (old.get(name), new.get(name));
-            if o != n {
-                summary.changed_load_balancers.push(name.to_string());
+            if o == n {
+                // Its addresses are on both sides: no difference.
+                continue;
             }
+            summary.changed_load_balancers.push(name.to_string());
             if let (Some(o), Some(n)) = (o, n) {
                 if o.destinations != n.destinations {
                     summary.rerouted.push(name.to_string());
@@ -344,7 +379,6 @@ impl DesiredState {
         summary.released = old_ips.difference(&new_ips).cloned().collect();
         summary.warnings = resolution.warnings.iter().map(|w| w.to_string()).collect();
         summary.resolution = Some(resolution);
-        *self = next;
         Ok(summary)
     }
 }

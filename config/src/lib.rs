@@ -28,7 +28,7 @@
 //!
 //! | layer | modules |
 //! |-------|---------|
-//! | 0 values | [`model`]: MACs, protocols, ports, families, kinds, encapsulations; the resolved model; [`health`]: `health_check` as written, its checks, defaults and the validated check |
+//! | 0 values | [`model`]: MACs, protocols, ports, families, kinds, encapsulations; the resolved model; [`health`]: `health_check` as written, its checks, defaults and the validated check; `toml_writer`: any serializable value as TOML text (the state file) |
 //! | 1 problems and locations | [`problem`] (what can be wrong), [`error`] (field paths, locations, located errors), [`span`] (a path's place in TOML or YAML text), [`origin`] (where an object came from, source files) |
 //! | 2 input | [`state`] (the desired state as written), [`settings`] (appliance settings and their checks), [`bgp`] (`[bgp]`, `[announce]`, the pools' `bgp` keys), [`l2`] (`[l2]`), [`flow_persist`] (`[flow] persist`), [`flow_guard`] (the `[flow]` new-flow guard keys), [`sync`] (`[sync]`), `toml_doc` (the TOML reader), [`manifest`] (the Ironcore reader) |
 //! | 3 resolution | [`selector`] (label selection), [`pool`] (address ranges, lowest free), [`resolve`] (checks, allocation, routing derivation) |
@@ -54,6 +54,7 @@ pub mod span;
 pub mod state;
 pub mod sync;
 mod toml_doc;
+mod toml_writer;
 
 pub use change::{Change, ChangeSummary};
 pub use error::{Errors, FieldPath, LocatedError, Location};

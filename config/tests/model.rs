@@ -822,9 +822,13 @@ vni = 101
     assert!(picked_any >= 10, "the selectors pick something");
 }
 
-/// The state written in pieces (`to_toml`) loads back equal, with more
-/// objects of every kind than one piece holds, nested tables (labels,
-/// selectors, weights, routing destinations) and allocations.
+/// The saved state (`to_toml`, the hand-written TOML writer) loads back
+/// equal: many objects of every kind, nested tables (labels, selectors,
+/// weights, routing destinations, health checks, pool `bgp` keys), optional
+/// fields set and unset, label values that need escaping (quotes,
+/// backslashes, control characters, non-ASCII), empty selectors, and
+/// allocations; and it loads back into the same state as the `toml`
+/// crate's rendering of it.
 #[test]
 fn a_large_state_saves_and_loads_back_equal() {
     let mut text = String::from(
@@ -840,6 +844,13 @@ next_hop_mac = "02:00:00:00:00:01"
 [[pool]]
 name = "public"
 addresses = ["203.0.113.0/24", "2001:db8:5::/120"]
+bgp = { communities = ["65001:200"], local_pref = 300 }
+
+[[pool]]
+name = "inside \"n0\""
+network = "n0"
+addresses = ["10.200.0.0/24"]
+bgp = { announce = false }
 "#,
     );
     for n in 0..40 {
@@ -865,11 +876,141 @@ addresses = ["203.0.113.0/24", "2001:db8:5::/120"]
             j + 40 * (1 + j % 3)
         );
     }
+    // Odd strings, optional fields and nested values of every sort.
+    let odd = [
+        "a \"quoted\" value",
+        "back\\slash \\\" and \\u0041 literally '''triple''' \"\"\"",
+        "tab\t newline\n cr\r nul\u{0} del\u{7f} esc\u{1b} bs\u{8} ff\u{c}",
+        "unicode é 日本 🦀 \u{200b} \u{feff}",
+        "",
+    ];
+    for i in 0..odd.len() {
+        text += &format!(
+            "\n[[network_interface]]\nname = \"odd-{i}\"\nuid = \"0000000{i}-1111-2222-3333-444444444444\"\nnetwork = \"n0\"\nlabels = {{ odd = \"yes\" }}\nips = [\"192.168.0.{i}\", \"fd00::{i}\"]\nunderlay = \"10.9.0.{}\"\nmac = \"02:00:00:00:09:0{i}\"\nstate = \"{}\"\n",
+            i + 1,
+            ["Available", "Pending", "Error"][i % 3]
+        );
+    }
+    text += r#"
+[[load_balancer]]
+name = "checked"
+type = "Public"
+network = "n0"
+network_interface_selector = {}
+icmp_echo = "reply"
+maglev_table_size = 251
+ips = ["203.0.113.250"]
+health_check = { kind = "http", port = 8080, interval_ms = 500, timeout_ms = 300, path = "/health?a=\"b\"", expect_status = "200-299", host = "web.example", all_unhealthy = "drop" }
+weights = { "odd-1" = 0, "00000002-1111-2222-3333-444444444444" = 5 }
+
+[[load_balancer]]
+name = "internal"
+type = "Internal"
+network = "n0"
+network_interface_selector = { match_expressions = [ { key = "odd", operator = "Exists" } ] }
+health_check = { kind = "tcp", port = 22 }
+"#;
     let config = Config::from_toml_str(&text, "large.toml").expect("loads");
     let mut state = config.state.clone();
     state.allocations = config.resolve().expect("resolves").allocations;
     assert!(state.allocations.len() > 100, "allocations to save");
+    // The state file is read back without validation (that comes after):
+    // strings no valid state holds must survive as well.
+    let mut odd_nics = state
+        .network_interfaces
+        .iter_mut()
+        .filter(|n| n.name.starts_with("odd-"));
+    for value in odd {
+        let nic = odd_nics.next().expect("an odd interface");
+        nic.labels.insert(value.to_string(), value.to_string());
+        nic.labels
+            .insert(format!("key with \"{value}\""), String::new());
+        nic.ips.push(value.to_string());
+    }
+    let checked = state
+        .load_balancers
+        .iter_mut()
+        .find(|l| l.name == "checked")
+        .expect("checked");
+    checked.health_check.as_mut().expect("a check").path = Some(odd.concat());
+    checked.weights.insert(odd.concat(), 1);
     let saved = state.to_toml();
     let back = DesiredState::from_toml_str(&saved, "state.toml").expect("loads back");
     assert!(back == state, "the saved state loads back as another one");
+    // The `toml` crate's rendering of the same state loads back the same.
+    let by_crate = toml::to_string(&state).expect("the toml crate renders it");
+    let back_by_crate = DesiredState::from_toml_str(&by_crate, "state.toml").expect("loads");
+    assert!(back_by_crate == back, "the two writers disagree");
+    // Saved twice, the text is the same (nothing depends on history).
+    assert_eq!(back.to_toml(), saved);
+}
+
+/// `apply_from` (the daemon's way: the resolution it holds as the state
+/// before, one resolution per change) gives exactly what `apply` (which
+/// resolves before and after) gives: the same summary, the same state,
+/// the same errors; and its resolution is a full resolution of the new
+/// state.
+#[test]
+fn applying_from_the_held_resolution_equals_a_full_apply() {
+    let c = Config::from_toml_str(&format!("{SETTINGS}{ROUTED}"), "t.toml").unwrap();
+    let u = &c.settings.underlay;
+    let mut full = c.state.clone();
+    full.apply(&[], u).unwrap();
+    let mut held = full.clone();
+    let mut resolved = held.resolve(u).unwrap().resolved;
+    let lb = |name: &str| {
+        let mut l = LoadBalancerSpec::new(name, LoadBalancerType::Public, "n");
+        l.network_interface_selector = Some(LabelSelector {
+            match_labels: labels(&[("app", "web")]),
+            ..LabelSelector::default()
+        });
+        Change::Upsert(Object::LoadBalancer(l))
+    };
+    let steps: Vec<Vec<Change>> = vec![
+        vec![Change::SetWeight {
+            load_balancer: "web".into(),
+            destination: "alpha".into(),
+            weight: 300,
+        }],
+        vec![lb("new-1"), lb("new-2")],
+        vec![Change::RemoveLabels {
+            interface: "zeta".into(),
+            keys: vec!["app".into()],
+        }],
+        // Refused: nothing may change on either side.
+        vec![
+            lb("new-3"),
+            Change::Delete {
+                kind: Kind::Network,
+                name: "n".into(),
+            },
+        ],
+        vec![Change::Delete {
+            kind: Kind::LoadBalancer,
+            name: "new-1".into(),
+        }],
+        vec![Change::SetWeight {
+            load_balancer: "fed".into(),
+            destination: "u-3".into(),
+            weight: 0,
+        }],
+        vec![],
+    ];
+    let mut refused = 0;
+    for (i, changes) in steps.iter().enumerate() {
+        let a = full.apply(changes, u);
+        let b = held.apply_from(changes, u, Some(&resolved));
+        assert_eq!(a, b, "step {i}");
+        assert_eq!(full, held, "step {i}");
+        match b {
+            Ok(s) => {
+                let r = s.resolution.expect("a resolution").resolved;
+                assert_eq!(r, held.resolve(u).unwrap().resolved, "step {i}");
+                resolved = r;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(refused, 1, "one step is refused");
+    assert!(full.load_balancer("new-2").is_some());
 }

@@ -17,6 +17,9 @@ LBFWD_DEBS=(
   # router asks with arping and ndisc6.
   keepalived arping ndisc6
   prometheus lintian strace dpkg-dev binutils man-db systemd
+  # scripts/gen_golden.py checks its XXH3 against the reference xxhsum
+  # (the fuzz seeds of scripts/fuzz.sh come from it).
+  xxhash
 )
 
 install_deps() {

@@ -35,72 +35,23 @@ L2_VRID=51
 L2_METRICS_PORT=9464
 
 l2_up() {
-  local p="$1" st="$TOPO_STATE_ROOT/$1" i n ns
+  local p="$1" st="$TOPO_STATE_ROOT/$1" n
   ecmp_down "$p" quiet
   mkdir -p "$st/lb1" "$st/lb2"
-  for role in $ECMP_ROLES; do
-    ip netns add "$p-$role"
-    ip -n "$p-$role" link set lo up
-    topo_sysctl "$p" "$role" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
-      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
-      net.ipv6.conf.default.router_solicitations=0 \
-      net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-  done
+  topo_add_namespaces "$p" $ECMP_ROLES
   topo_sysctl "$p" router net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
     net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
   for n in 1 2; do
     topo_sysctl "$p" "lb$n" net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
   done
-
-  # client <-> router
-  topo_veth "$p" client "$p-c0" 02:00:00:00:01:02 router "$p-rc" 02:00:00:00:01:01 1500
-  ip -n "$p-client" addr add "$TOPO_CLIENT4/24" dev "$p-c0"
-  ip -n "$p-client" addr add "$TOPO_CLIENT6/64" dev "$p-c0" nodad
-  ip -n "$p-router" addr add "$TOPO_ROUTER_C4/24" dev "$p-rc"
-  ip -n "$p-router" addr add "$TOPO_ROUTER_C6/64" dev "$p-rc" nodad
-  ip -n "$p-client" route add default via "$TOPO_ROUTER_C4"
-  ip -n "$p-client" -6 route add default via "$TOPO_ROUTER_C6"
-
-  # The segment: a bridge in the router; the appliances on it.
-  ip -n "$p-router" link add "$p-bl" address 02:00:00:00:02:01 mtu "$TOPO_UNDERLAY_MTU" type bridge
-  ip -n "$p-router" addr add "$TOPO_ROUTER_L4/24" dev "$p-bl"
-  ip -n "$p-router" addr add "$TOPO_ROUTER_L6/64" dev "$p-bl" nodad
-  ip -n "$p-router" link set "$p-bl" up
+  topo_client_link "$p"
+  ecmp_segment "$p"
   # The VIPs outside the segment's subnet are on-link: the router asks
   # the segment for them (ARP/NDP), and whoever answers gets the traffic.
   ip -n "$p-router" route add "$TOPO_VIP4/32" dev "$p-bl"
   ip -n "$p-router" -6 route add "$TOPO_VIP6/128" dev "$p-bl"
-  for n in 1 2; do
-    ns="$p-lb$n"
-    topo_veth "$p" router "$p-rl$n" "02:00:00:00:02:a$n" "lb$n" "$p-l0" "02:00:00:00:02:0$(( n + 1 ))" "$TOPO_UNDERLAY_MTU"
-    ip -n "$p-router" link set "$p-rl$n" master "$p-bl"
-    ip -n "$ns" addr add "$(ecmp_lb4 "$n")/24" dev "$p-l0"
-    ip -n "$ns" addr add "$(ecmp_lb6 "$n")/64" dev "$p-l0" nodad
-    ip -n "$ns" route add default via "$TOPO_ROUTER_L4"
-    ip -n "$ns" -6 route add default via "$TOPO_ROUTER_L6"
-  done
-
-  # router bridge <-> backends (as in topo.sh), each owning all four VIPs.
-  ip -n "$p-router" link add "$p-br" address 02:00:00:00:03:01 mtu "$TOPO_UNDERLAY_MTU" type bridge
-  ip -n "$p-router" addr add "$TOPO_ROUTER_B4/24" dev "$p-br"
-  ip -n "$p-router" addr add "$TOPO_ROUTER_B6/64" dev "$p-br" nodad
-  ip -n "$p-router" link set "$p-br" up
-  for i in 1 2 3; do
-    ns="$p-be$i"
-    topo_sysctl "$p" "be$i" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-    topo_veth "$p" router "$p-rb$i" "02:00:00:00:03:a$i" "be$i" "$p-b0" "$(topo_be_mac "$i")" "$TOPO_UNDERLAY_MTU"
-    ip -n "$p-router" link set "$p-rb$i" master "$p-br"
-    ip -n "$ns" addr add "$(topo_be4 "$i")/24" dev "$p-b0"
-    ip -n "$ns" addr add "$(topo_be6 "$i")/64" dev "$p-b0" nodad
-    ip -n "$ns" route add default via "$TOPO_ROUTER_B4"
-    ip -n "$ns" -6 route add default via "$TOPO_ROUTER_B6"
-    for a in "$TOPO_VIP4/32" "$L2_SEG4/32"; do ip -n "$ns" addr add "$a" dev lo; done
-    for a in "$TOPO_VIP6/128" "$L2_SEG6/128"; do ip -n "$ns" addr add "$a" dev lo nodad; done
-    ip -n "$ns" link add "$p-vx4" address "$(topo_be_vxmac "$i")" mtu 1500 type vxlan \
-      id "$TOPO_VNI" dstport 4789 local "$(topo_be4 "$i")" nolearning
-    ip -n "$ns" link set "$p-vx4" up
-    topo_sysctl "$p" "be$i" "net.ipv4.conf.$p-vx4.rp_filter=0" "net.ipv4.conf.$p-b0.rp_filter=0"
-  done
+  # The backends (as in topo.sh), each owning all four VIPs; IPv4 underlay.
+  topo_backends "$p" "$TOPO_VIP4 $L2_SEG4" "$TOPO_VIP6 $L2_SEG6" "4"
   # The servers listen on all four VIPs.
   TOPO_VIP4="$TOPO_VIP4,$L2_SEG4" TOPO_VIP6="$TOPO_VIP6,$L2_SEG6" topo_start_servers "$p"
 }

@@ -115,13 +115,10 @@ topo_veth() {
 }
 
 
-topo_up() {
-  local p="$1" i ns
-  topo_down "$p" quiet
-  local st="$TOPO_STATE_ROOT/$p"
-  mkdir -p "$st"
-
-  for role in $TOPO_ROLES; do
+topo_add_namespaces() {
+  # topo_add_namespaces PREFIX ROLE...: the namespaces PREFIX-ROLE, loopback up.
+  local p="$1" role; shift
+  for role in "$@"; do
     ip netns add "$p-$role"
     ip -n "$p-$role" link set lo up
     # Before any device exists, so every device inherits these defaults.
@@ -130,13 +127,11 @@ topo_up() {
       net.ipv6.conf.default.router_solicitations=0 \
       net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
   done
-  topo_sysctl "$p" router net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
-    net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
-  # The lb node forwards nothing itself: with AF_PACKET its kernel sees a copy
-  # of the VIP traffic and must neither route it a second time nor answer it.
-  topo_sysctl "$p" lb net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+}
 
-  # client <-> router
+topo_client_link() {
+  # topo_client_link PREFIX: client <-> router, with the client's default routes.
+  local p="$1"
   topo_veth "$p" client "$p-c0" 02:00:00:00:01:02 router "$p-rc" 02:00:00:00:01:01 1500
   ip -n "$p-client" addr add "$TOPO_CLIENT4/24" dev "$p-c0"
   ip -n "$p-client" addr add "$TOPO_CLIENT6/64" dev "$p-c0" nodad
@@ -144,19 +139,14 @@ topo_up() {
   ip -n "$p-router" addr add "$TOPO_ROUTER_C6/64" dev "$p-rc" nodad
   ip -n "$p-client" route add default via "$TOPO_ROUTER_C4"
   ip -n "$p-client" -6 route add default via "$TOPO_ROUTER_C6"
+}
 
-  # router <-> lb (the underlay MTU leaves room for the VXLAN header)
-  topo_veth "$p" router "$p-rl" 02:00:00:00:02:01 lb "$p-l0" 02:00:00:00:02:02 "$TOPO_UNDERLAY_MTU"
-  ip -n "$p-router" addr add "$TOPO_ROUTER_L4/24" dev "$p-rl"
-  ip -n "$p-router" addr add "$TOPO_ROUTER_L6/64" dev "$p-rl" nodad
-  ip -n "$p-lb" addr add "$TOPO_LB4/24" dev "$p-l0"
-  ip -n "$p-lb" addr add "$TOPO_LB6/64" dev "$p-l0" nodad
-  ip -n "$p-lb" route add default via "$TOPO_ROUTER_L4"
-  ip -n "$p-lb" -6 route add default via "$TOPO_ROUTER_L6"
-  ip -n "$p-router" route add "$TOPO_VIP4/32" via "$TOPO_LB4"
-  ip -n "$p-router" -6 route add "$TOPO_VIP6/128" via "$TOPO_LB6"
-
-  # router bridge <-> backends
+topo_backends() {
+  # topo_backends PREFIX VIP4S VIP6S FAMILIES: the router's bridge PREFIX-br
+  # and the backends be1..be3 on it, each with the VIPs (space-separated
+  # lists) on its loopback and a VXLAN device per underlay family in
+  # FAMILIES ("4 6" or "4").
+  local p="$1" vip4s="$2" vip6s="$3" families="$4" i ns a f under rp
   ip -n "$p-router" link add "$p-br" address 02:00:00:00:03:01 mtu "$TOPO_UNDERLAY_MTU" type bridge
   ip -n "$p-router" addr add "$TOPO_ROUTER_B4/24" dev "$p-br"
   ip -n "$p-router" addr add "$TOPO_ROUTER_B6/64" dev "$p-br" nodad
@@ -173,21 +163,51 @@ topo_up() {
     # The VIPs on the loopback: the backend accepts them but, with
     # arp_ignore/arp_announce (and IPv6 answering NS only for addresses on
     # the asking interface), never claims them on the wire.
-    ip -n "$ns" addr add "$TOPO_VIP4/32" dev lo
-    ip -n "$ns" addr add "$TOPO_VIP6/128" dev lo nodad
+    for a in $vip4s; do ip -n "$ns" addr add "$a/32" dev lo; done
+    for a in $vip6s; do ip -n "$ns" addr add "$a/128" dev lo nodad; done
     # One VXLAN device per underlay family (same VNI and port is allowed
     # across families). The decapsulated frame must be addressed to the
     # device's MAC: that MAC is the backend's `mac` in lbfwd's config.
-    ip -n "$ns" link add "$p-vx4" address "$(topo_be_vxmac "$i")" mtu 1500 type vxlan \
-      id "$TOPO_VNI" dstport 4789 local "$(topo_be4 "$i")" nolearning
-    ip -n "$ns" link add "$p-vx6" address "$(topo_be_vxmac "$i")" mtu 1500 type vxlan \
-      id "$TOPO_VNI" dstport 4789 local "$(topo_be6 "$i")" nolearning
-    ip -n "$ns" link set "$p-vx4" up
-    ip -n "$ns" link set "$p-vx6" up
     # Decapsulated packets arrive on vxN, replies leave through b0.
-    topo_sysctl "$p" "be$i" "net.ipv4.conf.$p-vx4.rp_filter=0" "net.ipv4.conf.$p-vx6.rp_filter=0" \
-      "net.ipv4.conf.$p-b0.rp_filter=0"
+    rp=("net.ipv4.conf.$p-b0.rp_filter=0")
+    for f in $families; do
+      case "$f" in 4) under="$(topo_be4 "$i")" ;; 6) under="$(topo_be6 "$i")" ;; *) topo_die "backends: family must be 4 or 6, got '$f'" ;; esac
+      ip -n "$ns" link add "$p-vx$f" address "$(topo_be_vxmac "$i")" mtu 1500 type vxlan \
+        id "$TOPO_VNI" dstport 4789 local "$under" nolearning
+      ip -n "$ns" link set "$p-vx$f" up
+      rp+=("net.ipv4.conf.$p-vx$f.rp_filter=0")
+    done
+    topo_sysctl "$p" "be$i" "${rp[@]}"
   done
+}
+
+topo_up() {
+  local p="$1" i ns
+  topo_down "$p" quiet
+  local st="$TOPO_STATE_ROOT/$p"
+  mkdir -p "$st"
+
+  topo_add_namespaces "$p" $TOPO_ROLES
+  topo_sysctl "$p" router net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+    net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
+  # The lb node forwards nothing itself: with AF_PACKET its kernel sees a copy
+  # of the VIP traffic and must neither route it a second time nor answer it.
+  topo_sysctl "$p" lb net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+
+  topo_client_link "$p"
+
+  # router <-> lb (the underlay MTU leaves room for the VXLAN header)
+  topo_veth "$p" router "$p-rl" 02:00:00:00:02:01 lb "$p-l0" 02:00:00:00:02:02 "$TOPO_UNDERLAY_MTU"
+  ip -n "$p-router" addr add "$TOPO_ROUTER_L4/24" dev "$p-rl"
+  ip -n "$p-router" addr add "$TOPO_ROUTER_L6/64" dev "$p-rl" nodad
+  ip -n "$p-lb" addr add "$TOPO_LB4/24" dev "$p-l0"
+  ip -n "$p-lb" addr add "$TOPO_LB6/64" dev "$p-l0" nodad
+  ip -n "$p-lb" route add default via "$TOPO_ROUTER_L4"
+  ip -n "$p-lb" -6 route add default via "$TOPO_ROUTER_L6"
+  ip -n "$p-router" route add "$TOPO_VIP4/32" via "$TOPO_LB4"
+  ip -n "$p-router" -6 route add "$TOPO_VIP6/128" via "$TOPO_LB6"
+
+  topo_backends "$p" "$TOPO_VIP4" "$TOPO_VIP6" "4 6"
 
   topo_start_servers "$p"
 }

@@ -19,7 +19,7 @@
 //! Run: `flock /tmp/lbfwd-netns.lock cargo test -p lbfwd-tests --test bgp -- --nocapture` as root.
 
 use lbfwd_tests::cmd::{self, Output};
-use lbfwd_tests::ecmp::routed_via;
+use lbfwd_tests::ecmp::{bfd_fast, routed_via};
 use lbfwd_tests::{
     lbfwd_binaries, require_root, within, workspace_root, Appliance, Backend, FlowProbe, Node,
     Topology, TopologyInfo,
@@ -191,6 +191,11 @@ fn two_appliances_in_ecmp_announce_withdraw_and_keep_connections() {
     // a bridge): BFD withdraws it within a second.
     let l0 = topo.get("LB_DEV").to_string();
     let ns1 = lb1.ns();
+    within(
+        "2: the router's BFD sessions to restarted lb1 run at the fast rate",
+        Duration::from_secs(10),
+        || bfd_fast(&topo, &[1], 0.5),
+    );
     connections_survive(&topo, "2: lb1's link down (BFD)", || {
         let down = Command::new("ip")
             .args(["-n", &ns1, "link", "set", &l0, "down"])

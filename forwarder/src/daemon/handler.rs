@@ -3,6 +3,8 @@
 //! validating a change as a whole before it is published and saved.
 
 use super::*;
+use lbfwd_config::ResolvedLoadBalancer;
+use std::collections::{HashMap, HashSet};
 
 /// Answers control requests for a running daemon.
 pub(super) struct ControlHandler {
@@ -62,21 +64,32 @@ impl ControlHandler {
 
     /// Applies changes all or nothing: validate against the whole resulting
     /// model, publish the new tables, save the state, then answer.
+    ///
+    /// The current state's resolution is the one the daemon holds (it is
+    /// not resolved again); the changed state is resolved once.
     fn change(&self, request: &Request, changes: &[Change]) -> Result<Payload, ApiError> {
         let mut state = self.daemon.lock();
-        let before = state.resolved.clone();
-        let mut next = state.config.clone();
-        let summary = next
-            .state
-            .apply(changes, &next.settings.underlay)
+        let mut next_state = state.config.state.clone();
+        let mut summary = next_state
+            .apply_in_place(
+                changes,
+                &state.config.settings.underlay,
+                Some(&state.resolved),
+            )
             .map_err(|e| ApiError::from_config_errors(request, &e))?;
         let resolved = summary
             .resolution
-            .as_ref()
-            .map(|r| r.resolved.clone())
+            .take()
+            .map(|r| r.resolved)
             .ok_or_else(|| api(ErrorCode::Internal, "the change produced no resolution"))?;
         refuse_taken_addresses(&summary)?;
-        self.commit(&mut state, next, resolved, &before, Some(&summary))
+        let next = Config {
+            settings: state.config.settings.clone(),
+            settings_input: state.config.settings_input.clone(),
+            state: next_state,
+            path: state.config.path.clone(),
+        };
+        self.commit(&mut state, next, resolved, Some(&summary))
     }
 
     /// Publishes `resolved`, saves `next`, and makes them current.
@@ -85,10 +98,9 @@ impl ControlHandler {
         state: &mut State,
         next: Config,
         resolved: Resolved,
-        before: &Resolved,
         summary: Option<&lbfwd_config::ChangeSummary>,
     ) -> Result<Payload, ApiError> {
-        let mut out = ChangeSummary::derived_between(before, &resolved);
+        let mut out = derived_changes(&state.resolved, &resolved);
         if let Some(s) = summary {
             let refs = |v: &Vec<(String, String)>| -> Vec<proto::ObjectRef> {
                 v.iter()
@@ -122,11 +134,20 @@ impl ControlHandler {
         // Unhealthy destinations leave the tables (the health checks keep
         // their records across the change).
         let health = &self.daemon.health;
-        health.sync(&next.state, &resolved);
-        let version = match self.dataplane.publish(&health.effective(&resolved)) {
+        health.sync(&health_checked(&next.state), &resolved);
+        // Without any check the effective state is `resolved` itself: no
+        // copy of 100,000 destinations to build from.
+        let effective;
+        let build_from = if health.book().lbs.is_empty() {
+            &resolved
+        } else {
+            effective = health.effective(&resolved);
+            &effective
+        };
+        let version = match self.dataplane.publish(build_from) {
             Ok(v) => v,
             Err(e) => {
-                health.sync(&state.config.state, &state.resolved);
+                health.sync(&health_checked(&state.config.state), &state.resolved);
                 // A VIP sink fails after the new tables went out: put the
                 // current ones back, so that the dataplane keeps forwarding
                 // what the (unchanged) state says.
@@ -201,18 +222,11 @@ impl ControlHandler {
         fresh.state.allocations = allocations;
         let resolution = fresh.resolve().map_err(|e| validation_failed(&e))?;
         fresh.state.allocations = resolution.allocations.clone();
-        let before = state.resolved.clone();
         let summary = lbfwd_config::ChangeSummary {
             warnings: resolution.warnings.iter().map(|w| w.to_string()).collect(),
             ..object_changes(&state.config.state, &fresh.state)
         };
-        self.commit(
-            &mut state,
-            fresh,
-            resolution.resolved,
-            &before,
-            Some(&summary),
-        )
+        self.commit(&mut state, fresh, resolution.resolved, Some(&summary))
     }
 
     fn status(&self) -> StatusInfo {
@@ -343,4 +357,39 @@ impl ControlHandler {
         }
         out
     }
+}
+
+/// [`ChangeSummary::derived_between`] `old` and `new`, computed on the load
+/// balancers that differ only: an unchanged one adds nothing to it, and
+/// at 10,000 load balancers comparing every one in full costs more than the
+/// rest of a small change.
+fn derived_changes(old: &Resolved, new: &Resolved) -> ChangeSummary {
+    let by_name: HashMap<&str, &ResolvedLoadBalancer> = old
+        .load_balancers
+        .iter()
+        .map(|l| (l.name.as_str(), l))
+        .collect();
+    let mut old_part = Resolved::default();
+    let mut new_part = Resolved::default();
+    let mut seen = 0;
+    for lb in &new.load_balancers {
+        let before = by_name.get(lb.name.as_str());
+        seen += usize::from(before.is_some());
+        if before != Some(&lb) {
+            new_part.load_balancers.push(lb.clone());
+            if let Some(b) = before {
+                old_part.load_balancers.push((*b).clone());
+            }
+        }
+    }
+    if seen < old.load_balancers.len() {
+        let names: HashSet<&str> = new.load_balancers.iter().map(|l| l.name.as_str()).collect();
+        old_part.load_balancers.extend(
+            old.load_balancers
+                .iter()
+                .filter(|l| !names.contains(l.name.as_str()))
+                .cloned(),
+        );
+    }
+    ChangeSummary::derived_between(&old_part, &new_part)
 }
