@@ -39,6 +39,8 @@
 #   BENCH_NO_BUILD=1     use the release binaries already built
 #   BENCH_SECTIONS="..."  sections to run (default: dpdk memory many katran latency maglev veth)
 #   BENCH_ROUNDS=N       interleaved rounds of the many-flows table (default 5, quick 3)
+#   BENCH_LOCK_WAIT=S    how long the veth section waits for the namespace lock
+#                        (LBFWD_NETNS_LOCK, default /tmp/lbfwd-netns.lock; 300 s)
 #   KATRAN_SRC=DIR       a Katran source tree (git clone of facebookincubator/katran):
 #                        section `katran` measures its XDP balancer; without it
 #                        the section says so and is skipped
@@ -338,8 +340,18 @@ veth_section() {
 }
 if want veth; then
   # A failure here (no AF_XDP on this kernel, a PMD missing) must not cost
-  # the rest of the results.
-  ( veth_section ) || echo "veth section failed; see above (results so far are kept)" >&2
+  # the rest of the results. The section makes network namespaces and
+  # veths: it holds the namespace lock the tests take (only while it runs),
+  # and is skipped when the lock stays busy for BENCH_LOCK_WAIT seconds.
+  lock=${LBFWD_NETNS_LOCK:-/tmp/lbfwd-netns.lock}
+  lock_wait=${BENCH_LOCK_WAIT:-300}
+  (
+    if ! flock -w "$lock_wait" 9; then
+      echo "veth section skipped: $lock still busy after ${lock_wait}s" >&2
+      exit 1
+    fi
+    veth_section
+  ) 9>"$lock" || echo "veth section failed; see above (results so far are kept)" >&2
 fi
 
 # --- 6. report ----------------------------------------------------------------

@@ -18,26 +18,41 @@ pub const MAX_ENCAP_LEN: usize = 84;
 /// The outer headers toward one target, built with the tables: what
 /// [`encapsulate`](super::encapsulate) writes, with the per-packet fields (lengths, checksums,
 /// TOS / traffic class, UDP source port, flow label, inner EtherType or
-/// IP-in-IP protocol) left zero. Per packet the fast path copies it and
-/// patches those fields; the result is byte for byte what [`encapsulate`](super::encapsulate)
-/// writes (a unit test compares the two).
+/// IP-in-IP protocol) left zero, except two of them that carry the
+/// template's own data (see `LEN_AT`, `SUM_AT`). Per packet the fast
+/// path copies it and patches those fields; the result is byte for byte what
+/// [`encapsulate`](super::encapsulate) writes (a unit test compares the two).
+///
+/// Everything the fast path reads of a template with an outer IPv4 header,
+/// or an outer IPv6 header without VXLAN, lies in its first cache line (the
+/// headers are at most 64 bytes): one line to fetch per packet, not two.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct EncapTemplate {
-    /// The headers, outer Ethernet first; `len` bytes are used.
+    /// The headers, outer Ethernet first; [`EncapTemplate::len`] bytes are
+    /// used. Byte `LEN_AT` holds that length (0 when the template cannot
+    /// be used: no underlay source address of the target's family, or an
+    /// MTU too small for any packet; the full encapsulation then decides;
+    /// the length also tells the shape, see `encapsulate_fixed`), bytes
+    /// `SUM_AT` the precomputed checksum part (big-endian): outer IPv4,
+    /// the one's complement sum of the header with TOS, total length,
+    /// protocol (IP-in-IP only) and checksum zero; outer IPv6 with UDP, the
+    /// pseudo-header sum without the length. Both are per-packet fields of
+    /// every shape, which every packet overwrites after the copy.
     bytes: [u8; MAX_ENCAP_LEN],
-    /// Bytes of `bytes` in use; 0 when the template cannot be used (no
-    /// underlay source address of the target's family, or an MTU too small
-    /// for any packet): the full encapsulation then decides.
-    /// Its length also tells its shape (see `encapsulate_fixed`).
-    len: u8,
-    /// Outer IPv4: the one's complement sum of the header with TOS, total
-    /// length, protocol (IP-in-IP only) and checksum zero. Outer IPv6 with
-    /// UDP: the pseudo-header sum without the length.
-    sum: u16,
-    /// The target's counter slot.
+    /// The target's counter slot (on the second cache line: the fast path
+    /// counts with the slot its flow entry remembers, which is the same).
     slot: u32,
 }
+
+/// Where [`EncapTemplate`] keeps its length: the outer IPv4 TOS, or the
+/// first byte of the outer IPv6 traffic class and flow label (both
+/// rewritten for every packet).
+const LEN_AT: usize = 15;
+/// Where [`EncapTemplate`] keeps its checksum part: the outer IPv4 total
+/// length, or the low 16 bits of the outer IPv6 flow label (both rewritten
+/// for every packet; outside the IPv6 UDP checksum's range).
+const SUM_AT: std::ops::Range<usize> = 16..18;
 
 impl EncapTemplate {
     /// The template toward `target` (of a load balancer with network
@@ -48,8 +63,6 @@ impl EncapTemplate {
         let vxlan = matches!(u.encap, Encap::Vxlan { .. });
         let mut t = EncapTemplate {
             bytes: [0; MAX_ENCAP_LEN],
-            len: 0,
-            sum: 0,
             slot: target.slot,
         };
         // Let the reference write the headers in front of a minimal inner
@@ -70,6 +83,7 @@ impl EncapTemplate {
         let len = frame.len() - 20;
         t.bytes[..len].copy_from_slice(&frame.data()[..len]);
         let b = &mut t.bytes;
+        let mut sum = 0;
         if outer_v6 {
             b[14..20].fill(0); // version, traffic class, flow label, length
             b[14] = 0x60;
@@ -82,7 +96,7 @@ impl EncapTemplate {
                 let mut dst = [0u8; 16];
                 src.copy_from_slice(&b[22..38]);
                 dst.copy_from_slice(&b[38..54]);
-                t.sum = checksum::pseudo_header_v6(&src, &dst, IPPROTO_UDP, 0);
+                sum = checksum::pseudo_header_v6(&src, &dst, IPPROTO_UDP, 0);
             }
         } else {
             b[15..18].fill(0); // TOS, total length
@@ -93,23 +107,24 @@ impl EncapTemplate {
                 b[34..36].fill(0); // UDP source port
                 b[38..40].fill(0); // UDP length
             }
-            t.sum = checksum::sum(&b[14..34]);
+            sum = checksum::sum(&b[14..34]);
         }
         if vxlan {
             b[len - 2..len].fill(0);
         }
-        t.len = len as u8;
+        b[LEN_AT] = len as u8;
+        b[SUM_AT].copy_from_slice(&sum.to_be_bytes());
         t
     }
 
     /// Bytes of outer headers it writes (0: not usable).
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        usize::from(self.bytes[LEN_AT])
     }
 
     /// True when the template cannot be used (see [`EncapTemplate::new`]).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes[LEN_AT] == 0
     }
 
     /// The target's counter slot.
@@ -118,11 +133,20 @@ impl EncapTemplate {
         self.slot
     }
 
-    /// A field on the template's second cache line (its slot), for the
-    /// burst prefetch.
+    /// A byte on the template's second cache line, for the burst
+    /// prefetch: only templates of outer IPv6 with VXLAN (84 bytes) have
+    /// headers there ([`EncapTemplate::two_lines`]).
     #[inline(always)]
-    pub fn second_line(&self) -> &u32 {
-        &self.slot
+    pub fn second_line(&self) -> &u8 {
+        &self.bytes[64]
+    }
+
+    /// Whether some template under the underlay settings `u` has headers on
+    /// its second cache line: VXLAN with an IPv6 source (outer IPv6 with
+    /// VXLAN is 84 bytes); every other shape fits in the first line.
+    #[inline(always)]
+    pub fn two_lines(u: &UnderlayParams) -> bool {
+        matches!(u.encap, Encap::Vxlan { .. }) && u.source_ipv6.is_some()
     }
 }
 
@@ -138,7 +162,7 @@ pub fn encapsulate_template(
     frame: &mut Frame<'_>,
     p: Inner,
 ) -> Result<(), Encapsulation> {
-    match tpl.len {
+    match tpl.bytes[LEN_AT] {
         34 => encapsulate_fixed::<34>(tpl, mtu, hash, frame, p),
         42 => encapsulate_fixed::<42>(tpl, mtu, hash, frame, p),
         54 => encapsulate_fixed::<54>(tpl, mtu, hash, frame, p),
@@ -174,6 +198,7 @@ fn encapsulate_fixed<const LEN: usize>(
         });
     }
     let tos = p.tos;
+    let tpl_sum = u16::from_be_bytes([tpl.bytes[SUM_AT.start], tpl.bytes[SUM_AT.start + 1]]);
     let Some(h) = frame.prepend_array::<LEN>(usize::from(p.l3)) else {
         return Err(Encapsulation::Drop(DropReason::NoHeadroom));
     };
@@ -195,7 +220,7 @@ fn encapsulate_fixed<const LEN: usize>(
             h[54..56].copy_from_slice(&crate::wire::udp::source_port(hash).to_be_bytes());
             h[58..60].copy_from_slice(&udp_len.to_be_bytes());
             // Required over IPv6 (RFC 8200 section 8.1): the whole datagram.
-            let pseudo = checksum::fold32(u32::from(tpl.sum) + u32::from(udp_len));
+            let pseudo = checksum::fold32(u32::from(tpl_sum) + u32::from(udp_len));
             let c = checksum::checksum_with(pseudo, &frame.data()[54..]);
             let c = if c == 0 { 0xffff } else { c };
             frame.data_mut()[60..62].copy_from_slice(&c.to_be_bytes());
@@ -204,7 +229,7 @@ fn encapsulate_fixed<const LEN: usize>(
         let total = (ip_len + overhead) as u16;
         let proto = if ipip { ip_proto } else { 0 };
         let c = !checksum::fold32(
-            u32::from(tpl.sum) + u32::from(tos) + u32::from(total) + u32::from(proto),
+            u32::from(tpl_sum) + u32::from(tos) + u32::from(total) + u32::from(proto),
         );
         h[15] = tos;
         h[16..18].copy_from_slice(&total.to_be_bytes());

@@ -103,3 +103,38 @@ fn template_without_underlay_source_is_empty() {
     assert!(EncapTemplate::new(&u, 1, &target(true)).is_empty());
     assert!(!EncapTemplate::new(&u, 1, &target(false)).is_empty());
 }
+
+/// The burst prefetch starts a template's second cache line only when
+/// [`EncapTemplate::two_lines`] says some template has headers there: every
+/// shape it says "one line" for fits in the first 64 bytes, and the one
+/// longer shape (outer IPv6 with VXLAN) makes it say "two lines".
+#[test]
+fn templates_past_one_cache_line_are_announced() {
+    for encap in [
+        Encap::IpIp,
+        Encap::Gue { port: 6080 },
+        Encap::Vxlan { port: 4789 },
+    ] {
+        for (v4, v6) in [(true, true), (true, false), (false, true)] {
+            let mut u = underlay(encap, 1500);
+            if !v4 {
+                u.source_ipv4 = None;
+            }
+            if !v6 {
+                u.source_ipv6 = None;
+            }
+            let mut longest = 0;
+            for outer_v6 in [false, true] {
+                let tpl = EncapTemplate::new(&u, 7, &target(outer_v6));
+                longest = longest.max(tpl.len());
+            }
+            assert!(longest > 0, "{encap:?} v4 {v4} v6 {v6}");
+            assert_eq!(
+                EncapTemplate::two_lines(&u),
+                longest > 64,
+                "{encap:?} v4 {v4} v6 {v6}: longest template {longest} bytes"
+            );
+        }
+    }
+    assert_eq!(std::mem::align_of::<EncapTemplate>(), 64);
+}

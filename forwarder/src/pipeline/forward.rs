@@ -54,7 +54,10 @@ impl State {
                     if !tpl.is_empty() {
                         let done =
                             encapsulate_template(tpl, t.underlay.mtu, v.hash(), frame, inner);
-                        return self.forwarded(frame, tpl.slot(), done);
+                        // `v.slot` is the template's slot (both come from
+                        // the same target under these tables) and is on the
+                        // flow's line, which is in the caches already.
+                        return self.forwarded(frame, v.slot, done);
                     }
                 }
             }
@@ -94,13 +97,15 @@ impl State {
             let reason = internal("target without a template");
             return self.count(Verdict::Drop(reason), frame.len());
         };
+        // The target's own slot (the pick has just read its entry), not
+        // the template's, which is the same but on its second line.
+        let target = &lb.targets[target as usize];
         let done = if tpl.is_empty() {
-            let target = &lb.targets[target as usize];
             encapsulate_inner(&t.underlay, lb.vni, target, hash, frame, slow.inner)
         } else {
             encapsulate_template(tpl, t.underlay.mtu, hash, frame, slow.inner)
         };
-        self.forwarded(frame, tpl.slot(), done)
+        self.forwarded(frame, target.slot, done)
     }
 
     /// Counts the outcome of encapsulating a frame toward the target in

@@ -7,7 +7,8 @@
 //! frame is processed [`State::prefetch_burst`] runs the later stages, each
 //! over the whole burst: stage 2 reads each bucket's tags and starts the
 //! flow's slot (and, for a new flow, its Maglev entry); stage 3 reads each
-//! slot (or Maglev entry) and starts the target's header template and
+//! slot (or Maglev entry) and starts the target's header template (its
+//! first line; the second only for outer IPv6 with VXLAN) and
 //! counters (a new flow's counters in a stage 4 of its own, once its
 //! target's entry is in). The misses of one stage overlap across the burst, so a burst
 //! waits for about three round trips instead of three per packet. Hints
@@ -15,6 +16,7 @@
 
 use super::classify;
 use super::state::{Prefetched, State, PREFETCH_MAX};
+use crate::encap::EncapTemplate;
 use crate::frame::Frame;
 use crate::tables::Tables;
 use crate::wire::parse_fast;
@@ -72,13 +74,18 @@ impl State {
                 }
             }
         }
-        // Stage 3: what the slot (or the Maglev entry) points at.
+        // Stage 3: what the slot (or the Maglev entry) points at. A
+        // template's second line only where some template has headers
+        // there (outer IPv6 with VXLAN).
+        let two_lines = EncapTemplate::two_lines(&t.underlay);
         for e in burst.iter().filter(|e| e.lb != NONE) {
             if e.known {
                 if let Some(v) = self.flows.peek(&e.key, e.bucket_hash) {
                     if let Some(tpl) = t.templates.get(v.template as usize) {
                         crate::io::sys::prefetch(tpl);
-                        crate::io::sys::prefetch(tpl.second_line());
+                        if two_lines {
+                            crate::io::sys::prefetch(tpl.second_line());
+                        }
                     }
                     if let Some(c) = self.counters.targets.get(v.slot as usize) {
                         crate::io::sys::prefetch(c);
@@ -92,7 +99,9 @@ impl State {
                     let at = lb.template_base.wrapping_add(index);
                     if let Some(tpl) = t.templates.get(at as usize) {
                         crate::io::sys::prefetch(tpl);
-                        crate::io::sys::prefetch(tpl.second_line());
+                        if two_lines {
+                            crate::io::sys::prefetch(tpl.second_line());
+                        }
                     }
                 }
             }
