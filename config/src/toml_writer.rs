@@ -323,49 +323,29 @@ impl InlineArray<'_> {
     }
 }
 
-impl ser::SerializeSeq for InlineArray<'_> {
-    type Ok = Written;
-    type Error = TomlWriteError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Written> {
-        self.close()
-    }
+/// The sequence-like serde traits of [`InlineArray`]: each element (or
+/// tuple field) is one array element; the end closes the array.
+macro_rules! inline_array_impl {
+    ($($trait:ident :: $method:ident),* $(,)?) => {$(
+        impl ser::$trait for InlineArray<'_> {
+            type Ok = Written;
+            type Error = TomlWriteError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                self.element(value)
+            }
+            fn end(self) -> Result<Written> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for InlineArray<'_> {
-    type Ok = Written;
-    type Error = TomlWriteError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Written> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for InlineArray<'_> {
-    type Ok = Written;
-    type Error = TomlWriteError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Written> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for InlineArray<'_> {
-    type Ok = Written;
-    type Error = TomlWriteError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<Written> {
-        self.close()
-    }
-}
+inline_array_impl!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
 
 /// An inline table in progress: `{ k = v, ... }` (`{}` when empty).
 struct InlineTable<'a> {
