@@ -3,7 +3,9 @@
 //! and memory hints the flow table and the pipeline use (prefetch,
 //! `madvise`), the monotonic clock, and the memory a flow table lives in
 //! ([`Region`]: on the heap, or a shared mapping of a file that outlives the
-//! process), which those modules may not write themselves.
+//! process), and the huge-page-backed slices of the big tables the fast
+//! path reads at random ([`HugeSlice`]), which those modules may not write
+//! themselves.
 //!
 //! Every `unsafe` block here is a single system call or intrinsic with its
 //! `// SAFETY:` argument; the functions around them are safe to call.
@@ -45,6 +47,217 @@ pub fn advise_huge_pages<T>(v: &mut Vec<T>) -> bool {
     // SAFETY: the range lies inside the allocation `v` owns; MADV_HUGEPAGE
     // only changes how the kernel backs it, never its contents or validity.
     unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) == 0 }
+}
+
+/// The size of a huge page (x86_64 and aarch64 with 4 KiB base pages).
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// Below this many bytes a [`HugeSlice`] stays on the heap: a 2 MiB page
+/// for less would mostly hold nothing.
+pub const HUGE_SLICE_MIN_BYTES: usize = 1 << 20;
+
+/// A fixed-length slice of `T` backed by transparent huge pages, for the
+/// large tables the fast path reads at random (fewer TLB misses): an
+/// anonymous private mapping, 2 MiB-aligned and a whole number of 2 MiB
+/// pages long, advised `MADV_HUGEPAGE` before its first write. Smaller
+/// slices (under [`HUGE_SLICE_MIN_BYTES`]), types aligned above the page
+/// size, and failed mappings fall back to a boxed slice. Dereferences to
+/// `[T]` at the cost of a `Box<[T]>`; owns its elements like one.
+pub struct HugeSlice<T> {
+    ptr: std::ptr::NonNull<T>,
+    len: usize,
+    /// Bytes mapped at `ptr`; 0: the memory of a boxed slice.
+    mapped: usize,
+}
+
+// SAFETY: a HugeSlice owns its elements exclusively (like a Box<[T]>):
+// sending it to another thread sends the Ts.
+unsafe impl<T: Send> Send for HugeSlice<T> {}
+// SAFETY: shared access hands out only `&[T]` (like a Box<[T]>).
+unsafe impl<T: Sync> Sync for HugeSlice<T> {}
+
+/// Maps `bytes` (rounded up to whole huge pages) of anonymous memory at a
+/// 2 MiB-aligned address, advised `MADV_HUGEPAGE`; returns the address and
+/// the bytes mapped, `None` if the kernel refused the mapping.
+fn map_huge(bytes: usize) -> Option<(std::ptr::NonNull<u8>, usize)> {
+    let len = bytes.checked_next_multiple_of(HUGE_PAGE)?;
+    // One huge page more, to trim to an aligned start.
+    let over = len.checked_add(HUGE_PAGE)?;
+    // SAFETY: a new anonymous mapping at an address the kernel chooses: it
+    // overlaps nothing of ours; no pointer is passed.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            over,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return None;
+    }
+    let start = addr as usize;
+    let aligned = start.next_multiple_of(HUGE_PAGE);
+    let head = aligned - start;
+    let tail = over - head - len;
+    if head > 0 {
+        // SAFETY: the first `head` bytes of the mapping just made, which
+        // nothing refers to; unmapping them leaves the rest mapped.
+        unsafe { libc::munmap(addr, head) };
+    }
+    if tail > 0 {
+        // SAFETY: the last `tail` bytes of that mapping, past the `len`
+        // bytes kept; nothing refers to them.
+        unsafe { libc::munmap((aligned + len) as *mut libc::c_void, tail) };
+    }
+    // SAFETY: the range is the part of the mapping kept, which we own, not
+    // yet written; MADV_HUGEPAGE changes only how the kernel backs it (best
+    // effort: with THP off it fails and the pages stay small).
+    unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+    Some((std::ptr::NonNull::new(aligned as *mut u8)?, len))
+}
+
+/// Writes the elements of a mapped [`HugeSlice`] under construction and,
+/// should a `T` constructor panic, drops those written and unmaps.
+struct Filling<T> {
+    ptr: std::ptr::NonNull<T>,
+    written: usize,
+    mapped: usize,
+}
+
+impl<T> Drop for Filling<T> {
+    fn drop(&mut self) {
+        let done = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.written);
+        // SAFETY: the first `written` elements were initialised and nothing
+        // else refers to them (construction did not finish); the mapping is
+        // ours, `mapped` bytes, and unmapped once here.
+        unsafe {
+            std::ptr::drop_in_place(done);
+            libc::munmap(self.ptr.as_ptr().cast(), self.mapped);
+        }
+    }
+}
+
+impl<T> HugeSlice<T> {
+    /// `len` elements, element `i` being `init(i)`, written in order.
+    pub fn new(len: usize, mut init: impl FnMut(usize) -> T) -> Self {
+        let Some((ptr, mapped)) = Self::mapping_for(len) else {
+            return Self::from_box((0..len).map(init).collect());
+        };
+        let mut filling = Filling {
+            ptr,
+            written: 0,
+            mapped,
+        };
+        while filling.written < len {
+            let value = init(filling.written);
+            // SAFETY: `written < len`, and the mapping holds at least `len`
+            // elements (`mapping_for`), aligned (2 MiB-aligned start, `T`
+            // aligned at most to a page); the slot is not initialised yet.
+            unsafe { filling.ptr.as_ptr().add(filling.written).write(value) };
+            filling.written += 1;
+        }
+        std::mem::forget(filling);
+        HugeSlice { ptr, len, mapped }
+    }
+
+    /// The elements of `v`, moved (not cloned) into huge pages if large
+    /// enough.
+    pub fn from_vec(mut v: Vec<T>) -> Self {
+        let len = v.len();
+        let Some((ptr, mapped)) = Self::mapping_for(len) else {
+            return Self::from_box(v.into_boxed_slice());
+        };
+        // SAFETY: the mapping holds at least `len` aligned elements and does
+        // not overlap `v`'s buffer; after the copy the elements belong to
+        // the mapping: `set_len(0)` makes `v` free only its buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), ptr.as_ptr(), len);
+            v.set_len(0);
+        }
+        HugeSlice { ptr, len, mapped }
+    }
+
+    /// The memory of a boxed slice (no huge pages asked for).
+    pub fn from_box(b: Box<[T]>) -> Self {
+        let len = b.len();
+        let raw = Box::into_raw(b);
+        HugeSlice {
+            ptr: std::ptr::NonNull::new(raw.cast::<T>()).expect("a Box is never null"),
+            len,
+            mapped: 0,
+        }
+    }
+
+    /// Whether the elements live in the huge-page mapping (not the heap).
+    /// Whether the kernel did back it with huge pages is its choice
+    /// (`AnonHugePages` in `/proc/self/smaps`).
+    pub fn is_mapped(&self) -> bool {
+        self.mapped > 0
+    }
+
+    /// A mapping for `len` elements if they deserve one and the kernel
+    /// gives it; `None`: use the heap.
+    fn mapping_for(len: usize) -> Option<(std::ptr::NonNull<T>, usize)> {
+        let bytes = len.checked_mul(std::mem::size_of::<T>())?;
+        if bytes < HUGE_SLICE_MIN_BYTES || std::mem::align_of::<T>() > page_size() {
+            return None;
+        }
+        map_huge(bytes).map(|(p, mapped)| (p.cast::<T>(), mapped))
+    }
+}
+
+impl<T> std::ops::Deref for HugeSlice<T> {
+    type Target = [T];
+
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` points at `len` initialised, aligned `T`s that this
+        // HugeSlice owns (a boxed slice's or the mapping's), alive until
+        // drop; `&self` makes this a shared borrow of them.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> std::ops::DerefMut for HugeSlice<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; `&mut self` makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for HugeSlice<T> {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
+        if self.mapped == 0 {
+            // SAFETY: the pointer and length are those `Box::into_raw` gave
+            // in `from_box`; the box is rebuilt (and freed) once.
+            drop(unsafe { Box::from_raw(slice) });
+        } else {
+            // SAFETY: the `len` elements are initialised and ours, dropped
+            // once; then the mapping `map_huge` made, `mapped` bytes, is
+            // unmapped once; no reference into it outlives `self`.
+            unsafe {
+                std::ptr::drop_in_place(slice);
+                libc::munmap(self.ptr.as_ptr().cast(), self.mapped);
+            }
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for HugeSlice<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<T> Default for HugeSlice<T> {
+    fn default() -> Self {
+        Self::from_box(Box::default())
+    }
 }
 
 /// Nanoseconds of `CLOCK_MONOTONIC`: since boot (not counting suspend),
@@ -436,6 +649,112 @@ mod tests {
         assert!(!heap.is_mapped());
         assert_eq!(&heap[..], &[1, 2, 3]);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Counts drops of the values it is cloned from.
+    #[derive(Debug)]
+    struct Noisy(std::sync::Arc<std::sync::atomic::AtomicUsize>, u64);
+
+    impl Drop for Noisy {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_large_huge_slice_is_mapped_aligned_and_drops_its_elements() {
+        let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = 3 * HUGE_PAGE / 16 + 5;
+        let mut s = HugeSlice::new(n, |i| Noisy(drops.clone(), i as u64));
+        assert!(s.is_mapped());
+        assert_eq!(s.as_ptr() as usize % HUGE_PAGE, 0, "2 MiB-aligned");
+        assert_eq!(s.len(), n);
+        assert!(s.iter().enumerate().all(|(i, v)| v.1 == i as u64));
+        s[n - 1].1 = 7;
+        assert_eq!(s.last().unwrap().1, 7);
+        drop(s);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), n);
+    }
+
+    #[test]
+    fn a_small_huge_slice_stays_on_the_heap() {
+        let s = HugeSlice::new(1000, |i| i as u32 * 3);
+        assert!(!s.is_mapped());
+        assert_eq!(s[999], 2997);
+        let empty = HugeSlice::<u64>::new(0, |_| unreachable!());
+        assert!(empty.is_empty() && !empty.is_mapped());
+        assert!(HugeSlice::<u8>::default().is_empty());
+        let zst = HugeSlice::new(10 << 20, |_| ());
+        assert_eq!(zst.len(), 10 << 20);
+        assert!(!zst.is_mapped());
+    }
+
+    #[test]
+    fn from_vec_moves_the_elements_once() {
+        let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = HUGE_SLICE_MIN_BYTES / 16 + 1;
+        let v: Vec<Noisy> = (0..n).map(|i| Noisy(drops.clone(), i as u64)).collect();
+        let s = HugeSlice::from_vec(v);
+        assert!(s.is_mapped());
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert!(s.iter().enumerate().all(|(i, v)| v.1 == i as u64));
+        drop(s);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), n);
+        let small = HugeSlice::from_vec(vec![1u8, 2, 3]);
+        assert!(!small.is_mapped());
+        assert_eq!(&small[..], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn a_panicking_initialiser_drops_what_was_built() {
+        let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let d = drops.clone();
+        let r = std::panic::catch_unwind(move || {
+            HugeSlice::new(HUGE_PAGE / 16, |i| {
+                assert!(i < 100, "boom");
+                Noisy(d.clone(), i as u64)
+            })
+        });
+        assert!(r.is_err());
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 100);
+    }
+
+    #[test]
+    fn a_huge_slice_mapping_is_advised_huge() {
+        let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .unwrap_or_default();
+        if thp.is_empty() || thp.contains("[never]") {
+            return;
+        }
+        let s = HugeSlice::new(2 * HUGE_PAGE / 8, |i| i as u64);
+        let at = s.as_ptr() as usize;
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        // The block of the mapping holding `at`: its header line, then
+        // fields up to VmFlags.
+        let mut inside = false;
+        let mut flags = None;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((lo, hi)) = range.split_once('-') {
+                    if let (Ok(lo), Ok(hi)) =
+                        (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                    {
+                        inside = (lo..hi).contains(&at);
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(f) = line.strip_prefix("VmFlags:") {
+                    flags = Some(f.to_string());
+                }
+            }
+        }
+        let flags = flags.expect("the mapping is in smaps");
+        assert!(
+            flags.split_whitespace().any(|f| f == "hg"),
+            "MADV_HUGEPAGE was applied: {flags}"
+        );
     }
 
     #[test]

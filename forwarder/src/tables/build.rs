@@ -4,6 +4,7 @@
 use super::{addr_key, LbTable, PortFilter, Tables, Vip, VipMap, LB_SLOT_FLAG, NO_TARGET};
 use crate::counters::{SlotError, SlotRegistry, MAX_TARGET_SLOTS};
 use crate::encap::{EncapTemplate, Target, UnderlayParams};
+use crate::io::sys::HugeSlice;
 use crate::maglev::MaglevTable;
 use lbfwd_config::model::{IcmpEcho, Resolved, ResolvedLoadBalancer};
 use std::borrow::Cow;
@@ -96,10 +97,10 @@ impl TableBuilder {
         // destinations (as given to the registry).
         let mut target_slots = assignment.targets.iter().copied();
         let mut lbs = Vec::with_capacity(resolved.load_balancers.len());
-        let mut templates = Vec::new();
+        let mut templates = Vec::with_capacity(keys.len());
         let mut vips = Vec::new();
         let mut vip_list = Vec::new();
-        let mut target_by_slot = vec![NO_TARGET; MAX_TARGET_SLOTS].into_boxed_slice();
+        let mut target_by_slot = HugeSlice::new(MAX_TARGET_SLOTS, |_| NO_TARGET);
         let mut maglev_next = HashMap::with_capacity(resolved.load_balancers.len());
         for (lb_index, lb) in resolved.load_balancers.iter().enumerate() {
             let targets: Vec<Target> = lb
@@ -171,7 +172,7 @@ impl TableBuilder {
                 version,
                 underlay: underlay.clone(),
                 lbs,
-                templates,
+                templates: HugeSlice::from_vec(templates),
                 vips: VipMap::new(&vips),
                 vip_list,
                 target_by_slot,
