@@ -41,13 +41,12 @@
 //! (`O(P log N)`, `P = min(period, M)`) and then replayed. A lookup is one
 //! multiplication and one load.
 
+use lbfwd_config::model::Destination;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
-
-use lbfwd_config::model::Destination;
 
 use crate::flow::xxh64;
+use crate::io::sys::SharedSlice;
 
 /// Default table size (a prime), as in the Maglev paper.
 pub const DEFAULT_TABLE_SIZE: u32 = 65537;
@@ -138,13 +137,16 @@ pub enum MaglevError {
 
 /// A built Maglev lookup table. Immutable; shared read-only by all workers,
 /// and by the table versions in which its destinations stay the same (a
-/// clone shares the entries).
+/// clone shares the entries). The entries of tables of 64 KiB and more are
+/// in huge pages (an arena of huge-page chunks, [`SharedSlice`]): a new
+/// flow's pick reads one at random among all load balancers' tables, which
+/// at 1000 load balancers span 256 MiB.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MaglevTable {
     /// The prime size `M` asked for.
     size: u32,
     /// `M` destination indexes, or empty when no destination has a weight.
-    entries: Arc<[u32]>,
+    entries: SharedSlice<u32>,
     /// How many destinations the input list had.
     destinations: u32,
 }
@@ -325,7 +327,7 @@ impl MaglevTable {
         if order.is_empty() {
             return Ok(MaglevTable {
                 size,
-                entries: Arc::from(Vec::new()),
+                entries: SharedSlice::from_slice(&[]),
                 destinations,
             });
         }
@@ -391,7 +393,7 @@ impl MaglevTable {
         debug_assert!(entries.iter().all(|&e| e != FREE));
         Ok(MaglevTable {
             size,
-            entries: entries.into(),
+            entries: SharedSlice::from_slice(&entries),
             destinations,
         })
     }
@@ -432,6 +434,12 @@ impl MaglevTable {
     /// The slots: `M` destination indexes, or none for an empty table.
     pub fn entries(&self) -> &[u32] {
         &self.entries
+    }
+
+    /// Whether the entries are in huge-page memory (tables of 64 KiB and
+    /// more, when the kernel gave the mapping).
+    pub fn in_huge_pages(&self) -> bool {
+        self.entries.is_huge()
     }
 
     /// How many destinations the input list had (picks are below this).

@@ -260,6 +260,169 @@ impl<T> Default for HugeSlice<T> {
     }
 }
 
+/// Below this many bytes a [`SharedSlice`] stays on the heap.
+pub const ARENA_MIN_BYTES: usize = 64 << 10;
+
+/// Above this many bytes a [`SharedSlice`] gets a huge-page mapping of its
+/// own instead of an arena block.
+pub const ARENA_MAX_BYTES: usize = 4 << 20;
+
+/// The size of the huge-page chunks the arena carves blocks from: a
+/// chunk's pages the kernel backs only once written, so a mostly empty
+/// chunk costs address space, not memory.
+const ARENA_CHUNK: usize = 16 * HUGE_PAGE;
+
+/// Free blocks of the arena by block size (bytes, a multiple of 64): the
+/// addresses of blocks in huge-page chunks, reused by the next slice of
+/// that size. Chunks are never unmapped (freed blocks wait for reuse).
+/// Only the control plane takes this lock (building and dropping tables).
+static ARENA: std::sync::Mutex<std::collections::BTreeMap<usize, Vec<usize>>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Takes a free block of `bytes` (a multiple of 64) from the arena, mapping
+/// a new chunk if none is free; `None` if the kernel refused.
+fn arena_take(bytes: usize) -> Option<usize> {
+    let mut arena = ARENA.lock().unwrap_or_else(|e| e.into_inner());
+    let free = arena.entry(bytes).or_default();
+    if free.is_empty() {
+        let (chunk, len) = map_huge(ARENA_CHUNK)?;
+        let start = chunk.as_ptr() as usize;
+        // Last block first, so that blocks are handed out in address order.
+        free.extend((0..len / bytes).rev().map(|i| start + i * bytes));
+    }
+    free.pop()
+}
+
+/// What owns the memory of a [`SharedSlice`]; frees it when the last clone
+/// goes.
+enum SharedOwner<T> {
+    /// A boxed slice.
+    Heap(#[allow(dead_code)] Box<[T]>),
+    /// A block of the arena at this address, of this many bytes.
+    Arena(usize, usize),
+    /// A mapping of its own ([`map_huge`]) at this address, of this many
+    /// bytes.
+    Mapped(usize, usize),
+}
+
+impl<T> Drop for SharedOwner<T> {
+    fn drop(&mut self) {
+        match *self {
+            SharedOwner::Heap(_) => {}
+            SharedOwner::Arena(addr, bytes) => {
+                let mut arena = ARENA.lock().unwrap_or_else(|e| e.into_inner());
+                arena.entry(bytes).or_default().push(addr);
+            }
+            SharedOwner::Mapped(addr, bytes) => {
+                // SAFETY: the mapping `map_huge` made for this owner, unmapped
+                // once; the last SharedSlice referring to it is being
+                // dropped (the owner is dropped with it).
+                unsafe { libc::munmap(addr as *mut libc::c_void, bytes) };
+            }
+        }
+    }
+}
+
+/// An immutable slice of plain data shared by reference count (like an
+/// `Arc<[T]>`: a clone shares the elements), for tables the fast path reads
+/// at random: from [`ARENA_MIN_BYTES`] up to [`ARENA_MAX_BYTES`] a block of
+/// an arena of huge-page chunks (blocks of one size carved from 32 MiB
+/// chunks, a freed block reused by the next slice of its size), above that
+/// a huge-page mapping of its own, below it (or when a mapping fails) the
+/// heap. The pointer and length are kept inline: an element is one load
+/// away, as in an `Arc<[T]>`.
+pub struct SharedSlice<T: Plain> {
+    ptr: std::ptr::NonNull<T>,
+    len: usize,
+    owner: std::sync::Arc<SharedOwner<T>>,
+}
+
+// SAFETY: the elements are plain data, never written after construction;
+// the owner is freed once by the Arc (its Drop takes the arena's lock).
+unsafe impl<T: Plain + Send + Sync> Send for SharedSlice<T> {}
+// SAFETY: shared access hands out only `&[T]` of immutable plain data.
+unsafe impl<T: Plain + Sync> Sync for SharedSlice<T> {}
+
+impl<T: Plain> SharedSlice<T> {
+    /// A copy of `values`.
+    pub fn from_slice(values: &[T]) -> Self {
+        let bytes = std::mem::size_of_val(values);
+        let fits = std::mem::align_of::<T>() <= 64 && bytes >= ARENA_MIN_BYTES;
+        let place = if !fits {
+            None
+        } else if bytes <= ARENA_MAX_BYTES {
+            let class = bytes.next_multiple_of(64);
+            arena_take(class).map(|addr| SharedOwner::Arena(addr, class))
+        } else {
+            map_huge(bytes).map(|(p, len)| SharedOwner::Mapped(p.as_ptr() as usize, len))
+        };
+        let Some(owner) = place else {
+            let b: Box<[T]> = values.into();
+            let ptr = std::ptr::NonNull::new(b.as_ptr().cast_mut()).expect("a Box is never null");
+            return SharedSlice {
+                ptr,
+                len: values.len(),
+                owner: std::sync::Arc::new(SharedOwner::Heap(b)),
+            };
+        };
+        let addr = match owner {
+            SharedOwner::Arena(addr, _) | SharedOwner::Mapped(addr, _) => addr,
+            SharedOwner::Heap(_) => unreachable!("heap handled above"),
+        };
+        let ptr = std::ptr::NonNull::new(addr as *mut T).expect("mappings are never at 0");
+        // SAFETY: the block (or mapping) holds at least `bytes` bytes, is
+        // 64-byte aligned (chunks are 2 MiB-aligned, blocks multiples of
+        // 64), belongs to `owner` alone, and does not overlap `values`.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), ptr.as_ptr(), values.len()) };
+        SharedSlice {
+            ptr,
+            len: values.len(),
+            owner: std::sync::Arc::new(owner),
+        }
+    }
+
+    /// Whether the elements are in huge-page memory (arena or own mapping).
+    pub fn is_huge(&self) -> bool {
+        !matches!(*self.owner, SharedOwner::Heap(_))
+    }
+}
+
+impl<T: Plain> Clone for SharedSlice<T> {
+    fn clone(&self) -> Self {
+        SharedSlice {
+            ptr: self.ptr,
+            len: self.len,
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+impl<T: Plain> std::ops::Deref for SharedSlice<T> {
+    type Target = [T];
+
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `ptr` points at `len` initialised, aligned `T`s that the
+        // owner keeps alive while this clone holds it; nobody writes them
+        // after construction.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Plain + PartialEq> PartialEq for SharedSlice<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Plain + Eq> Eq for SharedSlice<T> {}
+
+impl<T: Plain + std::fmt::Debug> std::fmt::Debug for SharedSlice<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// Nanoseconds of `CLOCK_MONOTONIC`: since boot (not counting suspend),
 /// the same clock in every process of one boot, so times a flow table kept
 /// in a file stay comparable after a restart. Read through the vDSO, no
@@ -755,6 +918,38 @@ mod tests {
             flags.split_whitespace().any(|f| f == "hg"),
             "MADV_HUGEPAGE was applied: {flags}"
         );
+    }
+
+    #[test]
+    fn shared_slices_come_from_the_arena_and_their_blocks_are_reused() {
+        // A size class no other test uses.
+        let n = (256 << 10) / 4 + 3;
+        let v: Vec<u32> = (0..n as u32).collect();
+        let a = SharedSlice::from_slice(&v);
+        assert!(a.is_huge());
+        assert_eq!(&a[..], &v[..]);
+        assert_eq!(a.as_ptr() as usize % 64, 0);
+        let b = SharedSlice::from_slice(&v);
+        let at = b.as_ptr();
+        assert_ne!(a.as_ptr(), at);
+        let shared = b.clone();
+        assert_eq!(shared.as_ptr(), at, "a clone shares the elements");
+        drop(b);
+        assert_eq!(shared[5], 5, "alive while a clone is");
+        drop(shared);
+        let c = SharedSlice::from_slice(&v);
+        assert_eq!(c.as_ptr(), at, "the freed block is reused");
+        assert_eq!(c, a);
+        let small = SharedSlice::from_slice(&[1u32, 2, 3]);
+        assert!(!small.is_huge());
+        assert_eq!(&small[..], &[1, 2, 3]);
+        let big: Vec<u32> = vec![9; (ARENA_MAX_BYTES / 4) + 1];
+        let big = SharedSlice::from_slice(&big);
+        assert!(big.is_huge());
+        assert_eq!(big.as_ptr() as usize % HUGE_PAGE, 0);
+        assert!(big.iter().all(|&x| x == 9));
+        let empty = SharedSlice::<u32>::from_slice(&[]);
+        assert!(empty.is_empty());
     }
 
     #[test]

@@ -397,3 +397,16 @@ fn slot_reduction_covers_the_table() {
         assert_eq!(t.pick(h), Some(t.entries()[want]));
     }
 }
+
+#[test]
+fn default_size_tables_live_in_huge_pages_and_clones_share_them() {
+    let ids = names("h", 10);
+    let t = MaglevTable::build(&backends(&ids, 1), DEFAULT_TABLE_SIZE).unwrap();
+    assert!(t.in_huge_pages());
+    let again = MaglevTable::build(&backends(&ids, 1), DEFAULT_TABLE_SIZE).unwrap();
+    assert_eq!(t, again, "the same picks wherever the entries live");
+    let shared = t.clone();
+    assert!(std::ptr::eq(t.entries(), shared.entries()));
+    let small = MaglevTable::build(&backends(&ids, 1), 13).unwrap();
+    assert!(!small.in_huge_pages());
+}
